@@ -51,6 +51,8 @@ class ModelRequest:
     temperature: float | None = None
     # "auto" lets the model choose; "required" forces some tool; a tool name forces that tool.
     tool_choice: str = "auto"
+    # A JSON schema the answer text must satisfy (structured output); None for free text.
+    response_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
