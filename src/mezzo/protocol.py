@@ -1,0 +1,291 @@
+"""Wire models: events, requests and responses. The one source of truth for what crosses a wire."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EventType = Literal[
+    "run_queued",
+    "run_started",
+    "model_call",
+    "model_result",
+    "message",
+    "tool_call",
+    "tool_result",
+    "yield",
+    "input",
+    "budget_alert",
+    "budget_exhausted",
+    "suspended",
+    "resumed",
+    "throttled",
+    "rate_limited",
+    "routed",
+    "retry",
+    "completed",
+    "failed",
+    "cancelled",
+    "budget_added",
+]
+DURABLE_EVENT_TYPES: frozenset[str] = frozenset(EventType.__args__)  # type: ignore[attr-defined]
+LIVE_EVENT_TYPES: frozenset[str] = frozenset({"delta"})
+ALL_EVENT_TYPES = DURABLE_EVENT_TYPES | LIVE_EVENT_TYPES
+
+RunStatus = Literal[
+    "queued",
+    "running",
+    "awaiting_tool",
+    "awaiting_input",
+    "suspended",
+    "completed",
+    "failed",
+    "cancelled",
+]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+Priority = Literal["high", "normal", "low"]
+FallbackBehavior = Literal["suspend", "fail", "downgrade"]
+ToolSide = Literal["client", "server"]
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Event(BaseModel):
+    """One entry of a workspace's ordered log. `seq` is gap-free per workspace.
+
+    Live-only events (`delta`) carry `seq=None` and are never stored.
+    """
+
+    seq: int | None
+    workspace: str
+    run: str | None
+    type: str
+    ts: float
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class NewEvent(BaseModel):
+    """An event before the store has given it a seq and a timestamp."""
+
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---- event payloads -------------------------------------------------------------------------
+
+
+class ToolCallData(BaseModel):
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    side: ToolSide
+    step: int = 0
+
+
+class ToolResultData(BaseModel):
+    call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+
+
+class UsageData(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class ModelCallData(BaseModel):
+    step: int
+    route: str
+    provider: str
+    model: str
+    reservation: str
+    reserved_tokens: int
+    estimated_input_tokens: int
+    max_output_tokens: int
+
+
+class ModelResultData(BaseModel):
+    step: int
+    model: str
+    text: str
+    tool_calls: list[ToolCallData] = Field(default_factory=list)
+    usage: UsageData
+    usage_reported: bool = True
+    finish_reason: str = "stop"
+    reservation: str = ""
+
+
+class YieldData(BaseModel):
+    call_id: str
+    question: str
+
+
+class InputData(BaseModel):
+    call_id: str
+    text: str
+
+
+class BudgetAlertData(BaseModel):
+    threshold: float
+    used: int
+    budget: int
+
+
+class BudgetExhaustedData(BaseModel):
+    needed: int
+    remaining: int
+    budget: int
+
+
+class RunQueuedData(BaseModel):
+    input: str
+    priority: Priority
+    max_steps: int
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+# ---- workspaces ---------------------------------------------------------------------------
+
+
+class ToolDecl(Strict):
+    """A tool offered to the model: a client-side schema, or the name of a server-side tool."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")]
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    side: ToolSide = "client"
+
+
+class WorkspaceConfig(Strict):
+    route: str = "default"
+    instructions: str = ""
+    tools: list[ToolDecl] = Field(default_factory=list)
+    budget_tokens: Annotated[int, Field(gt=0)] = 1_000_000
+    alert_thresholds: list[float] = Field(default_factory=lambda: [0.9])
+    fallback_behavior: FallbackBehavior = "suspend"
+    priority: Priority = "normal"
+    max_steps: Annotated[int, Field(gt=0, le=10_000)] = 50
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, value: list[float]) -> list[float]:
+        for threshold in value:
+            if not 0 < threshold <= 1:
+                raise ValueError(f"alert threshold {threshold} is outside (0, 1]")
+        return sorted(set(value))
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_names(cls, value: list[ToolDecl]) -> list[ToolDecl]:
+        names = [tool.name for tool in value]
+        if len(names) != len(set(names)):
+            raise ValueError("tool names must be unique")
+        return value
+
+
+class CreateWorkspace(WorkspaceConfig):
+    id: Annotated[str, Field(pattern=ID_PATTERN.pattern)] | None = None
+
+
+class Workspace(BaseModel):
+    id: str
+    tenant: str
+    config: WorkspaceConfig
+    throttle_rate: float = 1.0
+    created_at: float
+    budget: BudgetView
+    head_seq: int = 0
+
+
+class BudgetView(BaseModel):
+    budget_tokens: int
+    committed: int
+    reserved: int
+
+    @property
+    def remaining(self) -> int:
+        return self.budget_tokens - self.committed - self.reserved
+
+
+# ---- runs -------------------------------------------------------------------------------------
+
+
+class SubmitRun(Strict):
+    input: Annotated[str, Field(min_length=1)]
+    priority: Priority | None = None
+    max_steps: Annotated[int, Field(gt=0, le=10_000)] | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class RunAccepted(BaseModel):
+    run: str
+    workspace: str
+    status: RunStatus
+    seq: int
+    events_url: str
+    run_url: str
+
+
+class PendingToolCall(BaseModel):
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class RunView(BaseModel):
+    id: str
+    workspace: str
+    status: RunStatus
+    input: str
+    output: str | None
+    error: str | None
+    steps: int
+    usage: UsageData
+    pending_tool_calls: list[PendingToolCall]
+    pending_input: YieldData | None
+    version: int
+    priority: Priority
+    route: str | None = None
+
+
+class ToolResultIn(Strict):
+    call_id: Annotated[str, Field(min_length=1)]
+    output: str
+    is_error: bool = False
+
+
+class ToolResultsIn(Strict):
+    results: Annotated[list[ToolResultIn], Field(min_length=1)]
+
+
+class InputIn(Strict):
+    text: str
+
+
+class CancelIn(Strict):
+    reason: str = "cancelled by client"
+
+
+class ThrottleIn(Strict):
+    rate: Annotated[float, Field(gt=0, le=1)]
+
+
+class BudgetIn(Strict):
+    add_tokens: Annotated[int, Field(gt=0)]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: Any = None
+
+
+Workspace.model_rebuild()

@@ -1,0 +1,220 @@
+"""The store contract: event log, queue, key-value, token ledger and rate limiter.
+
+Every backend (SQLite, Redis) implements `Store` and passes the same conformance suite in
+`tests/store/test_conformance.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mezzo.protocol import Event, NewEvent
+
+
+class StoreError(Exception):
+    """Base class of errors a store raises on purpose."""
+
+
+class VersionConflict(StoreError):
+    """The run's version is not what the writer expected: someone else appended first."""
+
+    def __init__(self, run: str, expected: int, actual: int) -> None:
+        super().__init__(f"run {run}: expected version {expected}, found {actual}")
+        self.run = run
+        self.expected = expected
+        self.actual = actual
+
+
+class LeaseLost(StoreError):
+    """The job's lease lapsed or was taken by another worker; the holder must stop."""
+
+
+class StoreUnavailable(StoreError):
+    """The backing server cannot be reached; callers answer 503 and retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    queue: str
+    payload: dict[str, Any]
+    priority: int
+    attempts: int
+    max_attempts: int
+    token: int
+    lease_until: float
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadJob:
+    id: str
+    queue: str
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    failed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: str
+    workspace: str
+    granted: int
+
+
+@dataclass(slots=True)
+class LedgerState:
+    budget: int
+    committed: int
+    reserved: int
+    alerts_fired: list[float] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.committed - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    committed: int
+    budget: int
+    charged: int
+    already_committed: bool
+    thresholds_crossed: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """`per_minute` units in a window of 60 s, admitting bursts up to `burst` units."""
+
+    per_minute: float
+    burst: float | None = None
+
+
+class Store(Protocol):
+    # ---- lifecycle
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # ---- event log
+    async def append(
+        self,
+        workspace: str,
+        run: str | None,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+    ) -> list[Event]:
+        """Append atomically. `expected_version` is the run's count of events (None: no check).
+
+        Returns the stored events with their seq. Raises VersionConflict and stores nothing
+        when the run has moved on.
+        """
+        ...
+
+    async def read(
+        self,
+        workspace: str,
+        after_seq: int = 0,
+        types: Sequence[str] | None = None,
+        limit: int = 1000,
+        run: str | None = None,
+    ) -> list[Event]: ...
+
+    def tail(
+        self,
+        workspace: str,
+        after_seq: int = 0,
+        types: Sequence[str] | None = None,
+        run: str | None = None,
+    ) -> AsyncIterator[Event]:
+        """Every event after `after_seq`, then block for new ones, forever."""
+        ...
+
+    async def head(self, workspace: str) -> int: ...
+    async def run_version(self, run: str) -> int: ...
+
+    # ---- live-only events (not stored, no seq)
+    async def publish_live(self, event: Event) -> None: ...
+    def live(self, workspace: str) -> AsyncIterator[Event]: ...
+
+    # ---- queue
+    async def enqueue(
+        self,
+        queue: str,
+        job_id: str,
+        payload: dict[str, Any],
+        *,
+        priority: int = 0,
+        not_before: float | None = None,
+        max_attempts: int = 5,
+    ) -> bool:
+        """Add a job, unique by `job_id`. A job already waiting keeps its place (earliest
+        not_before, highest priority wins); a job leased right now is run once more after
+        its holder acks. Returns True when a new job was created."""
+        ...
+
+    async def lease(self, queue: str, worker: str, n: int, lease_s: float) -> list[Job]: ...
+    async def extend(self, job: Job, lease_s: float) -> Job: ...
+    async def ack(self, job: Job) -> None: ...
+    async def retry(self, job: Job, delay_s: float, error: str) -> bool:
+        """Give the job back to run again after `delay_s`, or dead-letter it when its attempts
+        are spent. Returns False when it was dead-lettered."""
+        ...
+
+    async def release(self, job: Job, delay_s: float = 0.0) -> None:
+        """Give the job back without counting an attempt (shutdown, rate limit wait)."""
+        ...
+
+    async def queue_depth(self, queue: str) -> dict[int, int]: ...
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadJob]: ...
+    async def requeue_dead(self, queue: str, job_id: str) -> bool: ...
+
+    # ---- key-value
+    async def kv_get(self, key: str) -> dict[str, Any] | None: ...
+    async def kv_put(self, key: str, value: dict[str, Any]) -> None: ...
+    async def kv_put_if_absent(self, key: str, value: dict[str, Any]) -> bool: ...
+    async def kv_delete(self, key: str) -> bool: ...
+    async def kv_scan(self, prefix: str, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]: ...
+
+    # ---- token ledger
+    async def ledger_init(self, workspace: str, budget: int) -> None:
+        """Create the workspace's ledger once; a second call changes nothing."""
+        ...
+
+    async def ledger_get(self, workspace: str) -> LedgerState: ...
+    async def ledger_add(self, workspace: str, tokens: int) -> LedgerState: ...
+    async def reserve(
+        self, workspace: str, reservation_id: str, minimum: int, wanted: int
+    ) -> Reservation | None:
+        """Hold between `minimum` and `wanted` tokens, as many as are left. None when even
+        `minimum` does not fit. Reserving an id that is already held returns that hold."""
+        ...
+
+    async def commit(
+        self, workspace: str, reservation_id: str, actual: int, thresholds: Sequence[float]
+    ) -> CommitResult:
+        """Charge `actual` (never past the budget), release the rest of the hold. Idempotent:
+        a second commit of the same id charges nothing. Reports the alert thresholds that
+        this commit crossed for the first time."""
+        ...
+
+    async def release_reservation(self, workspace: str, reservation_id: str) -> None: ...
+
+    # ---- shared rate limiter (GCRA)
+    async def acquire(
+        self,
+        key: str,
+        requests: int,
+        tokens: int,
+        limits: tuple[RateLimit | None, RateLimit | None],
+    ) -> float:
+        """Take `requests` and `tokens` from the key's (RPM, TPM) limits. Returns 0 when taken,
+        else the seconds to wait before trying again (nothing taken)."""
+        ...
+
+    async def block_until(self, key: str, until: float) -> None:
+        """Nobody may acquire on `key` before `until` (a provider's retry-after)."""
+        ...

@@ -1,0 +1,783 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+All writes of a process go through one writer thread that groups whatever is pending into one
+transaction (group commit), so ingestion does not pay one fsync per request. Reads run on
+per-thread connections beside it; WAL lets them proceed while the writer writes. Several
+processes may share the file (a `mezzo worker` beside `mezzo serve`): SQLite's file lock
+serialises their transactions and `PRAGMA data_version` tells each process that another wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mezzo.protocol import Event, NewEvent
+from mezzo.store.base import (
+    CommitResult,
+    DeadJob,
+    Job,
+    LeaseLost,
+    LedgerState,
+    RateLimit,
+    Reservation,
+    VersionConflict,
+)
+from mezzo.store.gcra import gcra_acquire
+from mezzo.store.live import LiveHub
+
+T = TypeVar("T")
+WriteOp = Callable[[sqlite3.Connection], T]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    workspace TEXT NOT NULL, seq INTEGER NOT NULL, run TEXT, type TEXT NOT NULL,
+    ts REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (workspace, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run, seq);
+CREATE TABLE IF NOT EXISTS heads (workspace TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS run_versions (run TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, queue TEXT NOT NULL, payload TEXT NOT NULL, priority INTEGER NOT NULL,
+    not_before REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'ready', worker TEXT, lease_until REAL, token INTEGER NOT NULL
+    DEFAULT 0, again INTEGER NOT NULL DEFAULT 0, last_error TEXT, created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (queue, state, priority, not_before);
+CREATE TABLE IF NOT EXISTS dead_jobs (
+    id TEXT PRIMARY KEY, queue TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL, priority INTEGER NOT NULL, last_error TEXT,
+    failed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledgers (
+    workspace TEXT PRIMARY KEY, budget INTEGER NOT NULL, committed INTEGER NOT NULL DEFAULT 0,
+    reserved INTEGER NOT NULL DEFAULT 0, alerts TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    id TEXT PRIMARY KEY, workspace TEXT NOT NULL, granted INTEGER NOT NULL,
+    state TEXT NOT NULL, charged INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS rate_state (key TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def _row_to_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
+    workspace, seq, run, type_, ts, data = row
+    return Event(seq=seq, workspace=workspace, run=run, type=type_, ts=ts, data=json.loads(data))
+
+
+def _row_to_job(row: tuple[Any, ...]) -> Job:
+    id_, queue_, payload, priority, attempts, max_attempts, token, lease_until, last_error = row
+    return Job(
+        id=id_,
+        queue=queue_,
+        payload=json.loads(payload),
+        priority=priority,
+        attempts=attempts,
+        max_attempts=max_attempts,
+        token=token,
+        lease_until=lease_until,
+        last_error=last_error,
+    )
+
+
+class _Writer(threading.Thread):
+    """Runs write operations in batches: one transaction for all that are pending."""
+
+    def __init__(self, path: str, synchronous: str, max_batch: int = 512) -> None:
+        super().__init__(name="mezzo-sqlite-writer", daemon=True)
+        self._path = path
+        self._synchronous = synchronous
+        self._max_batch = max_batch
+        self._ops: queue.SimpleQueue[tuple[WriteOp[Any], Future[Any]] | None] = queue.SimpleQueue()
+        self.on_commit: Callable[[], None] = lambda: None
+
+    def submit(self, op: WriteOp[T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._ops.put((op, future))
+        return future
+
+    def stop(self) -> None:
+        self._ops.put(None)
+
+    def run(self) -> None:
+        conn = _connect(self._path, self._synchronous)
+        try:
+            while True:
+                first = self._ops.get()
+                if first is None:
+                    return
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        item = self._ops.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._run_batch(conn, batch)
+                        return
+                    batch.append(item)
+                self._run_batch(conn, batch)
+        finally:
+            conn.close()
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[WriteOp[Any], Future[Any]]]
+    ) -> None:
+        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, future in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    result = op(conn)
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append((future, False, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((future, True, result))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, ok, value in outcomes:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        self.on_commit()
+
+
+class SQLiteStore:
+    """`Store` on one SQLite file. `synchronous="FULL"` makes every commit durable on power loss."""
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "FULL", poll_s: float = 0.05
+    ) -> None:
+        self.path = str(path)
+        self._synchronous = synchronous
+        self._poll_s = poll_s
+        self._writer: _Writer | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.live_hub = LiveHub()
+
+    # ---- lifecycle
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+
+        def init() -> None:
+            conn = _connect(self.path, self._synchronous)
+            try:
+                conn.executescript(SCHEMA)
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(init)
+        self._writer = _Writer(self.path, self._synchronous)
+        self._writer.on_commit = self._notify_threadsafe
+        self._writer.start()
+        self._watcher = asyncio.create_task(self._watch_other_processes())
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        if self._writer is not None:
+            self._writer.stop()
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._local = threading.local()
+
+    async def __aenter__(self) -> SQLiteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- plumbing
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, self._synchronous)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(lambda: fn(self._reader()))
+
+    async def _write(self, op: WriteOp[T]) -> T:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return await asyncio.wrap_future(self._writer.submit(op))
+
+    def _notify_threadsafe(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._notify)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _watch_other_processes(self) -> None:
+        """Wake waiters when another process commits (PRAGMA data_version changes)."""
+        conn = _connect(self.path, self._synchronous)
+        try:
+            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            while True:
+                await asyncio.sleep(self._poll_s)
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != last:
+                    last = version
+                    self._notify()
+        finally:
+            conn.close()
+
+    # ---- event log
+
+    async def append(
+        self,
+        workspace: str,
+        run: str | None,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+    ) -> list[Event]:
+        rows = [(e.type, json.dumps(e.data, separators=(",", ":"))) for e in events]
+
+        def op(conn: sqlite3.Connection) -> list[Event]:
+            now = time.time()
+            if run is not None:
+                found = conn.execute(
+                    "SELECT version FROM run_versions WHERE run = ?", (run,)
+                ).fetchone()
+                version = found[0] if found else 0
+                if expected_version is not None and version != expected_version:
+                    raise VersionConflict(run, expected_version, version)
+                conn.execute(
+                    "INSERT INTO run_versions (run, version) VALUES (?, ?) "
+                    "ON CONFLICT(run) DO UPDATE SET version = excluded.version",
+                    (run, version + len(rows)),
+                )
+            head_row = conn.execute(
+                "SELECT seq FROM heads WHERE workspace = ?", (workspace,)
+            ).fetchone()
+            head = head_row[0] if head_row else 0
+            stored = []
+            for offset, (type_, data) in enumerate(rows, start=1):
+                stored.append((workspace, head + offset, run, type_, now, data))
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", stored)
+            conn.execute(
+                "INSERT INTO heads (workspace, seq) VALUES (?, ?) "
+                "ON CONFLICT(workspace) DO UPDATE SET seq = excluded.seq",
+                (workspace, head + len(rows)),
+            )
+            return [_row_to_event(row) for row in stored]
+
+        return await self._write(op)
+
+    async def read(
+        self,
+        workspace: str,
+        after_seq: int = 0,
+        types: Sequence[str] | None = None,
+        limit: int = 1000,
+        run: str | None = None,
+    ) -> list[Event]:
+        sql = "SELECT workspace, seq, run, type, ts, data FROM events WHERE "
+        params: list[Any] = []
+        if run is not None:
+            sql += "run = ? AND workspace = ? AND seq > ?"
+            params += [run, workspace, after_seq]
+        else:
+            sql += "workspace = ? AND seq > ?"
+            params += [workspace, after_seq]
+        if types:
+            sql += f" AND type IN ({','.join('?' * len(types))})"
+            params += list(types)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        rows = await self._read(lambda c: c.execute(sql, params).fetchall())
+        return [_row_to_event(row) for row in rows]
+
+    async def tail(
+        self,
+        workspace: str,
+        after_seq: int = 0,
+        types: Sequence[str] | None = None,
+        run: str | None = None,
+    ) -> AsyncIterator[Event]:
+        cursor = after_seq
+        while True:
+            changed = self._changed
+            batch = await self.read(workspace, cursor, None, 500, run)
+            for event in batch:
+                assert event.seq is not None
+                cursor = event.seq
+                if not types or event.type in types:
+                    yield event
+            if len(batch) < 500:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), 1.0)
+
+    async def head(self, workspace: str) -> int:
+        row = await self._read(
+            lambda c: c.execute(
+                "SELECT seq FROM heads WHERE workspace = ?", (workspace,)
+            ).fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    async def run_version(self, run: str) -> int:
+        row = await self._read(
+            lambda c: c.execute("SELECT version FROM run_versions WHERE run = ?", (run,)).fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    # ---- live events (in-process only on SQLite: one process serves the embedded setup)
+
+    async def publish_live(self, event: Event) -> None:
+        self.live_hub.publish(event)
+
+    def live(self, workspace: str) -> AsyncIterator[Event]:
+        return self.live_hub.subscribe(workspace)
+
+    # ---- queue
+
+    async def enqueue(
+        self,
+        queue: str,
+        job_id: str,
+        payload: dict[str, Any],
+        *,
+        priority: int = 0,
+        not_before: float | None = None,
+        max_attempts: int = 5,
+    ) -> bool:
+        when = not_before if not_before is not None else time.time()
+        body = json.dumps(payload, separators=(",", ":"))
+
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO jobs (id, queue, payload, priority, not_before, max_attempts, "
+                    "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (job_id, queue, body, priority, when, max_attempts, time.time()),
+                )
+                return True
+            if row[0] == "leased":
+                conn.execute(
+                    "UPDATE jobs SET again = 1, payload = ?, priority = MAX(priority, ?) WHERE id = ?",
+                    (body, priority, job_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE jobs SET payload = ?, priority = MAX(priority, ?), "
+                    "not_before = MIN(not_before, ?) WHERE id = ?",
+                    (body, priority, when, job_id),
+                )
+            return False
+
+        return await self._write(op)
+
+    async def lease(self, queue: str, worker: str, n: int, lease_s: float) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            now = time.time()
+            self._dead_letter_lapsed(conn, queue, now)
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM jobs WHERE queue = ? AND ((state = 'ready' AND not_before <= ?) "
+                    "OR (state = 'leased' AND lease_until < ?)) "
+                    "ORDER BY priority DESC, not_before LIMIT ?",
+                    (queue, now, now, n),
+                )
+            ]
+            jobs = []
+            for job_id in ids:
+                row = conn.execute(
+                    "UPDATE jobs SET state = 'leased', worker = ?, lease_until = ?, "
+                    "token = token + 1, attempts = attempts + 1, again = 0 WHERE id = ? "
+                    "RETURNING id, queue, payload, priority, attempts, max_attempts, token, "
+                    "lease_until, last_error",
+                    (worker, now + lease_s, job_id),
+                ).fetchone()
+                jobs.append(_row_to_job(row))
+            return jobs
+
+        return await self._write(op)
+
+    @staticmethod
+    def _dead_letter_lapsed(conn: sqlite3.Connection, queue: str, now: float) -> None:
+        rows = conn.execute(
+            "SELECT id FROM jobs WHERE queue = ? AND state = 'leased' AND lease_until < ? "
+            "AND attempts >= max_attempts",
+            (queue, now),
+        ).fetchall()
+        for (job_id,) in rows:
+            SQLiteStore._move_to_dead(conn, job_id, "lease lapsed: the worker died or hung", now)
+
+    @staticmethod
+    def _move_to_dead(conn: sqlite3.Connection, job_id: str, error: str, now: float) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO dead_jobs (id, queue, payload, attempts, max_attempts, "
+            "priority, last_error, failed_at) SELECT id, queue, payload, attempts, max_attempts, "
+            "priority, ?, ? FROM jobs WHERE id = ?",
+            (error, now, job_id),
+        )
+        conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    @staticmethod
+    def _check_lease(conn: sqlite3.Connection, job: Job) -> tuple[int]:
+        row = conn.execute(
+            "SELECT again FROM jobs WHERE id = ? AND state = 'leased' AND token = ?",
+            (job.id, job.token),
+        ).fetchone()
+        if row is None:
+            raise LeaseLost(f"job {job.id}: lease {job.token} is no longer held")
+        return row
+
+    async def extend(self, job: Job, lease_s: float) -> Job:
+        def op(conn: sqlite3.Connection) -> Job:
+            self._check_lease(conn, job)
+            until = time.time() + lease_s
+            conn.execute("UPDATE jobs SET lease_until = ? WHERE id = ?", (until, job.id))
+            return Job(**{**_job_fields(job), "lease_until": until})
+
+        return await self._write(op)
+
+    async def ack(self, job: Job) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            (again,) = self._check_lease(conn, job)
+            if again:
+                conn.execute(
+                    "UPDATE jobs SET state = 'ready', worker = NULL, lease_until = NULL, "
+                    "attempts = 0, again = 0, not_before = ? WHERE id = ?",
+                    (time.time(), job.id),
+                )
+            else:
+                conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+
+        await self._write(op)
+
+    async def retry(self, job: Job, delay_s: float, error: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            self._check_lease(conn, job)
+            now = time.time()
+            if job.attempts >= job.max_attempts:
+                self._move_to_dead(conn, job.id, error, now)
+                return False
+            conn.execute(
+                "UPDATE jobs SET state = 'ready', worker = NULL, lease_until = NULL, "
+                "not_before = ?, last_error = ? WHERE id = ?",
+                (now + delay_s, error, job.id),
+            )
+            return True
+
+        return await self._write(op)
+
+    async def release(self, job: Job, delay_s: float = 0.0) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            self._check_lease(conn, job)
+            conn.execute(
+                "UPDATE jobs SET state = 'ready', worker = NULL, lease_until = NULL, "
+                "attempts = MAX(attempts - 1, 0), not_before = ? WHERE id = ?",
+                (time.time() + delay_s, job.id),
+            )
+
+        await self._write(op)
+
+    async def queue_depth(self, queue: str) -> dict[int, int]:
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT priority, COUNT(*) FROM jobs WHERE queue = ? GROUP BY priority", (queue,)
+            ).fetchall()
+        )
+        return {int(priority): int(count) for priority, count in rows}
+
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadJob]:
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT id, queue, payload, attempts, last_error, failed_at FROM dead_jobs "
+                "WHERE queue = ? ORDER BY failed_at LIMIT ?",
+                (queue, limit),
+            ).fetchall()
+        )
+        return [
+            DeadJob(
+                id=r[0],
+                queue=r[1],
+                payload=json.loads(r[2]),
+                attempts=r[3],
+                last_error=r[4],
+                failed_at=r[5],
+            )
+            for r in rows
+        ]
+
+    async def requeue_dead(self, queue: str, job_id: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT payload, max_attempts, priority FROM dead_jobs WHERE id = ? AND queue = ?",
+                (job_id, queue),
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM dead_jobs WHERE id = ?", (job_id,))
+            conn.execute(
+                "INSERT OR IGNORE INTO jobs (id, queue, payload, priority, not_before, "
+                "max_attempts, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job_id, queue, row[0], row[2], time.time(), row[1], time.time()),
+            )
+            return True
+
+        return await self._write(op)
+
+    # ---- key-value
+
+    async def kv_get(self, key: str) -> dict[str, Any] | None:
+        row = await self._read(
+            lambda c: c.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    async def kv_put(self, key: str, value: dict[str, Any]) -> None:
+        body = json.dumps(value, separators=(",", ":"))
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, body),
+            )
+        )
+
+    async def kv_put_if_absent(self, key: str, value: dict[str, Any]) -> bool:
+        body = json.dumps(value, separators=(",", ":"))
+        return await self._write(
+            lambda c: (
+                c.execute(
+                    "INSERT OR IGNORE INTO kv (key, value) VALUES (?, ?)", (key, body)
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def kv_delete(self, key: str) -> bool:
+        return await self._write(
+            lambda c: c.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount == 1
+        )
+
+    async def kv_scan(self, prefix: str, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+        upper = prefix + "\U0010ffff"
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+                (prefix, upper, limit),
+            ).fetchall()
+        )
+        return [(key, json.loads(value)) for key, value in rows]
+
+    # ---- token ledger
+
+    async def ledger_init(self, workspace: str, budget: int) -> None:
+        await self._write(
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO ledgers (workspace, budget) VALUES (?, ?)",
+                (workspace, budget),
+            )
+        )
+
+    @staticmethod
+    def _ledger(conn: sqlite3.Connection, workspace: str) -> LedgerState:
+        row = conn.execute(
+            "SELECT budget, committed, reserved, alerts FROM ledgers WHERE workspace = ?",
+            (workspace,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no ledger for workspace {workspace}")
+        return LedgerState(
+            budget=row[0], committed=row[1], reserved=row[2], alerts_fired=json.loads(row[3])
+        )
+
+    async def ledger_get(self, workspace: str) -> LedgerState:
+        return await self._read(lambda c: self._ledger(c, workspace))
+
+    async def ledger_add(self, workspace: str, tokens: int) -> LedgerState:
+        def op(conn: sqlite3.Connection) -> LedgerState:
+            conn.execute(
+                "UPDATE ledgers SET budget = budget + ? WHERE workspace = ?", (tokens, workspace)
+            )
+            state = self._ledger(conn, workspace)
+            # Thresholds now below the used share may fire again later.
+            fired = [t for t in state.alerts_fired if state.committed >= t * state.budget]
+            conn.execute(
+                "UPDATE ledgers SET alerts = ? WHERE workspace = ?", (json.dumps(fired), workspace)
+            )
+            state.alerts_fired = fired
+            return state
+
+        return await self._write(op)
+
+    async def reserve(
+        self, workspace: str, reservation_id: str, minimum: int, wanted: int
+    ) -> Reservation | None:
+        def op(conn: sqlite3.Connection) -> Reservation | None:
+            held = conn.execute(
+                "SELECT granted FROM reservations WHERE id = ? AND state = 'open'",
+                (reservation_id,),
+            ).fetchone()
+            if held is not None:
+                return Reservation(reservation_id, workspace, held[0])
+            state = self._ledger(conn, workspace)
+            granted = min(wanted, state.remaining)
+            if granted < minimum or granted <= 0:
+                return None
+            conn.execute(
+                "INSERT OR REPLACE INTO reservations (id, workspace, granted, state) VALUES (?, ?, ?, 'open')",
+                (reservation_id, workspace, granted),
+            )
+            conn.execute(
+                "UPDATE ledgers SET reserved = reserved + ? WHERE workspace = ?",
+                (granted, workspace),
+            )
+            return Reservation(reservation_id, workspace, granted)
+
+        return await self._write(op)
+
+    async def commit(
+        self, workspace: str, reservation_id: str, actual: int, thresholds: Sequence[float]
+    ) -> CommitResult:
+        def op(conn: sqlite3.Connection) -> CommitResult:
+            state = self._ledger(conn, workspace)
+            row = conn.execute(
+                "SELECT granted, state, charged FROM reservations WHERE id = ?", (reservation_id,)
+            ).fetchone()
+            if row is not None and row[1] == "committed":
+                return CommitResult(state.committed, state.budget, row[2], True, ())
+            granted = row[0] if row is not None and row[1] == "open" else 0
+            headroom = state.budget - state.committed - (state.reserved - granted)
+            charged = max(0, min(actual, headroom))
+            committed = state.committed + charged
+            crossed = tuple(
+                t
+                for t in sorted(thresholds)
+                if t not in state.alerts_fired and committed >= t * state.budget
+            )
+            conn.execute(
+                "UPDATE ledgers SET committed = ?, reserved = reserved - ?, alerts = ? WHERE workspace = ?",
+                (
+                    committed,
+                    granted,
+                    json.dumps(sorted([*state.alerts_fired, *crossed])),
+                    workspace,
+                ),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO reservations (id, workspace, granted, state, charged) "
+                "VALUES (?, ?, ?, 'committed', ?)",
+                (reservation_id, workspace, granted, charged),
+            )
+            return CommitResult(committed, state.budget, charged, False, crossed)
+
+        return await self._write(op)
+
+    async def release_reservation(self, workspace: str, reservation_id: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT granted FROM reservations WHERE id = ? AND state = 'open'",
+                (reservation_id,),
+            ).fetchone()
+            if row is None:
+                return
+            conn.execute(
+                "UPDATE reservations SET state = 'released' WHERE id = ?", (reservation_id,)
+            )
+            conn.execute(
+                "UPDATE ledgers SET reserved = reserved - ? WHERE workspace = ?",
+                (row[0], workspace),
+            )
+
+        await self._write(op)
+
+    # ---- rate limiter
+
+    async def acquire(
+        self,
+        key: str,
+        requests: int,
+        tokens: int,
+        limits: tuple[RateLimit | None, RateLimit | None],
+    ) -> float:
+        def op(conn: sqlite3.Connection) -> float:
+            row = conn.execute("SELECT state FROM rate_state WHERE key = ?", (key,)).fetchone()
+            state = json.loads(row[0]) if row else {}
+            wait, new_state = gcra_acquire(state, time.time(), requests, tokens, limits)
+            if new_state != state:
+                conn.execute(
+                    "INSERT INTO rate_state (key, state) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET state = excluded.state",
+                    (key, json.dumps(new_state)),
+                )
+            return wait
+
+        return await self._write(op)
+
+    async def block_until(self, key: str, until: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT state FROM rate_state WHERE key = ?", (key,)).fetchone()
+            state = json.loads(row[0]) if row else {}
+            state["blocked_until"] = max(float(state.get("blocked_until", 0.0)), until)
+            conn.execute(
+                "INSERT INTO rate_state (key, state) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET state = excluded.state",
+                (key, json.dumps(state)),
+            )
+
+        await self._write(op)
+
+
+def _job_fields(job: Job) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in Job.__slots__}
