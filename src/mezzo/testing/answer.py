@@ -1,0 +1,35 @@
+"""One admitted request, ready to be written in either API's wire format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mezzo.testing.behaviour import Reply
+from mezzo.testing.transcript import Item
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    id: str
+    model: str
+    created: int
+    items: list[Item]
+    reply: Reply
+    input_tokens: int
+    # The request body, for echoing settings (tools, instructions, ...) back as OpenAI does.
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.reply.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One event of a stream; `token` marks a frame that carries output and is paced."""
+
+    data: dict[str, Any]
+    token: bool = False
+    # The SSE `event:` name (Responses API); None for Chat Completions chunks.
+    event: str | None = None

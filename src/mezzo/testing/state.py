@@ -1,0 +1,103 @@
+"""The stub's mutable state: configuration, fault RNG, limits, stored responses, counters."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from mezzo.testing.config import StubConfig
+from mezzo.testing.limits import RateLimits
+from mezzo.testing.transcript import Item
+
+LOG_SIZE = 1000
+
+
+@dataclass(slots=True)
+class StubStats:
+    """What reached the stub. `log` keeps the newest requests, one dict each."""
+
+    requests: int = 0
+    by_path: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[int] = field(default_factory=Counter)
+    rate_limited: int = 0
+    faults: Counter[int] = field(default_factory=Counter)
+    completed: int = 0
+    streams_open: int = 0
+    streams_completed: int = 0
+    streams_disconnected: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_SIZE))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "by_path": dict(self.by_path),
+            "by_status": {str(status): count for status, count in self.by_status.items()},
+            "rate_limited": self.rate_limited,
+            "faults": {str(status): count for status, count in self.faults.items()},
+            "completed": self.completed,
+            "streams_open": self.streams_open,
+            "streams_completed": self.streams_completed,
+            "streams_disconnected": self.streams_disconnected,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "log": list(self.log),
+        }
+
+
+class StubState:
+    def __init__(self, config: StubConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.limits = RateLimits(config.rpm, config.tpm)
+        self.stats = StubStats()
+        # response id -> the full transcript after that response (input items + its output).
+        self.responses: OrderedDict[str, list[Item]] = OrderedDict()
+
+    def configure(self, changes: dict[str, Any]) -> StubConfig:
+        """Apply a partial update; raises pydantic.ValidationError and changes nothing on bad input."""
+        merged = StubConfig.model_validate({**self.config.model_dump(), **changes})
+        if merged.seed != self.config.seed or "seed" in changes:
+            self.rng = random.Random(merged.seed)
+        if (merged.rpm, merged.tpm) != (self.config.rpm, self.config.tpm):
+            self.limits = RateLimits(merged.rpm, merged.tpm)
+        self.config = merged
+        return merged
+
+    def reset(self) -> None:
+        self.rng = random.Random(self.config.seed)
+        self.limits = RateLimits(self.config.rpm, self.config.tpm)
+        self.stats = StubStats()
+        self.responses.clear()
+
+    def store_response(self, response_id: str, transcript: list[Item]) -> None:
+        limit = self.config.max_stored_responses
+        if limit == 0:
+            return
+        self.responses[response_id] = transcript
+        while len(self.responses) > limit:
+            self.responses.popitem(last=False)
+
+    def draw_fault(self) -> int | None:
+        """The status of an injected fault for this request, or None."""
+        config = self.config
+        if not (config.fail_429 or config.fail_500 or config.fail_503):
+            return None
+        draw = self.rng.random()
+        for status, rate in (
+            (429, config.fail_429),
+            (500, config.fail_500),
+            (503, config.fail_503),
+        ):
+            if draw < rate:
+                return status
+            draw -= rate
+        return None
+
+    @staticmethod
+    def now() -> float:
+        return time.monotonic()

@@ -1,0 +1,390 @@
+"""An OpenAI-compatible stub LLM server: `/v1/responses`, `/v1/chat/completions`, `/v1/models`.
+
+Answers are deterministic (see `behaviour.py`), usage is counted with the stub's own tokenizer
+(`tokens.py`), and latency, pace, RPM/TPM limits and injected faults come from `StubConfig`,
+which `POST /_stub/config` changes at run time. `GET /_stub/stats` tells what reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mezzo.testing import chat_wire, responses_wire
+from mezzo.testing.answer import Answer, Frame
+from mezzo.testing.behaviour import decide
+from mezzo.testing.config import StubConfig
+from mezzo.testing.state import StubState
+from mezzo.testing.transcript import (
+    BadRequest,
+    Item,
+    input_tokens,
+    parse_chat_messages,
+    parse_responses_input,
+)
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    404: "invalid_request_error",
+    429: "requests",
+    500: "server_error",
+    503: "server_error",
+}
+
+
+def error_body(
+    status: int, message: str, code: str | None, param: str | None = None
+) -> dict[str, Any]:
+    error_type = _ERROR_TYPES.get(status, "invalid_request_error")
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def _error(
+    status: int,
+    message: str,
+    code: str | None = None,
+    *,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(status, message, code, param), status_code=status, headers=headers
+    )
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+class Rejection(Exception):
+    def __init__(self, response: JSONResponse) -> None:
+        self.response = response
+
+
+class Stub:
+    """Request handling around one `StubState`; every route is a method."""
+
+    def __init__(self, state: StubState) -> None:
+        self.state = state
+
+    # -- admission ---------------------------------------------------------------------------
+
+    def _admit(self, key: str, tokens: int, request_id: str) -> dict[str, str]:
+        """Injected faults, then limits. Returns the headers for the answer or raises Rejection."""
+        state, stats = self.state, self.state.stats
+        headers = {"x-request-id": "req_" + request_id.removeprefix("resp_")}
+        fault = state.draw_fault()
+        if fault is not None:
+            stats.faults[fault] += 1
+            headers.update(state.limits.peek(key, state.now()))
+            if fault == 429:
+                retry = state.config.fault_retry_after_s
+                headers["retry-after"] = str(max(0, int(-(-retry // 1))))
+                headers["retry-after-ms"] = str(int(retry * 1000))
+                message = "Rate limit reached (injected by the stub). Please try again later."
+                raise Rejection(_error(429, message, "rate_limit_exceeded", headers=headers))
+            message = (
+                "The server had an error while processing your request (injected by the stub)."
+            )
+            code = "server_error" if fault == 500 else "overloaded"
+            raise Rejection(_error(fault, message, code, headers=headers))
+        decision = state.limits.acquire(key, tokens, state.now())
+        headers.update(decision.headers)
+        if not decision.allowed:
+            stats.rate_limited += 1
+            kind = decision.limit_type
+            if decision.retry_after == float("inf"):
+                message = f"Request too large: {tokens} tokens exceed the limit of {state.config.tpm} {kind} per min."
+                raise Rejection(_error(429, message, "rate_limit_exceeded", headers=headers))
+            headers["retry-after"] = str(int(-(-decision.retry_after // 1)))
+            headers["retry-after-ms"] = str(int(-(-decision.retry_after * 1000 // 1)))
+            message = f"Rate limit reached for {kind} per min. Please try again in {decision.retry_after:.3f}s."
+            raise Rejection(_error(429, message, "rate_limit_exceeded", headers=headers))
+        return headers
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        config = self.state.config
+        if config.api_key is not None and _bearer(request) != config.api_key:
+            raise Rejection(_error(401, "Incorrect API key provided.", "invalid_api_key"))
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise Rejection(_error(400, "The request body is not valid JSON.")) from None
+        if not isinstance(body, dict):
+            raise Rejection(_error(400, "The request body must be a JSON object."))
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise Rejection(_error(400, "Missing required parameter: 'model'.", param="model"))
+        return body
+
+    # -- pacing ------------------------------------------------------------------------------
+
+    async def _wait_for_output(self, started: float, tokens: int) -> None:
+        config = self.state.config
+        pace = tokens / config.tokens_per_second if config.tokens_per_second else 0.0
+        delay = started + config.latency_ms / 1000 + pace - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _paced(self, frames: list[Frame], started: float) -> AsyncIterator[Frame]:
+        """Yield frames, holding token frames to the configured latency and pace."""
+        config = self.state.config
+        first_token_at = started + config.latency_ms / 1000
+        interval = 1 / config.tokens_per_second if config.tokens_per_second else 0.0
+        sent_tokens = 0
+        for index, frame in enumerate(frames):
+            if frame.token or (index == len(frames) - 1 and sent_tokens == 0):
+                delay = first_token_at + sent_tokens * interval - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent_tokens += frame.token
+            yield frame
+
+    async def _sse(
+        self, frames: list[Frame], started: float, entry: dict[str, Any], *, done_marker: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """SSE bytes of `frames`; a stream counts as completed once its last event is written."""
+        stats = self.state.stats
+        stats.streams_open += 1
+        chunks = len(frames) + done_marker
+        written = 0
+        try:
+            async for frame in self._paced(frames, started):
+                data = json.dumps(frame.data, separators=(",", ":"))
+                written += 1
+                if frame.event is not None:
+                    yield f"event: {frame.event}\ndata: {data}\n\n".encode()
+                else:
+                    yield f"data: {data}\n\n".encode()
+            if done_marker:
+                written += 1
+                yield b"data: [DONE]\n\n"
+        finally:
+            stats.streams_open -= 1
+            if written == chunks:
+                stats.streams_completed += 1
+                stats.completed += 1
+                entry["outcome"] = "completed"
+            else:
+                stats.streams_disconnected += 1
+                entry["outcome"] = "disconnected"
+
+    # -- the two APIs ------------------------------------------------------------------------
+
+    def _max_output(self, body: dict[str, Any], *names: str) -> int | None:
+        for name in names:
+            value = body.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BadRequest(f"Invalid '{name}': expected an integer of at least 1.", name)
+            return value
+        return None
+
+    def _tools(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        tools = body.get("tools") or []
+        if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
+            raise BadRequest("Invalid 'tools': expected an array of objects.", "tools")
+        return tools
+
+    def _answer(self, body: dict[str, Any], items: list[Item], max_output: int | None) -> Answer:
+        tools = self._tools(body)
+        reply = decide(
+            items, max_output_tokens=max_output, reply_tokens=self.state.config.reply_tokens
+        )
+        return Answer(
+            id="resp_" + uuid.uuid4().hex,
+            model=body["model"],
+            created=int(time.time()),
+            items=items,
+            reply=reply,
+            input_tokens=input_tokens(items, tools),
+            body=body,
+        )
+
+    async def _serve(self, request: Request, api: str) -> Response:
+        state = self.state
+        stats = state.stats
+        started = time.monotonic()
+        stats.requests += 1
+        stats.by_path[request.url.path] += 1
+        key = _bearer(request)
+        entry: dict[str, Any] = {"t": time.time(), "path": request.url.path, "key": key}
+        stats.log.append(entry)
+        try:
+            response = await self._serve_admitted(request, api, key, started, entry)
+        except BadRequest as err:
+            response = _error(400, err.message, err.code, param=err.param)
+        except Rejection as rejection:
+            response = rejection.response
+        entry["status"] = response.status_code
+        entry.setdefault("outcome", "completed" if response.status_code == 200 else "refused")
+        stats.by_status[response.status_code] += 1
+        return response
+
+    async def _serve_admitted(
+        self, request: Request, api: str, key: str, started: float, entry: dict[str, Any]
+    ) -> Response:
+        state, stats = self.state, self.state.stats
+        body = await self._body(request)
+        streaming = bool(body.get("stream"))
+        if api == "responses":
+            items = parse_responses_input(body.get("input"), body.get("instructions"))
+            previous = body.get("previous_response_id")
+            if previous is not None:
+                if previous not in state.responses:
+                    message = f"Previous response with id '{previous}' not found."
+                    raise BadRequest(message, "previous_response_id", "previous_response_not_found")
+                items = [*state.responses[previous], *items]
+            answer = self._answer(body, items, self._max_output(body, "max_output_tokens"))
+        else:
+            items = parse_chat_messages(body.get("messages"))
+            max_output = self._max_output(body, "max_completion_tokens", "max_tokens")
+            answer = self._answer(body, items, max_output)
+        entry.update(
+            model=answer.model,
+            stream=streaming,
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.reply.output_tokens,
+        )
+        headers = self._admit(key, answer.total_tokens, answer.id)
+        stats.input_tokens += answer.input_tokens
+        stats.output_tokens += answer.reply.output_tokens
+        if api == "responses" and body.get("store", True) is not False:
+            state.store_response(answer.id, [*items, _output_as_item(answer)])
+
+        if not streaming:
+            await self._wait_for_output(started, answer.reply.output_tokens)
+            stats.completed += 1
+            if api == "responses":
+                status = responses_wire.final_status(answer)
+                payload = responses_wire.response_object(answer, status=status)
+            else:
+                payload = chat_wire.completion(answer)
+            return JSONResponse(payload, headers=headers)
+
+        if api == "responses":
+            frames = list(responses_wire.stream(answer))
+        else:
+            options = body.get("stream_options") or {}
+            include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            frames = list(chat_wire.stream(answer, include_usage=include_usage))
+        entry["outcome"] = "streaming"
+        content = self._sse(frames, started, entry, done_marker=api == "chat")
+        return _EventStream(content, headers=headers, media_type="text/event-stream; charset=utf-8")
+
+    async def responses(self, request: Request) -> Response:
+        return await self._serve(request, "responses")
+
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._serve(request, "chat")
+
+    # -- models and admin --------------------------------------------------------------------
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse(
+            {"object": "list", "data": [_model(name) for name in self.state.config.models]}
+        )
+
+    async def model(self, request: Request) -> Response:
+        name = request.path_params["model"]
+        if name not in self.state.config.models:
+            return _error(
+                404, f"The model '{name}' does not exist.", "model_not_found", param="model"
+            )
+        return JSONResponse(_model(name))
+
+    async def get_config(self, request: Request) -> Response:
+        return JSONResponse(self.state.config.model_dump())
+
+    async def post_config(self, request: Request) -> Response:
+        try:
+            changes = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError:
+            return _error(400, "The request body is not valid JSON.")
+        if not isinstance(changes, dict):
+            return _error(400, "The request body must be a JSON object.")
+        try:
+            config = self.state.configure(changes)
+        except ValidationError as err:
+            message = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
+                for error in err.errors()
+            )
+            return _error(422, message, "invalid_config")
+        return JSONResponse(config.model_dump())
+
+    async def get_stats(self, request: Request) -> Response:
+        return JSONResponse(self.state.stats.snapshot())
+
+    async def reset(self, request: Request) -> Response:
+        self.state.reset()
+        return JSONResponse({"reset": True})
+
+
+class _EventStream(StreamingResponse):
+    """Closes its generator as soon as the response ends, so a disconnect is counted at once."""
+
+    body_iterator: AsyncGenerator[bytes, None]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.body_iterator.aclose()
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "mezzo-stub"}
+
+
+def _output_as_item(answer: Answer) -> Item:
+    call = answer.reply.call
+    if call is not None:
+        return Item(
+            "function_call",
+            role="assistant",
+            call_id=call.call_id,
+            name=call.name,
+            text=call.arguments,
+        )
+    return Item("message", role="assistant", text=answer.reply.text)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, str(exc.detail))
+
+
+def routes(stub: Stub) -> Iterable[Route]:
+    return [
+        Route("/v1/responses", stub.responses, methods=["POST"]),
+        Route("/v1/chat/completions", stub.chat_completions, methods=["POST"]),
+        Route("/v1/models", stub.models, methods=["GET"]),
+        Route("/v1/models/{model:path}", stub.model, methods=["GET"]),
+        Route("/_stub/config", stub.get_config, methods=["GET"]),
+        Route("/_stub/config", stub.post_config, methods=["POST"]),
+        Route("/_stub/stats", stub.get_stats, methods=["GET"]),
+        Route("/_stub/reset", stub.reset, methods=["POST"]),
+    ]
+
+
+def create_stub_app(config: StubConfig | None = None) -> ASGIApp:
+    """The stub as an ASGI app; its `StubState` is at `app.state.stub`."""
+    stub = Stub(StubState(config or StubConfig()))
+    app = Starlette(routes=list(routes(stub)), exception_handlers={HTTPException: _http_error})
+    app.state.stub = stub.state
+    return app

@@ -1,0 +1,42 @@
+"""The stub's own deterministic tokenizer.
+
+The stub must not depend on tiktoken's BPE files, so it counts with a small rule that behaves
+roughly like a BPE tokenizer (about four characters of English per token) and is exact about
+itself: a token is optional leading whitespace followed by one of
+
+- up to four letters (a longer word is split into chunks of four),
+- up to three digits,
+- one other character (punctuation, symbols, `_`),
+
+and trailing whitespace is one more token. Joining the tokens gives back the text, so the
+stub streams exactly the pieces it counts.
+
+Framing: every input item (message, function call, tool output, instructions) costs
+`ITEM_OVERHEAD` tokens on top of its text, tool schemas cost the tokens of their JSON, and
+every request costs `REPLY_PRIMING` more, like OpenAI's chat framing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_TOKEN = re.compile(r"\s*(?:[^\W\d_]{1,4}|\d{1,3}|[^\w\s]|_)|\s+")
+
+ITEM_OVERHEAD = 3
+REPLY_PRIMING = 3
+
+
+def split_tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def count_tools(tools: list[dict[str, Any]]) -> int:
+    if not tools:
+        return 0
+    return count_tokens(json.dumps(tools, sort_keys=True, separators=(",", ":")))
