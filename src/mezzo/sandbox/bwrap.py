@@ -1,0 +1,148 @@
+"""The bubblewrap command line for a spec (pure: paths in, argv out)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from mezzo.sandbox.spec import HOST_IMAGE, PROXY_DIR, SandboxSpec
+
+SANDBOX_UID = 1000
+PROXY_PORT = 3128
+PROXY_SOCKET = f"{PROXY_DIR}/proxy.sock"
+BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "USER": "sandbox",
+}
+# The host's runtime as seen inside a `host` image: read-only, nothing of /etc but these.
+HOST_RUNTIME_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+HOST_ETC_ENTRIES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/mime.types",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/python3",
+    "/etc/python3.11",
+    "/etc/fonts",
+)
+GENERATED_ETC = {
+    "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+    f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:/tmp:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    "group": f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\nnogroup:x:65534:\n",
+    "hosts": "127.0.0.1 localhost sandbox\n::1 localhost\n",
+}
+# Inside, `socat` bridges 127.0.0.1:3128 to the proxy's Unix socket; the command starts once
+# the port listens (state 0A in /proc/net/tcp), so its first request cannot race the bridge.
+BRIDGE_SCRIPT = (
+    f"socat TCP-LISTEN:{PROXY_PORT},bind=127.0.0.1,fork,reuseaddr "
+    f"UNIX-CONNECT:{PROXY_SOCKET} 2>/dev/null </dev/null &\n"
+    "i=0\n"
+    f"until grep -q ' 0100007F:{PROXY_PORT:04X} 00000000:0000 0A' /proc/net/tcp; do\n"
+    "  i=$((i+1)); [ $i -gt 5000 ] && { echo 'mezzo: egress bridge did not start' >&2; exit 125; }\n"
+    "  sleep 0.001\n"
+    "done\n"
+    'exec "$@"\n'
+)
+
+
+def write_generated_etc(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in GENERATED_ETC.items():
+        (folder / name).write_text(content)
+
+
+def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
+    env = dict(BASE_ENV)
+    if spec.allow_net:
+        proxy = f"http://127.0.0.1:{PROXY_PORT}"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env[name] = proxy
+        env["NO_PROXY"] = env["no_proxy"] = ""
+    env.update(spec.env)
+    return env
+
+
+def _runtime_args(spec: SandboxSpec, etc_dir: Path) -> list[str]:
+    if spec.image != HOST_IMAGE:
+        return ["--ro-bind", spec.image, "/"]
+    args: list[str] = []
+    for path in HOST_RUNTIME_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for path in HOST_ETC_ENTRIES:
+        if os.path.lexists(path):
+            args += ["--ro-bind", path, path]
+    for name in GENERATED_ETC:
+        args += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
+    return args
+
+
+def build_argv(
+    spec: SandboxSpec,
+    command: Sequence[str],
+    *,
+    etc_dir: Path,
+    proxy_socket: str | None = None,
+    status_fd: int | None = None,
+    bwrap: str = "bwrap",
+) -> list[str]:
+    tmpfs_size = str(spec.memory_limit_bytes)
+    argv = [
+        bwrap,
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--disable-userns",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--hostname",
+        "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        *_runtime_args(spec, etc_dir),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        tmpfs_size,
+        "--tmpfs",
+        "/dev/shm",
+        "--size",
+        tmpfs_size,
+        "--tmpfs",
+        "/tmp",
+    ]
+    for mount in spec.mounts:
+        argv += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
+    if proxy_socket is not None:
+        argv += ["--ro-bind", proxy_socket, PROXY_SOCKET]
+    if status_fd is not None:
+        argv += ["--json-status-fd", str(status_fd)]
+    argv += ["--chdir", spec.effective_workdir, "--clearenv"]
+    for name, value in sandbox_env(spec).items():
+        argv += ["--setenv", name, value]
+    argv.append("--")
+    if proxy_socket is not None:
+        argv += ["/bin/sh", "-c", BRIDGE_SCRIPT, "mezzo-egress-bridge"]
+    argv += list(command)
+    return argv

@@ -1,0 +1,307 @@
+"""`Sandbox.run`: one command in a fresh bubblewrap sandbox, with limits, capped output and egress.
+
+The run is a child `bwrap` process: new user/pid/net/ipc/uts/mount namespaces, `--die-with-parent`
+(its pid 1 gets SIGKILL if bwrap or we die), so killing bwrap on the time limit tears down the
+whole pid namespace, grandchildren that ignore SIGTERM included. Its exit is awaited through a
+pidfd without a thread. Peak memory is measured by GNU `time` run inside the sandbox around
+the command (bwrap's outer process does not reap the sandbox's processes, and a process forked
+from this one inherits its RSS high-water mark, so our own `wait4` could not tell); it writes
+through an inherited pipe. Without `/usr/bin/time` in the image, the peak is `None`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import structlog
+
+from mezzo.sandbox.bwrap import build_argv, write_generated_etc
+from mezzo.sandbox.egress import AddressPolicy, EgressProxy, Resolver, is_public_address
+from mezzo.sandbox.limits import (
+    PidLimiter,
+    PidsCgroup,
+    SandboxUnavailable,
+    child_setup,
+    detect_pid_limiter,
+)
+from mezzo.sandbox.result import CappedOutput, ExecResult
+from mezzo.sandbox.spec import HOST_IMAGE, SandboxSpec
+
+log = structlog.get_logger("mezzo.sandbox")
+BWRAP_OWN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+PIPE_DRAIN_TIMEOUT_S = 5.0
+TIME_BINARY = "/usr/bin/time"
+
+
+class SandboxSetupError(RuntimeError):
+    """bubblewrap could not build the sandbox (the command never started)."""
+
+
+class _Capture(asyncio.Protocol):
+    def __init__(self, output: CappedOutput) -> None:
+        self.output = output
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.output.feed(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class Sandbox:
+    """Runs commands in fresh sandboxes. One instance can serve many concurrent runs."""
+
+    def __init__(
+        self,
+        *,
+        bwrap: str | None = None,
+        resolver: Resolver | None = None,
+        address_allowed: AddressPolicy = is_public_address,
+    ) -> None:
+        self.bwrap = bwrap or shutil.which("bwrap") or ""
+        self.resolver = resolver
+        self.address_allowed = address_allowed
+        self._workspace = Path(tempfile.mkdtemp(prefix="mezzo-sandbox-"))
+        write_generated_etc(self._workspace / "etc")
+        self._pid_limiter: PidLimiter | None = None
+
+    def close(self) -> None:
+        shutil.rmtree(self._workspace, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def check(self) -> PidLimiter:
+        """Fail closed: raise `SandboxUnavailable` unless bwrap and the limits work here."""
+        if self._pid_limiter is not None:
+            return self._pid_limiter
+        if not self.bwrap:
+            raise SandboxUnavailable(
+                "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
+            )
+        probe = build_argv(
+            SandboxSpec(), ["/bin/true"], etc_dir=self._workspace / "etc", bwrap=self.bwrap
+        )
+        done = subprocess.run(
+            probe, capture_output=True, env=BWRAP_OWN_ENV, timeout=30, check=False
+        )
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
+            raise SandboxUnavailable(f"cannot create namespaces with bubblewrap: {reason}")
+        self._pid_limiter = detect_pid_limiter()
+        log.debug("sandbox ready", pid_limiter=self._pid_limiter.describe())
+        return self._pid_limiter
+
+    async def run(
+        self, command: str | Sequence[str], spec: SandboxSpec | None = None
+    ) -> ExecResult:
+        """Run `command` (a string goes to `/bin/sh -c`) in a fresh sandbox built from `spec`."""
+        spec = spec or SandboxSpec()
+        argv_command = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        if not argv_command:
+            raise ValueError("empty command")
+        limiter = self.check()
+        async with contextlib.AsyncExitStack() as stack:
+            proxy_socket = None
+            if spec.allow_net:
+                proxy_socket = await self._start_proxy(spec, stack)
+            cgroup = None
+            if limiter.parent is not None:
+                cgroup = PidsCgroup.create(limiter.parent, spec.pid_limit)
+                stack.callback(cgroup.kill_and_remove)
+            return await self._run_bwrap(argv_command, spec, proxy_socket, cgroup)
+        raise AssertionError("unreachable")
+
+    async def _start_proxy(self, spec: SandboxSpec, stack: contextlib.AsyncExitStack) -> str:
+        if spec.image != HOST_IMAGE and not (Path(spec.image) / "usr/bin/socat").exists():
+            raise SandboxSetupError(f"image {spec.image} has no /usr/bin/socat for allow_net")
+        folder = Path(tempfile.mkdtemp(prefix="egress-", dir=self._workspace))
+        stack.callback(shutil.rmtree, folder, True)
+        socket_path = str(folder / "proxy.sock")
+        proxy = EgressProxy(
+            spec.allow_net,
+            allowed_ports=spec.allowed_ports,
+            resolver=self.resolver or _default_resolver(),
+            address_allowed=self.address_allowed,
+        )
+        await proxy.start(socket_path)
+        stack.push_async_callback(proxy.close)
+        return socket_path
+
+    async def _run_bwrap(
+        self,
+        command: list[str],
+        spec: SandboxSpec,
+        proxy_socket: str | None,
+        cgroup: PidsCgroup | None,
+    ) -> ExecResult:
+        loop = asyncio.get_running_loop()
+        status_read, status_write = os.pipe()
+        peak_read, peak_write = os.pipe()
+        os.set_blocking(peak_read, False)
+        image_root = Path("/") if spec.image == HOST_IMAGE else Path(spec.image)
+        if (image_root / TIME_BINARY.lstrip("/")).exists():
+            command = [TIME_BINARY, "-q", "-f", "%M", "-o", f"/proc/self/fd/{peak_write}", *command]
+        argv = build_argv(
+            spec,
+            command,
+            etc_dir=self._workspace / "etc",
+            proxy_socket=proxy_socket,
+            status_fd=status_write,
+            bwrap=self.bwrap,
+        )
+        started = time.monotonic()
+        try:
+            process = _spawn(
+                argv,
+                (status_write, peak_write),
+                child_setup(
+                    spec.memory_limit_bytes, spec.pid_limit, cgroup.procs_file() if cgroup else None
+                ),
+            )
+        finally:
+            os.close(status_write)
+            os.close(peak_write)
+        assert process.stdout is not None and process.stderr is not None
+        stdout, stderr = (
+            CappedOutput(spec.output_limit_bytes),
+            CappedOutput(spec.output_limit_bytes),
+        )
+        out_transport, out_capture = await loop.connect_read_pipe(
+            lambda: _Capture(stdout), process.stdout
+        )
+        err_transport, err_capture = await loop.connect_read_pipe(
+            lambda: _Capture(stderr), process.stderr
+        )
+        timed_out = False
+        try:
+            status = await asyncio.wait_for(_wait_exit(process.pid), spec.time_limit_s)
+        except TimeoutError:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            status = await _wait_exit(process.pid)
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if cgroup is not None and timed_out:
+            cgroup.kill_and_remove()
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(out_capture.closed, err_capture.closed), PIPE_DRAIN_TIMEOUT_S
+            )
+        except TimeoutError:
+            log.warning("sandbox output pipes still open after exit; closing them")
+        finally:
+            out_transport.close()
+            err_transport.close()
+        duration = time.monotonic() - started
+        statuses = _read_status(status_read)
+        code = os.waitstatus_to_exitcode(status)
+        ran = any("exit-code" in entry for entry in statuses)
+        if not ran and not timed_out:
+            message = stderr.text().strip() or f"bwrap exited with {code}"
+            raise SandboxSetupError(f"sandbox setup failed: {message}")
+        exit_code: int | None = code
+        killed_by: int | None = None
+        if timed_out:
+            exit_code, killed_by = None, signal.SIGKILL
+        elif code > 128 and code - 128 < signal.NSIG:
+            killed_by = code - 128
+        return ExecResult(
+            stdout=stdout.text(),
+            stderr=stderr.text(),
+            exit_code=exit_code,
+            signal=killed_by,
+            timed_out=timed_out,
+            stdout_truncated=stdout.truncated,
+            stderr_truncated=stderr.truncated,
+            duration_s=duration,
+            peak_memory_bytes=_read_peak(peak_read),
+        )
+
+
+def _default_resolver() -> Resolver:
+    from mezzo.sandbox.egress import system_resolver
+
+    return system_resolver
+
+
+def _spawn(
+    argv: list[str], pass_fds: tuple[int, ...], setup: Callable[[], None]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=BWRAP_OWN_ENV,
+        pass_fds=pass_fds,
+        preexec_fn=setup,
+    )
+
+
+def _reap(pid: int) -> int | None:
+    reaped, status = os.waitpid(pid, os.WNOHANG)
+    return status if reaped else None
+
+
+def _read_peak(fd: int) -> int | None:
+    """The last line GNU time wrote (max RSS in KiB), if any."""
+    try:
+        raw = os.read(fd, 4096)
+    except BlockingIOError:
+        raw = b""
+    finally:
+        os.close(fd)
+    lines = raw.decode(errors="replace").split()
+    return int(lines[-1]) * 1024 if lines and lines[-1].isdigit() else None
+
+
+async def _wait_exit(pid: int) -> int:
+    """Wait for `pid` without a thread: a pidfd becomes readable when the process exits."""
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(pid)
+    exited = loop.create_future()
+    loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+    try:
+        status = _reap(pid)
+        while status is None:
+            await exited
+            status = _reap(pid)
+        return status
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+def _read_status(fd: int) -> list[dict[str, object]]:
+    with os.fdopen(fd, "rb") as status_file:
+        raw = status_file.read().decode(errors="replace")
+    entries: list[dict[str, object]] = []
+    decoder = json.JSONDecoder()
+    position = 0
+    while True:
+        while position < len(raw) and raw[position].isspace():
+            position += 1
+        if position >= len(raw):
+            return entries
+        try:
+            entry, position = decoder.raw_decode(raw, position)
+        except json.JSONDecodeError:
+            return entries
+        if isinstance(entry, dict):
+            entries.append(entry)
