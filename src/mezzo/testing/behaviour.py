@@ -82,8 +82,8 @@ def _padded(text: str, reply_tokens: int | None) -> list[str]:
     if reply_tokens is None:
         return pieces
     filler = split_tokens(" lorem ipsum dolor sit amet")
-    while len(pieces) < reply_tokens:
-        pieces.append(filler[len(pieces) % len(filler)])
+    missing = max(0, reply_tokens - len(pieces))
+    pieces += [filler[index % len(filler)] for index in range(missing)]
     return pieces[:reply_tokens]
 
 
