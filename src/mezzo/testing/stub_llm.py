@@ -71,8 +71,24 @@ def _bearer(request: Request) -> str:
 
 
 class Rejection(Exception):
-    def __init__(self, response: JSONResponse) -> None:
-        self.response = response
+    """A request answered with an error instead of a model answer."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = error_body(status, message, code, param)
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
 
 
 class Stub:
@@ -96,12 +112,12 @@ class Stub:
                 headers["retry-after"] = str(max(0, int(-(-retry // 1))))
                 headers["retry-after-ms"] = str(int(retry * 1000))
                 message = "Rate limit reached (injected by the stub). Please try again later."
-                raise Rejection(_error(429, message, "rate_limit_exceeded", headers=headers))
+                raise Rejection(429, message, "rate_limit_exceeded", headers=headers)
             message = (
                 "The server had an error while processing your request (injected by the stub)."
             )
             code = "server_error" if fault == 500 else "overloaded"
-            raise Rejection(_error(fault, message, code, headers=headers))
+            raise Rejection(fault, message, code, headers=headers)
         decision = state.limits.acquire(key, tokens, state.now())
         headers.update(decision.headers)
         if not decision.allowed:
@@ -109,25 +125,26 @@ class Stub:
             kind = decision.limit_type
             if decision.retry_after == float("inf"):
                 message = f"Request too large: {tokens} tokens exceed the limit of {state.config.tpm} {kind} per min."
-                raise Rejection(_error(429, message, "rate_limit_exceeded", headers=headers))
+                raise Rejection(429, message, "rate_limit_exceeded", headers=headers)
             headers["retry-after"] = str(int(-(-decision.retry_after // 1)))
             headers["retry-after-ms"] = str(int(-(-decision.retry_after * 1000 // 1)))
             message = f"Rate limit reached for {kind} per min. Please try again in {decision.retry_after:.3f}s."
-            raise Rejection(_error(429, message, "rate_limit_exceeded", headers=headers))
+            raise Rejection(429, message, "rate_limit_exceeded", headers=headers)
         return headers
 
-    async def _body(self, request: Request) -> dict[str, Any]:
+    def parse_body(self, raw: bytes | str, key: str) -> dict[str, Any]:
+        """The JSON body of a create request, after the API key check."""
         config = self.state.config
-        if config.api_key is not None and _bearer(request) != config.api_key:
-            raise Rejection(_error(401, "Incorrect API key provided.", "invalid_api_key"))
+        if config.api_key is not None and key != config.api_key:
+            raise Rejection(401, "Incorrect API key provided.", "invalid_api_key")
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise Rejection(_error(400, "The request body is not valid JSON.")) from None
+            raise Rejection(400, "The request body is not valid JSON.") from None
         if not isinstance(body, dict):
-            raise Rejection(_error(400, "The request body must be a JSON object."))
+            raise Rejection(400, "The request body must be a JSON object.")
         if not isinstance(body.get("model"), str) or not body["model"]:
-            raise Rejection(_error(400, "Missing required parameter: 'model'.", param="model"))
+            raise Rejection(400, "Missing required parameter: 'model'.", param="model")
         return body
 
     # -- pacing ------------------------------------------------------------------------------
@@ -215,48 +232,55 @@ class Stub:
             body=body,
         )
 
-    async def _serve(self, request: Request, api: str) -> Response:
-        state = self.state
-        stats = state.stats
-        started = time.monotonic()
+    def open_entry(self, path: str, key: str) -> dict[str, Any]:
+        """Count a request and start its log entry."""
+        stats = self.state.stats
         stats.requests += 1
-        stats.by_path[request.url.path] += 1
-        key = _bearer(request)
-        entry: dict[str, Any] = {"t": time.time(), "path": request.url.path, "key": key}
+        stats.by_path[path] += 1
+        entry: dict[str, Any] = {"t": time.time(), "path": path, "key": key}
         stats.log.append(entry)
-        try:
-            response = await self._serve_admitted(request, api, key, started, entry)
-        except BadRequest as err:
-            response = _error(400, err.message, err.code, param=err.param)
-        except Rejection as rejection:
-            response = rejection.response
-        entry["status"] = response.status_code
-        entry.setdefault("outcome", "completed" if response.status_code == 200 else "refused")
-        stats.by_status[response.status_code] += 1
-        return response
+        return entry
 
-    async def _serve_admitted(
-        self, request: Request, api: str, key: str, started: float, entry: dict[str, Any]
-    ) -> Response:
+    def close_entry(self, entry: dict[str, Any], status: int) -> None:
+        entry["status"] = status
+        entry.setdefault("outcome", "completed" if status == 200 else "refused")
+        self.state.stats.by_status[status] += 1
+
+    def prepare(
+        self,
+        body: dict[str, Any],
+        api: str,
+        key: str,
+        entry: dict[str, Any],
+        local: dict[str, list[Item]] | None = None,
+    ) -> tuple[Answer, dict[str, str]]:
+        """Parse, answer and admit one request; raises `Rejection` when it is refused.
+
+        `local` holds responses only this connection may continue (WebSocket mode).
+        """
         state, stats = self.state, self.state.stats
-        body = await self._body(request)
-        streaming = bool(body.get("stream"))
-        if api == "responses":
-            items = parse_responses_input(body.get("input"), body.get("instructions"))
-            previous = body.get("previous_response_id")
-            if previous is not None:
-                if previous not in state.responses:
-                    message = f"Previous response with id '{previous}' not found."
-                    raise BadRequest(message, "previous_response_id", "previous_response_not_found")
-                items = [*state.responses[previous], *items]
-            answer = self._answer(body, items, self._max_output(body, "max_output_tokens"))
-        else:
-            items = parse_chat_messages(body.get("messages"))
-            max_output = self._max_output(body, "max_completion_tokens", "max_tokens")
-            answer = self._answer(body, items, max_output)
+        try:
+            if api == "responses":
+                items = parse_responses_input(body.get("input"), body.get("instructions"))
+                previous = body.get("previous_response_id")
+                if previous is not None:
+                    earlier = (local or {}).get(previous) or state.responses.get(previous)
+                    if earlier is None:
+                        message = f"Previous response with id '{previous}' not found."
+                        raise BadRequest(
+                            message, "previous_response_id", "previous_response_not_found"
+                        )
+                    items = [*earlier, *items]
+                answer = self._answer(body, items, self._max_output(body, "max_output_tokens"))
+            else:
+                items = parse_chat_messages(body.get("messages"))
+                max_output = self._max_output(body, "max_completion_tokens", "max_tokens")
+                answer = self._answer(body, items, max_output)
+        except BadRequest as err:
+            raise Rejection(400, err.message, err.code, param=err.param) from None
         entry.update(
             model=answer.model,
-            stream=streaming,
+            stream=bool(body.get("stream")),
             input_tokens=answer.input_tokens,
             output_tokens=answer.reply.output_tokens,
         )
@@ -264,11 +288,34 @@ class Stub:
         stats.input_tokens += answer.input_tokens
         stats.output_tokens += answer.reply.output_tokens
         if api == "responses" and body.get("store", True) is not False:
-            state.store_response(answer.id, [*items, _output_as_item(answer)])
+            state.store_response(answer.id, transcript_after(answer))
+        return answer, headers
 
-        if not streaming:
+    async def _serve(self, request: Request, api: str) -> Response:
+        started = time.monotonic()
+        key = _bearer(request)
+        entry = self.open_entry(request.url.path, key)
+        try:
+            body = self.parse_body(await request.body(), key)
+            answer, headers = self.prepare(body, api, key, entry)
+            response = await self._write(answer, headers, body, api, started, entry)
+        except Rejection as rejection:
+            response = rejection.response()
+        self.close_entry(entry, response.status_code)
+        return response
+
+    async def _write(
+        self,
+        answer: Answer,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        api: str,
+        started: float,
+        entry: dict[str, Any],
+    ) -> Response:
+        if not body.get("stream"):
             await self._wait_for_output(started, answer.reply.output_tokens)
-            stats.completed += 1
+            self.state.stats.completed += 1
             if api == "responses":
                 status = responses_wire.final_status(answer)
                 payload = responses_wire.response_object(answer, status=status)
@@ -351,17 +398,20 @@ def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "mezzo-stub"}
 
 
-def _output_as_item(answer: Answer) -> Item:
+def transcript_after(answer: Answer) -> list[Item]:
+    """The conversation a later `previous_response_id` continues: the input plus the output."""
     call = answer.reply.call
     if call is not None:
-        return Item(
+        output = Item(
             "function_call",
             role="assistant",
             call_id=call.call_id,
             name=call.name,
             text=call.arguments,
         )
-    return Item("message", role="assistant", text=answer.reply.text)
+    else:
+        output = Item("message", role="assistant", text=answer.reply.text)
+    return [*answer.items, output]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
