@@ -73,7 +73,9 @@ class LocalProvider:
         overflow: Overflow = "trim",
     ) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
-        threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
+        # One core is left to the event loop and the server: llama.cpp's threads spin-wait, and
+        # on a small machine a contended thread slows every token.
+        threads = n_threads or max(1, min((os.cpu_count() or 2) - 1, 8))
         self.engine = shared_engine(path, n_ctx, threads)
         self.overflow: Overflow = overflow
 
