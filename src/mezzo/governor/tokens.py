@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -348,69 +348,68 @@ class ChatCounter:
         return sum(self.tool(s) for s in specs) + self.tools_end(len(specs))
 
 
-def _message_key(message: Message) -> bytes:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(message.role.encode())
-    digest.update(b"\0")
-    digest.update((message.call_id or "").encode())
-    digest.update(b"\0")
-    for call in message.tool_calls:
-        digest.update(_compact_json([call.call_id, call.name, call.arguments]).encode())
-    digest.update(b"\0")
-    digest.update(message.content.encode("utf-8", "surrogatepass"))
-    return b"m" + digest.digest()
+# Cache keys are the items' contents themselves: Python caches a str's hash in the object and
+# compares equal keys exactly, so a hit costs no re-hash of a long content and no collision
+# can mix two items up.
+_Key = tuple[str, ...]
 
 
-def _tool_key(spec: ToolSpec) -> bytes:
-    payload = _compact_json([spec.name, spec.description, spec.parameters]).encode()
-    return b"t" + hashlib.blake2b(payload, digest_size=16).digest()
+def _message_key(message: Message) -> _Key:
+    calls = ""
+    if message.tool_calls:
+        calls = _compact_json([[c.call_id, c.name, c.arguments] for c in message.tool_calls])
+    return ("m", message.role, message.call_id or "", calls, message.content)
+
+
+def _tool_key(spec: ToolSpec) -> _Key:
+    return ("t", spec.name, spec.description, _compact_json(spec.parameters))
 
 
 class TranscriptCounter:
-    """A ChatCounter with a bounded per-item cache keyed by content hash.
+    """A ChatCounter with a bounded per-item cache keyed by content.
 
     A run's transcript grows by a few items per step, so a step re-counts only the new items;
-    the rest cost one hash each. Thread-safe.
+    the rest cost one dictionary look-up each. Thread-safe.
     """
 
     def __init__(self, counter: ChatCounter, max_items: int = 100_000) -> None:
         self.counter = counter
         self.max_items = max_items
-        self._cache: OrderedDict[bytes, int] = OrderedDict()
+        self._cache: OrderedDict[_Key, int] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def _cached(self, key: bytes, compute: Callable[[], int]) -> int:
+    def _total(self, keys: list[_Key], count: Callable[[int], int]) -> int:
+        """Sum of the cached counts of `keys`; `count(i)` computes the i-th one on a miss."""
         with self._lock:
-            count = self._cache.get(key)
-            if count is not None:
-                self._cache.move_to_end(key)
-                self.hits += 1
-                return count
-        count = compute()
+            cached = [self._cache.get(key) for key in keys]
+            for key, hit in zip(keys, cached, strict=True):
+                if hit is not None:
+                    self._cache.move_to_end(key)
+        missing = {i: count(i) for i, hit in enumerate(cached) if hit is None}
         with self._lock:
-            self.misses += 1
-            self._cache[key] = count
-            if len(self._cache) > self.max_items:
+            self.hits += len(keys) - len(missing)
+            self.misses += len(missing)
+            for i, value in missing.items():
+                self._cache[keys[i]] = value
+            while len(self._cache) > self.max_items:
                 self._cache.popitem(last=False)
-        return count
+        return sum(hit for hit in cached if hit is not None) + sum(missing.values())
 
-    def message(self, message: Message) -> int:
-        return self._cached(_message_key(message), lambda: self.counter.message(message))
+    def messages(self, messages: Sequence[Message]) -> int:
+        """All messages plus the reply priming."""
+        keys = [_message_key(m) for m in messages]
+        total = self._total(keys, lambda i: self.counter.message(messages[i]))
+        return total + self.counter.framing.reply_priming
 
-    def messages(self, messages: Iterable[Message]) -> int:
-        return sum(self.message(m) for m in messages) + self.counter.framing.reply_priming
-
-    def tool(self, spec: ToolSpec) -> int:
-        return self._cached(_tool_key(spec), lambda: self.counter.tool(spec))
+    def tools(self, specs: Sequence[ToolSpec]) -> int:
+        """All tool schemas plus their once-per-request end."""
+        total = self._total([_tool_key(t) for t in specs], lambda i: self.counter.tool(specs[i]))
+        return total + self.counter.tools_end(len(specs))
 
     def request(self, request: ModelRequest) -> int:
-        return (
-            self.messages(request.messages)
-            + sum(self.tool(t) for t in request.tools)
-            + self.counter.tools_end(len(request.tools))
-        )
+        return self.messages(request.messages) + self.tools(request.tools)
 
 
 _transcript_counters: dict[tuple[str, ChatFraming], TranscriptCounter] = {}
