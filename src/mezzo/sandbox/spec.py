@@ -78,10 +78,10 @@ class Mount(BaseModel):
         if not target.startswith("/"):
             raise ValueError(f"mount target {target!r} must be an absolute path")
         normalized = posixpath.normpath(target)
-        if normalized != target.rstrip("/") or ".." in target.split("/"):
-            raise ValueError(f"mount target {target!r} must be a normalized path")
         if normalized == "/":
             raise ValueError("mount target '/' would hide the runtime; pick a folder")
+        if normalized != target.rstrip("/") or ".." in target.split("/"):
+            raise ValueError(f"mount target {target!r} must be a normalized path")
         for reserved in RESERVED_TARGETS:
             if _inside(normalized, reserved) or _inside(reserved, normalized):
                 raise ValueError(f"mount target {target!r} overlaps the sandbox's {reserved}")
