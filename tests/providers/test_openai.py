@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
-from typing import Any
 
 import pytest
 
@@ -194,17 +193,6 @@ async def test_connection_refused_is_retryable_without_status() -> None:
     await provider.aclose()
 
 
-async def wait_for(condition: Callable[[dict[str, Any]], bool], stub: StubServer) -> dict[str, Any]:
-    deadline = time.monotonic() + 5.0
-    while True:
-        stats = stub.stats()
-        if condition(stats):
-            return stats
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met; stats: {stats}")
-        await asyncio.sleep(0.02)
-
-
 async def test_cancelling_the_consumer_closes_the_stream(
     provider: OpenAIProvider, stub: StubServer
 ) -> None:
@@ -222,7 +210,7 @@ async def test_cancelling_the_consumer_closes_the_stream(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    stats = await wait_for(lambda s: s["streams_open"] == 0, stub)
+    stats = stub.wait_for(lambda s: s["streams_open"] == 0)
     assert stats["streams_disconnected"] == 1 and stats["streams_completed"] == 0
     assert stats["log"][-1]["outcome"] == "disconnected"
 

@@ -21,6 +21,11 @@ class Answer:
     body: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def generated(self) -> bool:
+        """False for a WebSocket warm-up (`generate: false`), which has no output at all."""
+        return self.body.get("generate") is not False
+
+    @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.reply.output_tokens
 
@@ -33,3 +38,19 @@ class Frame:
     token: bool = False
     # The SSE `event:` name (Responses API); None for Chat Completions chunks.
     event: str | None = None
+
+
+def transcript_after(answer: Answer) -> list[Item]:
+    """The conversation a later `previous_response_id` continues: the input plus the output."""
+    call = answer.reply.call
+    if call is not None:
+        output = Item(
+            "function_call",
+            role="assistant",
+            call_id=call.call_id,
+            name=call.name,
+            text=call.arguments,
+        )
+    else:
+        output = Item("message", role="assistant", text=answer.reply.text)
+    return [*answer.items, output]

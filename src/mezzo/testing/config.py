@@ -31,6 +31,8 @@ class StubConfig(BaseModel):
     reply_tokens: int | None = Field(None, gt=0)
     # When set, requests must carry `Authorization: Bearer <api_key>` or get 401.
     api_key: str | None = None
+    # A WebSocket connection refuses new responses after this long (OpenAI: 60 minutes).
+    ws_max_connection_s: float = Field(3600.0, gt=0.0)
     # Responses kept for `previous_response_id` (oldest dropped first).
     max_stored_responses: int = Field(1000, ge=0)
 

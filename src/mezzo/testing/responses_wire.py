@@ -68,7 +68,7 @@ def response_object(answer: Answer, *, status: str) -> dict[str, Any]:
         "max_output_tokens": body.get("max_output_tokens"),
         "metadata": body.get("metadata") or {},
         "model": answer.model,
-        "output": [output_item(answer, done=True)] if finished else [],
+        "output": [output_item(answer, done=True)] if finished and answer.generated else [],
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"),
         "store": body.get("store", True),
@@ -84,6 +84,19 @@ def response_object(answer: Answer, *, status: str) -> dict[str, Any]:
 def stream(answer: Answer) -> Iterator[Frame]:
     """The events OpenAI sends for one response, `sequence_number` from 0."""
     reply = answer.reply
+    if not answer.generated:
+        created = {
+            "type": "response.created",
+            "response": response_object(answer, status="in_progress"),
+        }
+        completed = {
+            "type": "response.completed",
+            "response": response_object(answer, status="completed"),
+        }
+        for number, data in enumerate((created, completed)):
+            data["sequence_number"] = number
+            yield Frame(data, event=data["type"])
+        return
     item_id = output_item(answer, done=False)["id"]
     events: list[tuple[dict[str, Any], bool]] = [
         (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -82,6 +83,17 @@ class StubServer:
 
     def stats(self) -> dict[str, Any]:
         return httpx.get(f"{self.url}/_stub/stats", trust_env=False).json()
+
+    def wait_for(
+        self, condition: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Poll `stats()` until `condition` holds; the stats, or AssertionError at the timeout."""
+        deadline = time.monotonic() + timeout
+        while not condition(stats := self.stats()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the stub's stats never met the condition: {stats}")
+            time.sleep(0.01)
+        return stats
 
     def reset(self) -> None:
         httpx.post(f"{self.url}/_stub/reset", trust_env=False).raise_for_status()

@@ -30,6 +30,8 @@ class StubStats:
     streams_disconnected: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    ws_connections: int = 0
+    ws_open: int = 0
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_SIZE))
 
     def snapshot(self) -> dict[str, Any]:
@@ -45,6 +47,8 @@ class StubStats:
             "streams_disconnected": self.streams_disconnected,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "ws_connections": self.ws_connections,
+            "ws_open": self.ws_open,
             "log": list(self.log),
         }
 
@@ -71,7 +75,8 @@ class StubState:
     def reset(self) -> None:
         self.rng = random.Random(self.config.seed)
         self.limits = RateLimits(self.config.rpm, self.config.tpm)
-        self.stats = StubStats()
+        # What is open now stays counted, so it can be counted down when it closes.
+        self.stats = StubStats(streams_open=self.stats.streams_open, ws_open=self.stats.ws_open)
         self.responses.clear()
 
     def store_response(self, response_id: str, transcript: list[Item]) -> None:

@@ -19,13 +19,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from mezzo.testing import chat_wire, responses_wire
-from mezzo.testing.answer import Answer, Frame
-from mezzo.testing.behaviour import decide
+from mezzo.testing.answer import Answer, Frame, transcript_after
+from mezzo.testing.behaviour import Reply, decide
 from mezzo.testing.config import StubConfig
+from mezzo.testing.errors import Rejection, error_body
+from mezzo.testing.responses_ws import serve_websocket
 from mezzo.testing.state import StubState
 from mezzo.testing.transcript import (
     BadRequest,
@@ -34,22 +37,6 @@ from mezzo.testing.transcript import (
     parse_chat_messages,
     parse_responses_input,
 )
-
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "invalid_request_error",
-    404: "invalid_request_error",
-    429: "requests",
-    500: "server_error",
-    503: "server_error",
-}
-
-
-def error_body(
-    status: int, message: str, code: str | None, param: str | None = None
-) -> dict[str, Any]:
-    error_type = _ERROR_TYPES.get(status, "invalid_request_error")
-    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
 def _error(
@@ -68,27 +55,6 @@ def _error(
 def _bearer(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
-
-
-class Rejection(Exception):
-    """A request answered with an error instead of a model answer."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        code: str | None = None,
-        *,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = error_body(status, message, code, param)
-        self.headers = headers or {}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
 
 
 class Stub:
@@ -134,13 +100,20 @@ class Stub:
 
     def parse_body(self, raw: bytes | str, key: str) -> dict[str, Any]:
         """The JSON body of a create request, after the API key check."""
-        config = self.state.config
-        if config.api_key is not None and key != config.api_key:
-            raise Rejection(401, "Incorrect API key provided.", "invalid_api_key")
+        self.check_key(key)
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise Rejection(400, "The request body is not valid JSON.") from None
+        return self.validate_body(body)
+
+    def check_key(self, key: str) -> None:
+        expected = self.state.config.api_key
+        if expected is not None and key != expected:
+            raise Rejection(401, "Incorrect API key provided.", "invalid_api_key")
+
+    @staticmethod
+    def validate_body(body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise Rejection(400, "The request body must be a JSON object.")
         if not isinstance(body.get("model"), str) or not body["model"]:
@@ -156,7 +129,7 @@ class Stub:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _paced(self, frames: list[Frame], started: float) -> AsyncIterator[Frame]:
+    async def paced(self, frames: list[Frame], started: float) -> AsyncIterator[Frame]:
         """Yield frames, holding token frames to the configured latency and pace."""
         config = self.state.config
         first_token_at = started + config.latency_ms / 1000
@@ -179,7 +152,7 @@ class Stub:
         chunks = len(frames) + done_marker
         written = 0
         try:
-            async for frame in self._paced(frames, started):
+            async for frame in self.paced(frames, started):
                 data = json.dumps(frame.data, separators=(",", ":"))
                 written += 1
                 if frame.event is not None:
@@ -219,9 +192,13 @@ class Stub:
 
     def _answer(self, body: dict[str, Any], items: list[Item], max_output: int | None) -> Answer:
         tools = self._tools(body)
-        reply = decide(
-            items, max_output_tokens=max_output, reply_tokens=self.state.config.reply_tokens
-        )
+        if body.get("generate") is False:
+            # WebSocket warm-up: the input is taken in and kept, nothing is generated.
+            reply = Reply()
+        else:
+            reply = decide(
+                items, max_output_tokens=max_output, reply_tokens=self.state.config.reply_tokens
+            )
         return Answer(
             id="resp_" + uuid.uuid4().hex,
             model=body["model"],
@@ -398,29 +375,17 @@ def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "mezzo-stub"}
 
 
-def transcript_after(answer: Answer) -> list[Item]:
-    """The conversation a later `previous_response_id` continues: the input plus the output."""
-    call = answer.reply.call
-    if call is not None:
-        output = Item(
-            "function_call",
-            role="assistant",
-            call_id=call.call_id,
-            name=call.name,
-            text=call.arguments,
-        )
-    else:
-        output = Item("message", role="assistant", text=answer.reply.text)
-    return [*answer.items, output]
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return _error(exc.status_code, str(exc.detail))
 
 
-def routes(stub: Stub) -> Iterable[Route]:
+def routes(stub: Stub) -> Iterable[BaseRoute]:
+    async def websocket(websocket: WebSocket) -> None:
+        await serve_websocket(stub, websocket)
+
     return [
+        WebSocketRoute("/v1/responses", websocket),
         Route("/v1/responses", stub.responses, methods=["POST"]),
         Route("/v1/chat/completions", stub.chat_completions, methods=["POST"]),
         Route("/v1/models", stub.models, methods=["GET"]),
