@@ -1,0 +1,104 @@
+"""Settings: environment variables `MEZZO_*` and an optional `mezzo.toml`, validated at start."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class RouteConfig(BaseModel):
+    """A named route: `provider:model` for the primary and an optional fallback."""
+
+    primary: str
+    fallback: str | None = None
+
+
+class ProviderLimits(BaseModel):
+    rpm: Annotated[float, Field(gt=0)] | None = None
+    tpm: Annotated[float, Field(gt=0)] | None = None
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mezzo"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MEZZO_",
+        env_nested_delimiter="__",
+        toml_file=os.environ.get("MEZZO_CONFIG", "mezzo.toml"),
+        extra="forbid",
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    store: str = ""
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8400
+    concurrency: Annotated[int, Field(ge=1, le=1024)] = 8
+    lease_seconds: Annotated[float, Field(gt=1)] = 30.0
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 1.0
+    retry_max_seconds: Annotated[float, Field(gt=0)] = 60.0
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    max_output_tokens: Annotated[int, Field(ge=16)] = 4096
+    tool_output_max_chars: Annotated[int, Field(ge=256)] = 16_000
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    provider_limits: dict[str, ProviderLimits] = Field(default_factory=dict)
+    priority_max_wait: dict[str, float] = Field(
+        default_factory=lambda: {"high": float("inf"), "normal": 30.0, "low": 2.0}
+    )
+    openai_api: str = "responses"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("openai_api")
+    @classmethod
+    def _known_api(cls, value: str) -> str:
+        if value not in ("responses", "chat"):
+            raise ValueError("openai_api must be 'responses' or 'chat'")
+        return value
+
+    @property
+    def store_url(self) -> str:
+        return self.store or f"sqlite:///{self.data_dir / 'mezzo.sqlite3'}"
+
+    def effective_routes(self) -> dict[str, RouteConfig]:
+        """Configured routes, with a `default` route when none is configured: the OpenAI API
+        when a key is present (local model as fallback), else the embedded local model."""
+        routes = dict(self.routes)
+        if "default" not in routes:
+            if os.environ.get("OPENAI_API_KEY"):
+                routes["default"] = RouteConfig(
+                    primary="openai:gpt-5-mini", fallback="local:smollm2"
+                )
+            else:
+                routes["default"] = RouteConfig(primary="local:smollm2")
+        return routes
+
+    def public_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")

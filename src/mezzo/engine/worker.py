@@ -1,0 +1,199 @@
+"""The worker pool: lease jobs, heartbeat, retry with backoff, graceful shutdown.
+
+A job means "advance run R". Leases lapse when a worker dies; another worker then leases the
+job and folds the same events. A worker whose lease was taken from it is cancelled at its next
+heartbeat, and its appends fail on the run's version anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+import structlog
+
+from mezzo.engine.step import Engine, RetryLater, backoff
+from mezzo.protocol import NewEvent
+from mezzo.store.base import Job, LeaseLost, Store, StoreError, VersionConflict
+
+log = structlog.get_logger("mezzo.worker")
+
+RUN_QUEUE = "runs"
+PRIORITY_VALUE = {"high": 2, "normal": 1, "low": 0}
+
+
+def run_job_id(run: str) -> str:
+    return f"run:{run}"
+
+
+async def enqueue_run(
+    store: Store, workspace: str, run: str, priority: str, max_attempts: int
+) -> None:
+    await store.enqueue(
+        RUN_QUEUE,
+        run_job_id(run),
+        {"workspace": workspace, "run": run},
+        priority=PRIORITY_VALUE.get(priority, 1),
+        max_attempts=max_attempts,
+    )
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    leased: int = 0
+    completed_jobs: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost_leases: int = 0
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        store: Store,
+        engine: Engine,
+        *,
+        concurrency: int = 8,
+        lease_s: float = 30.0,
+        idle_poll_s: float = 0.05,
+        name: str | None = None,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.idle_poll_s = idle_poll_s
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stats = WorkerStats()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._main: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._main = asyncio.create_task(self.run(), name=f"worker-pool:{self.name}")
+
+    async def run(self) -> None:
+        idle = self.idle_poll_s
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._tasks)
+            jobs: list[Job] = []
+            if free > 0:
+                try:
+                    jobs = await self.store.lease(RUN_QUEUE, self.name, free, self.lease_s)
+                except StoreError as exc:
+                    log.warning("lease failed", error=str(exc))
+                    await asyncio.sleep(1.0)
+                    continue
+            for job in jobs:
+                self.stats.leased += 1
+                task = asyncio.create_task(self._handle(job), name=f"job:{job.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if jobs:
+                idle = self.idle_poll_s
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), idle)
+            idle = min(idle * 2, 0.25)
+
+    async def _handle(self, job: Job) -> None:
+        holder = _LeaseHolder(self.store, job, self.lease_s)
+        work = asyncio.create_task(self._advance(holder))
+        beat = asyncio.create_task(holder.heartbeat(work))
+        try:
+            await work
+        except LeaseLost:
+            self.stats.lost_leases += 1
+            log.warning("lease lost before ack", job=job.id)
+        except asyncio.CancelledError:
+            if holder.lost:
+                self.stats.lost_leases += 1
+                log.warning("lease lost; stopped work", job=job.id)
+            else:
+                with contextlib.suppress(StoreError):
+                    await self.store.release(holder.job)
+                raise
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _advance(self, holder: _LeaseHolder) -> None:
+        job = holder.job
+        workspace, run = job.payload["workspace"], job.payload["run"]
+        settings = self.engine.settings
+        try:
+            outcome = await self.engine.advance(workspace, run)
+        except RetryLater as later:
+            delay = later.delay_s
+            if delay is None:
+                delay = backoff(
+                    job.attempts, settings.retry_base_seconds, settings.retry_max_seconds
+                )
+            if later.counts:
+                self.stats.retried += 1
+                if not await self.store.retry(holder.job, delay, str(later)):
+                    await self._give_up(workspace, run, job, str(later))
+            else:
+                await self.store.release(holder.job, delay)
+            return
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            log.exception("step failed", workspace=workspace, run=run, attempt=job.attempts)
+            delay = backoff(job.attempts, settings.retry_base_seconds, settings.retry_max_seconds)
+            self.stats.retried += 1
+            error = f"{type(exc).__name__}: {exc}"
+            if not await self.store.retry(holder.job, delay, error):
+                await self._give_up(workspace, run, job, error)
+            return
+        log.debug("job done", run=run, outcome=outcome)
+        self.stats.completed_jobs += 1
+        await self.store.ack(holder.job)
+
+    async def _give_up(self, workspace: str, run: str, job: Job, error: str) -> None:
+        self.stats.dead += 1
+        state = await self.engine.load(workspace, run)
+        if state.terminal:
+            return
+        message = f"gave up after {job.attempts} attempts: {error}"
+        with contextlib.suppress(VersionConflict):
+            await self.store.append(
+                workspace, run, [NewEvent(type="failed", data={"error": message})], state.version
+            )
+            await self.store.kv_delete(f"active/{run}")
+
+    async def shutdown(self, grace_s: float = 10.0) -> None:
+        """Take nothing new; let in-flight steps finish for `grace_s`, then release them."""
+        self._stopping.set()
+        if self._main is not None:
+            await self._main
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class _LeaseHolder:
+    def __init__(self, store: Store, job: Job, lease_s: float) -> None:
+        self.store = store
+        self.job = job
+        self.lease_s = lease_s
+        self.lost = False
+
+    async def heartbeat(self, work: asyncio.Task[None]) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                self.job = await self.store.extend(self.job, self.lease_s)
+            except LeaseLost:
+                self.lost = True
+                work.cancel()
+                return
+            except StoreError as exc:
+                log.warning("heartbeat failed", job=self.job.id, error=str(exc))

@@ -1,0 +1,484 @@
+"""The application: every operation a client can ask for, with tenant checks.
+
+The HTTP server and the embedded SDK both call this one class, so the two behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import structlog
+
+from mezzo.config import Settings
+from mezzo.engine.state import RunState
+from mezzo.engine.step import Engine, WorkspaceRecord, workspace_key
+from mezzo.engine.worker import WorkerPool, enqueue_run
+from mezzo.errors import BadRequest, Conflict, NotFound
+from mezzo.governor.router import Router, RoutingError
+from mezzo.protocol import (
+    ALL_EVENT_TYPES,
+    BudgetView,
+    CreateWorkspace,
+    Event,
+    InputIn,
+    NewEvent,
+    PendingToolCall,
+    RunAccepted,
+    RunView,
+    SubmitRun,
+    ToolResultsIn,
+    UsageData,
+    Workspace,
+    WorkspaceConfig,
+)
+from mezzo.providers.registry import Providers
+from mezzo.store.base import Store, VersionConflict
+from mezzo.store.factory import open_store
+from mezzo.tools.builtin import default_registry
+from mezzo.tools.registry import ToolRegistry
+
+log = structlog.get_logger("mezzo.service")
+
+APPEND_RETRIES = 20
+
+
+def new_run_id() -> str:
+    return f"run_{uuid.uuid4().hex}"
+
+
+def new_workspace_id() -> str:
+    return f"ws_{uuid.uuid4().hex[:16]}"
+
+
+def run_view(state: RunState) -> RunView:
+    return RunView(
+        id=state.run,
+        workspace=state.workspace,
+        status=state.status,  # type: ignore[arg-type]
+        input=state.input,
+        output=state.output,
+        error=state.error,
+        steps=state.steps,
+        usage=UsageData(input_tokens=state.input_tokens, output_tokens=state.output_tokens),
+        pending_tool_calls=[
+            PendingToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments)
+            for c in state.pending_client_calls
+        ],
+        pending_input=state.pending_yield,
+        version=state.version,
+        priority=state.priority,  # type: ignore[arg-type]
+        route=state.route,
+    )
+
+
+def parse_types(types: str | Sequence[str] | None) -> list[str] | None:
+    if types is None:
+        return None
+    names = [
+        t.strip() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()
+    ]
+    unknown = sorted(set(names) - ALL_EVENT_TYPES)
+    if unknown:
+        raise BadRequest(f"unknown event types: {', '.join(unknown)}")
+    return names or None
+
+
+class Mezzo:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        tools: ToolRegistry | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._given_store = store
+        self.store: Store = store  # type: ignore[assignment]
+        self.tools = tools or default_registry()
+        self.providers = Providers(self.settings)
+        self.router = Router.from_settings(
+            {name: route.model_dump() for name, route in self.settings.effective_routes().items()},
+            {
+                k: (None if v == float("inf") else v)
+                for k, v in self.settings.priority_max_wait.items()
+            },
+        )
+        self.engine: Engine | None = None
+        self.pool: WorkerPool | None = None
+
+    # ---- lifecycle
+
+    async def start(self, *, workers: bool = True) -> None:
+        if self.store is None:
+            self.store = await open_store(self.settings.store_url)
+        else:
+            await self.store.open()
+        self.engine = Engine(self.store, self.settings, self.providers, self.tools, self.router)
+        if workers:
+            await self.recover()
+            self.pool = WorkerPool(
+                self.store,
+                self.engine,
+                concurrency=self.settings.concurrency,
+                lease_s=self.settings.lease_seconds,
+            )
+            self.pool.start()
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        if self.pool is not None:
+            await self.pool.shutdown(grace_s)
+            self.pool = None
+        await self.providers.aclose()
+        if self.store is not None:
+            await self.store.close()
+
+    async def recover(self) -> int:
+        """Re-enqueue every unfinished run that is not waiting on someone: a run accepted just
+        before a crash may have its events but not its job. Enqueue is unique per run."""
+        count = 0
+        for key, value in await self.store.kv_scan("active/", limit=1_000_000):
+            run = key.removeprefix("active/")
+            await enqueue_run(
+                self.store,
+                value["workspace"],
+                run,
+                value.get("priority", "normal"),
+                self.settings.max_attempts,
+            )
+            count += 1
+        if count:
+            log.info("recovered unfinished runs", count=count)
+        return count
+
+    # ---- workspaces
+
+    async def _record(self, tenant: str, workspace: str) -> WorkspaceRecord:
+        value = await self.store.kv_get(workspace_key(workspace))
+        if value is None or value["tenant"] != tenant:
+            raise NotFound(f"workspace {workspace!r} not found")
+        return WorkspaceRecord.from_kv(value)
+
+    async def _view(self, record: WorkspaceRecord, created_at: float | None = None) -> Workspace:
+        ledger = await self.store.ledger_get(record.id)
+        if created_at is None:
+            value = await self.store.kv_get(workspace_key(record.id)) or {}
+            created_at = float(value.get("created_at", 0.0))
+        return Workspace(
+            id=record.id,
+            tenant=record.tenant,
+            config=record.config,
+            throttle_rate=record.throttle_rate,
+            created_at=created_at,
+            budget=BudgetView(
+                budget_tokens=ledger.budget, committed=ledger.committed, reserved=ledger.reserved
+            ),
+            head_seq=await self.store.head(record.id),
+        )
+
+    def _validate_config(self, config: WorkspaceConfig) -> None:
+        try:
+            self.router.route(config.route)
+        except RoutingError as exc:
+            raise BadRequest(str(exc)) from None
+        for tool in config.tools:
+            if tool.side == "server" and tool.name not in self.tools:
+                known = ", ".join(self.tools.names()) or "none"
+                raise BadRequest(f"unknown server-side tool {tool.name!r}; known: {known}")
+
+    async def create_workspace(self, tenant: str, body: CreateWorkspace) -> tuple[Workspace, bool]:
+        config = WorkspaceConfig.model_validate(body.model_dump(exclude={"id"}))
+        self._validate_config(config)
+        workspace = body.id or new_workspace_id()
+        now = time.time()
+        value: dict[str, Any] = {
+            "id": workspace,
+            "tenant": tenant,
+            "config": config.model_dump(mode="json"),
+            "throttle_rate": 1.0,
+            "created_at": now,
+        }
+        created = await self.store.kv_put_if_absent(workspace_key(workspace), value)
+        if not created:
+            existing = await self.store.kv_get(workspace_key(workspace))
+            assert existing is not None
+            if existing["tenant"] != tenant:
+                raise Conflict(f"workspace id {workspace!r} is taken; choose another id")
+            if WorkspaceConfig.model_validate(existing["config"]) != config:
+                raise Conflict(
+                    f"workspace {workspace!r} exists with a different configuration",
+                    detail={"existing": existing["config"]},
+                )
+        await self.store.ledger_init(workspace, config.budget_tokens)
+        await self.store.kv_put(f"tenant/{tenant}/{workspace}", {"id": workspace})
+        record = await self._record(tenant, workspace)
+        return await self._view(record), created
+
+    async def get_workspace(self, tenant: str, workspace: str) -> Workspace:
+        return await self._view(await self._record(tenant, workspace))
+
+    async def list_workspaces(self, tenant: str, limit: int = 1000) -> list[Workspace]:
+        views = []
+        for key, _ in await self.store.kv_scan(f"tenant/{tenant}/", limit):
+            with contextlib.suppress(NotFound):
+                views.append(await self.get_workspace(tenant, key.rsplit("/", 1)[1]))
+        return views
+
+    async def throttle(self, tenant: str, workspace: str, rate: float) -> Workspace:
+        await self._record(tenant, workspace)
+        value = await self.store.kv_get(workspace_key(workspace))
+        assert value is not None
+        value["throttle_rate"] = rate
+        await self.store.kv_put(workspace_key(workspace), value)
+        await self.store.append(
+            workspace, None, [NewEvent(type="throttled", data={"rate": rate})], None
+        )
+        return await self._view(WorkspaceRecord.from_kv(value), value.get("created_at"))
+
+    async def add_budget(self, tenant: str, workspace: str, tokens: int) -> Workspace:
+        record = await self._record(tenant, workspace)
+        suspended = await self.store.kv_scan(f"suspended/{workspace}/")
+        if not suspended:
+            raise Conflict(
+                f"workspace {workspace!r} has no run suspended for budget; a top-up resumes "
+                "suspended runs"
+            )
+        ledger = await self.store.ledger_add(workspace, tokens)
+        await self.store.append(
+            workspace,
+            None,
+            [NewEvent(type="budget_added", data={"tokens": tokens, "budget": ledger.budget})],
+            None,
+        )
+        for key, _ in suspended:
+            run = key.rsplit("/", 1)[1]
+            await self._resume(record, run)
+            await self.store.kv_delete(key)
+        return await self._view(record)
+
+    async def _resume(self, record: WorkspaceRecord, run: str) -> None:
+        assert self.engine is not None
+        for _ in range(APPEND_RETRIES):
+            state = await self.engine.load(record.id, run)
+            if state.status != "suspended":
+                return
+            try:
+                await self.store.append(
+                    record.id,
+                    run,
+                    [NewEvent(type="resumed", data={"reason": "budget added"})],
+                    state.version,
+                )
+            except VersionConflict:
+                continue
+            await enqueue_run(
+                self.store, record.id, run, state.priority, self.settings.max_attempts
+            )
+            return
+
+    # ---- runs
+
+    async def submit_run(
+        self, tenant: str, workspace: str, body: SubmitRun, idempotency_key: str | None = None
+    ) -> tuple[RunAccepted, bool]:
+        record = await self._record(tenant, workspace)
+        run = new_run_id()
+        if idempotency_key:
+            key = f"idem/{tenant}/{workspace}/{idempotency_key}"
+            if not await self.store.kv_put_if_absent(key, {"run": run, "input": body.input}):
+                existing = await self.store.kv_get(key)
+                assert existing is not None
+                if existing.get("input") != body.input:
+                    raise Conflict("Idempotency-Key was used with a different request body")
+                run = existing["run"]
+        priority = body.priority or record.config.priority
+        data = {
+            "input": body.input,
+            "priority": priority,
+            "max_steps": body.max_steps or record.config.max_steps,
+            "metadata": body.metadata,
+        }
+        await self.store.kv_put(f"run/{run}", {"workspace": workspace, "tenant": tenant})
+        await self.store.kv_put(f"active/{run}", {"workspace": workspace, "priority": priority})
+        created = True
+        try:
+            stored = await self.store.append(
+                workspace, run, [NewEvent(type="run_queued", data=data)], 0
+            )
+            seq = stored[0].seq or 0
+        except VersionConflict:
+            created = False
+            first = await self.store.read(workspace, 0, ["run_queued"], 1, run)
+            seq = first[0].seq or 0 if first else 0
+        await enqueue_run(self.store, workspace, run, priority, self.settings.max_attempts)
+        return (
+            RunAccepted(
+                run=run,
+                workspace=workspace,
+                status="queued",
+                seq=seq,
+                events_url=f"/v1/workspaces/{workspace}/events?after={max(0, seq - 1)}",
+                run_url=f"/v1/runs/{run}",
+            ),
+            created,
+        )
+
+    async def _run_owner(self, tenant: str, run: str) -> str:
+        value = await self.store.kv_get(f"run/{run}")
+        if value is None or value["tenant"] != tenant:
+            raise NotFound(f"run {run!r} not found")
+        return str(value["workspace"])
+
+    async def _state(self, tenant: str, run: str) -> RunState:
+        assert self.engine is not None
+        workspace = await self._run_owner(tenant, run)
+        return await self.engine.load(workspace, run)
+
+    async def get_run(self, tenant: str, run: str) -> RunView:
+        return run_view(await self._state(tenant, run))
+
+    async def cancel_run(self, tenant: str, run: str, reason: str) -> RunView:
+        for _ in range(APPEND_RETRIES):
+            state = await self._state(tenant, run)
+            if state.terminal:
+                raise Conflict(f"run {run!r} is already {state.status}")
+            try:
+                await self.store.append(
+                    state.workspace,
+                    run,
+                    [NewEvent(type="cancelled", data={"reason": reason})],
+                    state.version,
+                )
+            except VersionConflict:
+                continue
+            await self.store.kv_delete(f"active/{run}")
+            await self.store.kv_delete(f"suspended/{state.workspace}/{run}")
+            return await self.get_run(tenant, run)
+        raise Conflict(f"run {run!r} is changing too fast; try again")
+
+    async def submit_tool_results(self, tenant: str, run: str, body: ToolResultsIn) -> RunView:
+        for _ in range(APPEND_RETRIES):
+            state = await self._state(tenant, run)
+            pending = {c.call_id: c for c in state.pending_client_calls}
+            unknown = [r.call_id for r in body.results if r.call_id not in pending]
+            if unknown:
+                raise Conflict(
+                    f"no pending client tool call with id {', '.join(unknown)} on run {run!r}",
+                    detail={"pending": sorted(pending)},
+                )
+            events = [
+                NewEvent(
+                    type="tool_result",
+                    data={
+                        "call_id": r.call_id,
+                        "name": pending[r.call_id].name,
+                        "output": r.output,
+                        "is_error": r.is_error,
+                    },
+                )
+                for r in body.results
+            ]
+            try:
+                await self.store.append(state.workspace, run, events, state.version)
+            except VersionConflict:
+                continue
+            await enqueue_run(
+                self.store, state.workspace, run, state.priority, self.settings.max_attempts
+            )
+            return await self.get_run(tenant, run)
+        raise Conflict(f"run {run!r} is changing too fast; try again")
+
+    async def submit_input(self, tenant: str, run: str, body: InputIn) -> RunView:
+        for _ in range(APPEND_RETRIES):
+            state = await self._state(tenant, run)
+            waiting = state.pending_yield
+            if waiting is None:
+                raise Conflict(f"run {run!r} is not waiting for input (status {state.status})")
+            events = [
+                NewEvent(type="input", data={"call_id": waiting.call_id, "text": body.text}),
+                NewEvent(
+                    type="tool_result",
+                    data={
+                        "call_id": waiting.call_id,
+                        "name": "request_human_input",
+                        "output": body.text,
+                        "is_error": False,
+                    },
+                ),
+            ]
+            try:
+                await self.store.append(state.workspace, run, events, state.version)
+            except VersionConflict:
+                continue
+            await enqueue_run(
+                self.store, state.workspace, run, state.priority, self.settings.max_attempts
+            )
+            return await self.get_run(tenant, run)
+        raise Conflict(f"run {run!r} is changing too fast; try again")
+
+    # ---- events
+
+    async def check_cursor(self, tenant: str, workspace: str, after: int) -> None:
+        await self._record(tenant, workspace)
+        if after < 0:
+            raise BadRequest("after must be >= 0")
+        head = await self.store.head(workspace)
+        if after > head:
+            raise BadRequest(f"after={after} is beyond the head of the log ({head})")
+
+    async def events(
+        self,
+        tenant: str,
+        workspace: str,
+        after: int = 0,
+        types: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[Event]:
+        await self.check_cursor(tenant, workspace, after)
+        return await self.store.read(workspace, after, types, limit)
+
+    async def subscribe(
+        self, tenant: str, workspace: str, after: int = 0, types: Sequence[str] | None = None
+    ) -> AsyncIterator[Event]:
+        """Durable events after `after`, then live ones as they come; text deltas too when
+        `types` is None or names `delta`."""
+        await self.check_cursor(tenant, workspace, after)
+        durable_types = [t for t in types if t != "delta"] if types else None
+        want_live = types is None or "delta" in types
+        if types and not durable_types:
+            async for event in self.store.live(workspace):
+                yield event
+            return
+        if not want_live:
+            async for event in self.store.tail(workspace, after, durable_types):
+                yield event
+            return
+        merged: asyncio.Queue[Event] = asyncio.Queue(maxsize=4096)
+
+        async def pump(source: AsyncIterator[Event]) -> None:
+            async for event in source:
+                await merged.put(event)
+
+        tasks = [
+            asyncio.create_task(pump(self.store.tail(workspace, after, durable_types))),
+            asyncio.create_task(pump(self.store.live(workspace))),
+        ]
+        try:
+            while True:
+                getter = asyncio.create_task(merged.get())
+                done, _ = await asyncio.wait({getter, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                for task in tasks:
+                    if task.done() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

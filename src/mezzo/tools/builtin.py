@@ -1,0 +1,46 @@
+"""The server-side tools every deployment offers, and the one that asks a human."""
+
+from __future__ import annotations
+
+from mezzo.protocol import ToolDecl
+from mezzo.tools.registry import ToolRegistry
+
+HUMAN_INPUT_TOOL = ToolDecl(
+    name="request_human_input",
+    description="Ask the human operator a question and wait for the answer.",
+    parameters={
+        "type": "object",
+        "properties": {"question": {"type": "string", "description": "What to ask."}},
+        "required": ["question"],
+        "additionalProperties": False,
+    },
+    side="server",
+)
+
+
+async def run_code(language: str, code: str) -> str:
+    """Run Python or shell code in an isolated sandbox and return its stdout and stderr.
+
+    `language` is "python" or "shell"; the network is off and time and memory are limited.
+    """
+    from mezzo.sandbox.tool import render_result
+    from mezzo.sandbox.tool import run_code as sandbox_run_code
+
+    if language not in ("python", "shell"):
+        return f"error: language must be 'python' or 'shell', not {language!r}"
+    result = await sandbox_run_code(language, code)  # type: ignore[arg-type]
+    return render_result(result)
+
+
+def scan_infrastructure(target: str, depth: str = "deep") -> str:
+    """Scan Terraform, IAM policy and Kubernetes files under `target` for chained attack paths."""
+    from mezzo.threatscan.tool import scan_for_agent
+
+    return scan_for_agent(target, depth=depth)
+
+
+def default_registry() -> ToolRegistry:
+    registry = ToolRegistry()
+    registry.register(run_code)
+    registry.register(scan_infrastructure)
+    return registry

@@ -1,0 +1,106 @@
+"""Turn typed Python functions into JSON-schema tools, and run server-side ones."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError, create_model
+
+from mezzo.protocol import ToolDecl, ToolSide
+
+ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
+
+
+class ToolError(Exception):
+    """A tool call that cannot run: unknown tool or arguments that do not match its schema."""
+
+
+def _first_paragraph(doc: str | None) -> str:
+    return inspect.cleandoc(doc or "").split("\n\n", 1)[0].strip()
+
+
+def schema_of(function: ToolFunction) -> dict[str, Any]:
+    """The JSON schema of a function's parameters, from its type hints (via pydantic)."""
+    hints = inspect.signature(function).parameters
+    fields: dict[str, Any] = {}
+    for name, param in hints.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ToolError(f"tool {function.__name__}: *args/**kwargs cannot be described")
+        annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[name] = (annotation, default)
+    model = create_model(f"{function.__name__}_args", **fields)
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    schema["additionalProperties"] = False
+    return schema
+
+
+def declare(function: ToolFunction, side: ToolSide = "client") -> ToolDecl:
+    return ToolDecl(
+        name=function.__name__,
+        description=_first_paragraph(function.__doc__),
+        parameters=schema_of(function),
+        side=side,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTool:
+    decl: ToolDecl
+    function: ToolFunction
+
+    async def call(self, arguments: dict[str, Any]) -> str:
+        params = inspect.signature(self.function).parameters
+        fields = {
+            name: (
+                Any if p.annotation is inspect.Parameter.empty else p.annotation,
+                ... if p.default is inspect.Parameter.empty else p.default,
+            )
+            for name, p in params.items()
+        }
+        model = create_model(f"{self.decl.name}_args", **fields)
+        try:
+            validated = model.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolError(f"invalid arguments for {self.decl.name}: {exc}") from exc
+        kwargs = {name: getattr(validated, name) for name in params}
+        if inspect.iscoroutinefunction(self.function):
+            result = await self.function(**kwargs)
+        else:
+            result = await asyncio.to_thread(self.function, **kwargs)
+        return result if isinstance(result, str) else json.dumps(result, default=str)
+
+
+class ToolRegistry:
+    """The server-side tools a deployment offers. Workspaces name them in their config."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, ServerTool] = {}
+
+    def register(self, function: ToolFunction, name: str | None = None) -> ServerTool:
+        decl = declare(function, side="server")
+        if name is not None:
+            decl = decl.model_copy(update={"name": name})
+        tool = ServerTool(decl, function)
+        self._tools[decl.name] = tool
+        return tool
+
+    def get(self, name: str) -> ServerTool:
+        tool = self._tools.get(name)
+        if tool is None:
+            raise ToolError(f"unknown server-side tool {name!r}")
+        return tool
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
