@@ -1,0 +1,187 @@
+"""Files attached to workspaces, stored by reference under one root folder.
+
+Layout: `<root>/<workspace>/<file id>/` holds `data` (the bytes as uploaded), `index.sqlite`
+(built once, on arrival) and `info.json` (the `FileInfo`). An upload streams into
+`<root>/<workspace>/.incoming/<id>/` and is renamed into place only once it is complete and
+indexed, so readers never see half a file. The root can be a shared folder (NFS, a mounted
+bucket) when many API nodes and workers share one Redis: nothing here is kept in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from mezzo.files.compression import BgzfSource, ByteSource, GzipSource, PlainSource
+from mezzo.files.errors import FileError, FileNotFound, FileTooLarge
+from mezzo.files.index_db import IndexDB
+from mezzo.files.indexer import build_index
+from mezzo.files.models import Compression, FileInfo
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_WRITE_BATCH = 1 << 20
+DATA, INDEX, INFO = "data", "index.sqlite", "info.json"
+
+
+def _checked_id(kind: str, value: str) -> str:
+    if not _ID_RE.match(value):
+        raise FileError(f"invalid {kind} id {value!r}")
+    return value
+
+
+def clean_filename(filename: str) -> str:
+    name = PurePosixPath(filename.replace("\\", "/")).name.strip()
+    return name[:255] or "upload"
+
+
+@dataclass
+class OpenFile:
+    """A stored file opened for queries: its info, index and uncompressed byte source."""
+
+    info: FileInfo
+    index: IndexDB
+    source: ByteSource
+
+    def close(self) -> None:
+        self.source.close()
+        self.index.close()
+
+    def __enter__(self) -> OpenFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FileStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, workspace: str, file_id: str) -> Path:
+        return self.root / _checked_id("workspace", workspace) / _checked_id("file", file_id)
+
+    async def save_stream(
+        self,
+        workspace: str,
+        filename: str,
+        chunks: AsyncIterator[bytes],
+        max_bytes: int,
+    ) -> FileInfo:
+        """Stream an upload to disk, checksum it, detect its format and index it.
+
+        Raises `FileTooLarge` past `max_bytes` and `FileFormatError` for bad content; either
+        way nothing is left behind.
+        """
+        name = clean_filename(filename)
+        file_id = uuid.uuid4().hex[:20]
+        final = self._dir(workspace, file_id)
+        incoming = self.root / workspace / ".incoming" / file_id
+        incoming.mkdir(parents=True)
+        try:
+            size, digest = await self._receive(incoming / DATA, name, chunks, max_bytes)
+            indexed = await asyncio.to_thread(build_index, incoming / DATA, incoming / INDEX, name)
+            info = FileInfo(
+                id=file_id,
+                workspace=workspace,
+                name=name,
+                size=size,
+                sha256=digest,
+                format=indexed.format,
+                compression=indexed.compression,
+                uncompressed_size=indexed.uncompressed_size,
+                created_at=datetime.now(UTC),
+                summary=indexed.summary,
+            )
+            (incoming / INFO).write_text(info.model_dump_json(indent=1))
+            incoming.rename(final)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, incoming, True)
+            raise
+        return info
+
+    async def save_file(self, workspace: str, path: Path, max_bytes: int) -> FileInfo:
+        """Convenience for local files: stream `path` through `save_stream`."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with path.open("rb") as f:
+                while chunk := await asyncio.to_thread(f.read, 1 << 20):
+                    yield chunk
+
+        return await self.save_stream(workspace, path.name, chunks(), max_bytes)
+
+    @staticmethod
+    async def _receive(
+        target: Path, name: str, chunks: AsyncIterator[bytes], max_bytes: int
+    ) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        pending: list[bytes] = []
+        pending_size = 0
+
+        def write(f: object, parts: list[bytes]) -> None:
+            for part in parts:
+                digest.update(part)
+                f.write(part)  # type: ignore[attr-defined]
+
+        with target.open("wb") as f:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FileTooLarge(name, max_bytes)
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= _WRITE_BATCH:
+                    await asyncio.to_thread(write, f, pending)
+                    pending, pending_size = [], 0
+            await asyncio.to_thread(write, f, pending)
+        return size, digest.hexdigest()
+
+    def list(self, workspace: str) -> list[FileInfo]:
+        folder = self.root / _checked_id("workspace", workspace)
+        if not folder.is_dir():
+            return []
+        infos = [
+            FileInfo.model_validate_json((entry / INFO).read_text())
+            for entry in folder.iterdir()
+            if not entry.name.startswith(".") and (entry / INFO).is_file()
+        ]
+        return sorted(infos, key=lambda info: (info.created_at, info.id))
+
+    def get(self, workspace: str, file_id: str) -> FileInfo:
+        info_path = self._dir(workspace, file_id) / INFO
+        try:
+            return FileInfo.model_validate_json(info_path.read_text())
+        except FileNotFoundError:
+            raise FileNotFound(workspace, file_id) from None
+
+    def delete(self, workspace: str, file_id: str) -> None:
+        folder = self._dir(workspace, file_id)
+        if not folder.is_dir():
+            raise FileNotFound(workspace, file_id)
+        trash = folder.with_name(f".deleted-{file_id}-{uuid.uuid4().hex[:6]}")
+        folder.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def data_path(self, workspace: str, file_id: str) -> Path:
+        return self._dir(workspace, file_id) / DATA
+
+    def open(self, workspace: str, file_id: str) -> OpenFile:
+        info = self.get(workspace, file_id)
+        folder = self._dir(workspace, file_id)
+        index = IndexDB(folder / INDEX)
+        data = folder / DATA
+        source: ByteSource
+        if info.compression is Compression.BGZF:
+            source = BgzfSource(data, info.name, index.block_at)
+        elif info.compression is Compression.GZIP:
+            source = GzipSource(data, info.name, info.uncompressed_size)
+        else:
+            source = PlainSource(data)
+        return OpenFile(info, index, source)

@@ -1,0 +1,271 @@
+"""CSV/TSV: dialect and header sniffing, a streaming scan with per-column statistics, row
+checkpoints, and row fetches with filters."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mezzo.files.compression import ByteSource
+from mezzo.files.conditions import Condition
+from mezzo.files.errors import FileFormatError, QueryError
+from mezzo.files.index_db import IndexDB
+from mezzo.files.lines import split_lines
+
+ROW_CHECKPOINT = 1024
+DISTINCT_CAP = 1000
+csv.field_size_limit(1 << 26)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    delimiter: str
+    has_header: bool
+
+    def reader(self, lines: Iterable[str]) -> Iterator[list[str]]:
+        return csv.reader(lines, delimiter=self.delimiter)
+
+
+def sniff_dialect(sample: str, default_delimiter: str) -> Dialect:
+    sample = sample[: sample.rfind("\n") + 1] or sample
+    sniffer = csv.Sniffer()
+    try:
+        delimiter = sniffer.sniff(sample, delimiters=",\t;|").delimiter
+    except csv.Error:
+        delimiter = default_delimiter
+    if default_delimiter == "\t" and "\t" in sample:
+        delimiter = "\t"
+    try:
+        has_header = sniffer.has_header(sample)
+    except csv.Error:
+        has_header = True
+    rows = list(csv.reader(io.StringIO(sample), delimiter=delimiter))[:2]
+    if len(rows) == 2 and not has_header:
+        has_header = all(_kind(v) == "string" for v in rows[0]) and any(
+            _kind(v) != "string" for v in rows[1]
+        )
+    return Dialect(delimiter, has_header)
+
+
+def _kind(value: str) -> str:
+    if not value:
+        return "empty"
+    try:
+        int(value)
+        return "int"
+    except ValueError:
+        pass
+    try:
+        float(value)
+        return "float"
+    except ValueError:
+        return "string"
+
+
+@dataclass
+class ColumnStats:
+    name: str
+    non_empty: int = 0
+    empty: int = 0
+    ints: int = 0
+    floats: int = 0
+    total: float = 0.0
+    minimum: float | None = None
+    maximum: float | None = None
+    min_text: str | None = None
+    max_text: str | None = None
+    values: Counter[str] = field(default_factory=Counter)
+    distinct_overflow: bool = False
+
+    def observe(self, value: str) -> None:
+        if not value:
+            self.empty += 1
+            return
+        self.non_empty += 1
+        try:
+            number = float(value)
+        except ValueError:
+            if self.min_text is None or value < self.min_text:
+                self.min_text = value
+            if self.max_text is None or value > self.max_text:
+                self.max_text = value
+        else:
+            if value.lstrip("+-").isdigit():
+                self.ints += 1
+            else:
+                self.floats += 1
+            self.total += number
+            if self.minimum is None or number < self.minimum:
+                self.minimum = number
+            if self.maximum is None or number > self.maximum:
+                self.maximum = number
+        if value in self.values or len(self.values) < DISTINCT_CAP:
+            self.values[value] += 1
+        else:
+            self.distinct_overflow = True
+
+    def summary(self) -> dict[str, Any]:
+        numbers = self.ints + self.floats
+        if self.non_empty == 0:
+            kind = "empty"
+        elif numbers == self.non_empty:
+            kind = "int" if self.floats == 0 else "float"
+        elif numbers >= 0.9 * self.non_empty:
+            kind = "mostly numeric"
+        else:
+            kind = "string"
+        out: dict[str, Any] = {"name": self.name, "type": kind, "empty": self.empty}
+        if numbers:
+            out.update(min=self.minimum, max=self.maximum, mean=round(self.total / numbers, 6))
+        if self.min_text is not None:
+            out.update(min_text=self.min_text[:80], max_text=(self.max_text or "")[:80])
+        distinct = len(self.values)
+        out["distinct"] = f">{DISTINCT_CAP}" if self.distinct_overflow else distinct
+        if kind == "string" or distinct <= 20:
+            out["top"] = [[v[:80], c] for v, c in self.values.most_common(5)]
+        return out
+
+
+class _OffsetLines:
+    """Feeds decoded lines to csv.reader and remembers where the next line starts."""
+
+    def __init__(self, lines: Iterator[tuple[int, bytes]]) -> None:
+        self._lines = lines
+        self.next_offset = 0
+        self.line = 0
+
+    def __iter__(self) -> _OffsetLines:
+        return self
+
+    def __next__(self) -> str:
+        offset, line = next(self._lines)
+        self.next_offset = offset + len(line) + 1
+        self.line += 1
+        return line.decode("utf-8", errors="replace") + "\n"
+
+
+def iter_rows(
+    chunks: Iterable[bytes], dialect: Dialect, source: str, start_offset: int = 0
+) -> Iterator[tuple[int, int, list[str]]]:
+    """(row start offset, line number, cells) for every row, header included."""
+    lines = _OffsetLines(split_lines(chunks, start_offset))
+    lines.next_offset = start_offset
+    reader = dialect.reader(lines)
+    while True:
+        start, line = lines.next_offset, lines.line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise FileFormatError(source, f"cannot parse CSV: {exc}", line=lines.line) from None
+        if start == start_offset and row and row[0].startswith("\ufeff"):
+            row[0] = row[0][1:]
+        yield start, line, row
+
+
+@dataclass
+class TableScanner:
+    source: str
+    index: IndexDB
+    dialect: Dialect
+
+    def run(self, chunks: Iterable[bytes]) -> dict[str, Any]:
+        rows = iter_rows(chunks, self.dialect, self.source)
+        columns: list[ColumnStats] = []
+        header: list[str] = []
+        count = 0
+        ragged = 0
+        first_ragged: int | None = None
+        data_offset = 0
+        for offset, line, row in rows:
+            if not columns:
+                header = row if self.dialect.has_header else [f"c{i + 1}" for i in range(len(row))]
+                columns = [ColumnStats(name) for name in header]
+                if self.dialect.has_header:
+                    data_offset = offset
+                    continue
+            if not row:
+                continue
+            count += 1
+            if count % ROW_CHECKPOINT == 1:
+                self.index.add_checkpoint(count, offset)
+            if len(row) != len(columns):
+                ragged += 1
+                first_ragged = first_ragged or line
+            for stats, value in zip(columns, row, strict=False):
+                stats.observe(value)
+        self.index.set_meta(
+            "table",
+            {
+                "delimiter": self.dialect.delimiter,
+                "has_header": self.dialect.has_header,
+                "columns": header,
+                "data_offset": data_offset,
+            },
+        )
+        return {
+            "rows": count,
+            "delimiter": self.dialect.delimiter,
+            "has_header": self.dialect.has_header,
+            "columns": [c.summary() for c in columns],
+            "ragged_rows": ragged,
+            "first_ragged_line": first_ragged,
+        }
+
+
+@dataclass
+class TableQuery:
+    name: str
+    source: ByteSource
+    index: IndexDB
+    size: int
+    rows: int
+
+    @property
+    def layout(self) -> dict[str, Any]:
+        return self.index.meta("table")
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.layout["columns"])
+
+    def _dialect(self) -> Dialect:
+        layout = self.layout
+        return Dialect(layout["delimiter"], layout["has_header"])
+
+    def iter_data_rows(self, first_row: int = 1) -> Iterator[tuple[int, list[str]]]:
+        """(row number, cells) from `first_row` (1-based, header excluded)."""
+        number, offset = self.index.checkpoint_at(first_row)
+        layout = self.layout
+        skip_header = layout["has_header"] and offset == 0
+        chunks = self.source.iter_range(offset, self.size, 1 << 20)
+        for _, _, row in iter_rows(chunks, self._dialect(), self.name, offset):
+            if skip_header:
+                skip_header = False
+                continue
+            if not row:
+                continue
+            if number >= first_row:
+                yield number, row
+            number += 1
+
+    def select(
+        self, conditions: list[Condition], first_row: int = 1
+    ) -> Iterator[tuple[int, list[str]]]:
+        if first_row < 1:
+            raise QueryError(self.name, "rows are numbered from 1")
+        if first_row > max(self.rows, 1):
+            raise QueryError(self.name, f"row {first_row} is out of range: {self.rows} rows")
+        columns = self.columns
+        positions = [columns.index(c.column) for c in conditions]
+        for number, row in self.iter_data_rows(first_row):
+            if all(
+                c.test(row[i] if i < len(row) else None)
+                for c, i in zip(conditions, positions, strict=True)
+            ):
+                yield number, row

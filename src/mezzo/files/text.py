@@ -1,0 +1,124 @@
+"""Plain text and logs: a streaming scan (lines, levels, checkpoints) and grep/head/tail/slice."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mezzo.files.compression import ByteSource
+from mezzo.files.errors import FileFormatError, QueryError
+from mezzo.files.index_db import IndexDB
+from mezzo.files.lines import LineCheckpointer, lines_from, split_lines
+
+_LEVEL_RE = re.compile(rb"\b(FATAL|CRITICAL|ERROR|WARN|WARNING|INFO|DEBUG|TRACE)\b")
+_LEVEL_NAMES = {b"WARNING": "WARN"}
+PREVIEW_CHARS = 200
+
+
+def decode(line: bytes) -> str:
+    return line.rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+@dataclass
+class TextScanner:
+    source: str
+    index: IndexDB
+    levels: Counter[str] = field(default_factory=Counter)
+    max_line: int = 0
+    first_line: str | None = None
+    last_line: str = ""
+    invalid_utf8: bool = False
+    _lines: LineCheckpointer = field(init=False)
+    _carry: bytes = b""
+
+    def __post_init__(self) -> None:
+        self._lines = LineCheckpointer(self.index)
+
+    def run(self, chunks: Iterable[bytes]) -> dict[str, Any]:
+        for chunk in chunks:
+            self.feed(chunk)
+        return self.finish()
+
+    def feed(self, data: bytes) -> None:
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            line = self._lines.line + data.count(b"\n", 0, nul)
+            raise FileFormatError(self.source, "a NUL byte: binary data in a text file", line=line)
+        self._lines.feed(data)
+        buf = self._carry + data if self._carry else data
+        cut = buf.rfind(b"\n") + 1
+        whole, self._carry = buf[:cut], buf[cut:]
+        if len(self._carry) > 1 << 20:
+            self.max_line = max(self.max_line, len(self._carry))
+            self._carry = self._carry[-PREVIEW_CHARS * 4 :]
+        if whole:
+            self._whole_lines(whole)
+
+    def _whole_lines(self, block: bytes) -> None:
+        lines = block.split(b"\n")
+        lines.pop()
+        self.max_line = max(self.max_line, max(map(len, lines)))
+        if self.first_line is None:
+            self.first_line = decode(lines[0][: PREVIEW_CHARS * 4])
+        self.last_line = decode(lines[-1][-PREVIEW_CHARS * 4 :])
+        for level in _LEVEL_RE.findall(block):
+            self.levels[_LEVEL_NAMES.get(level, level.decode())] += 1
+        if not self.invalid_utf8:
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError:
+                self.invalid_utf8 = True
+
+    def finish(self) -> dict[str, Any]:
+        if self._carry:
+            self._whole_lines(self._carry + b"\n")
+        return {
+            "lines": self._lines.total_lines,
+            "longest_line": self.max_line,
+            "levels": dict(self.levels.most_common()),
+            "first_line": (self.first_line or "")[:PREVIEW_CHARS],
+            "last_line": self.last_line[:PREVIEW_CHARS],
+            "utf8": not self.invalid_utf8,
+        }
+
+
+@dataclass
+class TextQuery:
+    name: str
+    source: ByteSource
+    index: IndexDB
+    size: int
+    total_lines: int | None  # None when the scan did not count lines (sequence, table files)
+
+    def lines(self, start: int, end: int) -> Iterator[tuple[int, str]]:
+        """Lines start..end, 1-based inclusive."""
+        if start < 1 or end < start:
+            raise QueryError(self.name, f"bad line range {start}-{end}: lines are 1-based")
+        if self.total_lines is not None and start > self.total_lines:
+            raise QueryError(
+                self.name, f"line {start} is out of range: the file has {self.total_lines} lines"
+            )
+        found = False
+        for number, line in lines_from(self.source, self.index, start, self.size):
+            if number > end:
+                return
+            found = True
+            yield number, decode(line)
+        if not found:
+            raise QueryError(self.name, f"line {start} is out of range: the file is shorter")
+
+    def grep(
+        self, pattern: str, ignore_case: bool = False, invert: bool = False
+    ) -> Iterator[tuple[int, str]]:
+        try:
+            regex = re.compile(pattern.encode(), re.IGNORECASE if ignore_case else 0)
+        except re.error as exc:
+            raise QueryError(self.name, f"invalid regular expression {pattern!r}: {exc}") from None
+        number = 1
+        for _, line in split_lines(self.source.iter_range(0, self.size)):
+            if (regex.search(line) is None) == invert:
+                yield number, decode(line)
+            number += 1

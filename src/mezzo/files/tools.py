@@ -1,0 +1,492 @@
+"""The tools an agent uses on attached files, and the summary it sees on attach.
+
+Every tool is a plain typed function: `store`, `workspace`, `max_tokens` and `count_tokens`
+are supplied by the caller (the tools registry binds them); the remaining parameters are what
+the model fills in. Tools do blocking file I/O: run them in a worker thread. Each returns text
+no larger than `max_tokens`, ending with "[truncated: N shown, M more ...]" when it had to cut.
+Bad requests raise `QueryError` (a `FileError`) with a message fit to show the model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mezzo.files.conditions import parse_conditions
+from mezzo.files.errors import QueryError
+from mezzo.files.jsonl import JsonlQuery
+from mezzo.files.lines import split_lines
+from mezzo.files.models import FileFormat, FileInfo
+from mezzo.files.sequences import SequenceQuery
+from mezzo.files.storage import FileStore, OpenFile
+from mezzo.files.tables import TableQuery
+from mezzo.files.text import TextQuery, decode
+from mezzo.files.trim import (
+    DEFAULT_MAX_TOKENS,
+    TokenCounter,
+    estimate_tokens,
+    fit_prefix,
+    trim_lines,
+)
+
+SEQUENCE_FORMATS = (FileFormat.FASTA, FileFormat.FASTQ)
+TABLE_FORMATS = (FileFormat.CSV, FileFormat.TSV)
+
+
+def _require(opened: OpenFile, formats: tuple[FileFormat, ...], tool: str) -> None:
+    fmt = opened.info.format
+    if fmt not in formats:
+        wanted = " or ".join(f.value.upper() for f in formats)
+        raise QueryError(opened.info.name, f"is {fmt.value.upper()}; {tool} needs {wanted}")
+
+
+def _sequences(opened: OpenFile) -> SequenceQuery:
+    return SequenceQuery(opened.info.name, opened.source, opened.index)
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.2f}%"
+
+
+# --- summaries ---
+
+
+def summary_for_context(info: FileInfo) -> str:
+    """The compact description put into the model's context when a file is attached."""
+    s = info.summary
+    head = (
+        f"Attached file {info.name!r} (file_id {info.id}): {info.format.value.upper()}"
+        f"{'' if info.compression.value == 'none' else ', ' + info.compression.value}, "
+        f"{_size(info.size)}"
+    )
+    if info.format in SEQUENCE_FORMATS:
+        lengths = s.get("lengths", {})
+        parts = [f"{s.get('records', 0):,} records ({s.get('alphabet', '?')})"]
+        if lengths.get("records"):
+            parts.append(
+                f"{lengths['bases']:,} bases; length min {lengths['min']:,} / median "
+                f"{lengths['median']:,} / max {lengths['max']:,}; N50 {lengths['N50']:,}"
+            )
+        if "gc_fraction" in s:
+            parts.append(f"GC {_percent(s['gc_fraction'])}; N bases {s.get('n_bases', 0):,}")
+        if s.get("n_runs"):
+            parts.append(f"{s['n_runs']:,} N runs")
+        if s.get("soft_masked_fraction"):
+            parts.append(f"soft-masked {_percent(s['soft_masked_fraction'])}")
+        if "quality" in s and s["quality"].get("bases"):
+            q = s["quality"]
+            parts.append(f"quality mean Q{q['mean']}, ≥Q30 {_percent(q['q30_fraction'])}")
+        names = ", ".join(s.get("first_names", [])[:5])
+        parts.append(f"first records: {names}")
+        tools = "list_records, fetch_sequence (region name:start-end, 1-based inclusive), "
+        tools += "search_motif, sequence_stats"
+    elif info.format in TABLE_FORMATS:
+        cols = ", ".join(f"{c['name']} ({c['type']})" for c in s.get("columns", [])[:30])
+        more = len(s.get("columns", [])) - 30
+        parts = [
+            f"{s.get('rows', 0):,} rows",
+            f"columns: {cols}{f' +{more} more' if more > 0 else ''}",
+        ]
+        tools = "table_rows (filters like 'age > 30'), column_stats, read_lines"
+    elif info.format is FileFormat.JSONL:
+        keys = ", ".join(k["key"] for k in s.get("keys", [])[:30])
+        parts = [f"{s.get('records', 0):,} records", f"keys: {keys}"]
+        tools = "jsonl_records (filters like 'user.id == 7'), grep_file, read_lines"
+    else:
+        parts = [f"{s.get('lines', 0):,} lines"]
+        if s.get("levels"):
+            parts.append("levels " + ", ".join(f"{k} {v:,}" for k, v in s["levels"].items()))
+        tools = "read_lines, tail_lines, grep_file"
+    return (
+        f"{head}; "
+        + "; ".join(parts)
+        + f". Query it with the tools {tools}; never ask for the whole file."
+    )
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def file_summary(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """Describe an attached file in full: format, size, checksum and its statistics."""
+    info = store.get(workspace, file_id)
+    lines = [summary_for_context(info), f"sha256 {info.sha256}"]
+    lines += json.dumps(info.summary, indent=1).splitlines()
+    return trim_lines("", lines, unit="lines", max_tokens=max_tokens, count_tokens=count_tokens)
+
+
+# --- sequences ---
+
+
+def list_records(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    pattern: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """List FASTA/FASTQ records (name, length, GC%, N count), optionally those whose name
+    matches a glob `pattern` such as 'chr*'; page with `offset` and `limit`."""
+    with store.open(workspace, file_id) as opened:
+        _require(opened, SEQUENCE_FORMATS, "list_records")
+        total = opened.index.count_matching(pattern)
+        rows = (
+            f"{r.name}\t{r.length}\t{_percent(r.gc / (r.length - r.n)) if r.length > r.n else '-'}"
+            f"\t{r.n}"
+            for r in opened.index.records(pattern, max(0, offset), max(0, limit))
+        )
+        head = f"{total} records match; name\tlength\tGC\tN (from #{offset + 1})"
+        return trim_lines(
+            head,
+            rows,
+            total=max(0, total - offset),
+            unit="records",
+            hint="page with offset",
+            max_tokens=max_tokens,
+            count_tokens=count_tokens,
+        )
+
+
+def fetch_sequence(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    region: str,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """Return the bases of a record or a slice, samtools-style: 'chr1' or 'chr1:1000-2000'
+    (1-based, inclusive). Long slices are cut to the token cap; ask for the rest in pieces."""
+    with store.open(workspace, file_id) as opened:
+        _require(opened, SEQUENCE_FORMATS, "fetch_sequence")
+        query = _sequences(opened)
+        span = query.span(region)
+        head = f">{span} ({span.length} bases)"
+        budget = max_tokens - count_tokens(head) - 60
+        limit = min(span.length, max(0, budget) * 16)
+        head_span = type(span)(span.record, span.start, span.start + limit - 1) if limit else None
+        bases = query.fetch(head_span) if head_span else ""
+        keep = fit_prefix(bases, budget, count_tokens)
+        if keep == span.length:
+            return f"{head}\n{bases}"
+        shown_end = span.start + keep - 1
+        rest = f"{span.record.name}:{shown_end + 1}-{span.end}"
+        return (
+            f"{head}\n{bases[:keep]}\n[truncated: {keep} bases shown "
+            f"({span.record.name}:{span.start}-{shown_end}), {span.length - keep} more; "
+            f"fetch {rest} in smaller slices]"
+        )
+
+
+def search_motif(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    motif: str,
+    regions: list[str] | None = None,
+    max_hits: int = 50,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """Find a motif (IUPAC codes such as N, R, Y allowed) on both strands, in all records or
+    in the given regions ('chr1', 'chr1:1-5000'). Positions are 1-based; '-' strand hits
+    report where the reverse complement lies on the forward strand."""
+    with store.open(workspace, file_id) as opened:
+        _require(opened, SEQUENCE_FORMATS, "search_motif")
+        hits, total = _sequences(opened).search(motif, regions or (), max(1, max_hits))
+        head = f"{total} hits for {motif} (both strands); record\tstart\tend\tstrand\tmatch"
+        rows = (f"{h.record}\t{h.start}\t{h.end}\t{h.strand}\t{h.text}" for h in hits)
+        return trim_lines(
+            head,
+            rows,
+            total=total,
+            unit="hits",
+            hint="narrow the regions or raise max_hits",
+            max_tokens=max_tokens,
+            count_tokens=count_tokens,
+        )
+
+
+def sequence_stats(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    pattern: str | None = None,
+    region: str | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """Statistics (count, bases, N50, GC, N, soft-masking) for all records, for records whose
+    name matches the glob `pattern`, or for one `region` such as 'chr2:5000-90000'."""
+    with store.open(workspace, file_id) as opened:
+        _require(opened, SEQUENCE_FORMATS, "sequence_stats")
+        query = _sequences(opened)
+        stats = (
+            query.stats_for_span(query.span(region)) if region else query.stats_for_glob(pattern)
+        )
+        lines = [f"{key}: {value}" for key, value in stats.items()]
+        return trim_lines("", lines, max_tokens=max_tokens, count_tokens=count_tokens)
+
+
+# --- tables and JSON Lines ---
+
+
+def _csv_line(cells: list[str], delimiter: str) -> str:
+    return delimiter.join(cells)
+
+
+def table_rows(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    where: list[str] | None = None,
+    columns: list[str] | None = None,
+    start_row: int = 1,
+    limit: int = 20,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """Rows of a CSV/TSV file from `start_row` (1-based, header excluded) that satisfy every
+    filter in `where` ('age > 30', 'name == Ann', 'city ~ ^Ber'), showing only `columns` if
+    given. All matches are counted; at most `limit` are shown."""
+    with store.open(workspace, file_id) as opened:
+        _require(opened, TABLE_FORMATS, "table_rows")
+        query = TableQuery(
+            opened.info.name,
+            opened.source,
+            opened.index,
+            opened.info.uncompressed_size,
+            opened.info.summary.get("rows", 0),
+        )
+        header = query.columns
+        conditions = parse_conditions(opened.info.name, where or [], header)
+        picked = parse_conditions(opened.info.name, [f"{c} == x" for c in columns or []], header)
+        positions = [header.index(c.column) for c in picked] or list(range(len(header)))
+        delimiter = query.layout["delimiter"]
+        matches = query.select(conditions, start_row)
+
+        def rows() -> Iterator[str]:
+            for shown, (number, row) in enumerate(matches):
+                if shown >= limit:
+                    return
+                yield f"{number}{delimiter}" + _csv_line(
+                    [row[i] if i < len(row) else "" for i in positions], delimiter
+                )
+
+        shown_rows = list(rows())
+        total = len(shown_rows) + sum(1 for _ in matches)
+        head = f"{total} matching rows\nrow{delimiter}" + _csv_line(
+            [header[i] for i in positions], delimiter
+        )
+        return trim_lines(
+            head,
+            shown_rows,
+            total=total,
+            unit="matching rows",
+            hint="narrow `where` or page with start_row",
+            max_tokens=max_tokens,
+            count_tokens=count_tokens,
+        )
+
+
+def column_stats(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    column: str | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """Type, empties, min/max/mean, distinct count and top values of one column, or of all."""
+    info = store.get(workspace, file_id)
+    if info.format not in TABLE_FORMATS:
+        raise QueryError(
+            info.name, f"is {info.format.value.upper()}; column_stats needs CSV or TSV"
+        )
+    stats: list[dict[str, Any]] = info.summary.get("columns", [])
+    if column is not None:
+        stats = [c for c in stats if c["name"] == column]
+        if not stats:
+            names = ", ".join(c["name"] for c in info.summary.get("columns", [])[:50])
+            raise QueryError(info.name, f"no column {column!r}; columns are: {names}")
+    lines = [json.dumps(c) for c in stats]
+    head = f"{info.summary.get('rows', 0)} rows"
+    return trim_lines(
+        head,
+        lines,
+        total=len(lines),
+        unit="columns",
+        max_tokens=max_tokens,
+        count_tokens=count_tokens,
+    )
+
+
+def jsonl_records(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    where: list[str] | None = None,
+    start_line: int = 1,
+    limit: int = 20,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """JSON Lines records from `start_line` that satisfy every filter in `where`, on dotted
+    paths ('user.id == 7', 'status != ok', 'msg ~ timeout'); at most `limit` shown."""
+    with store.open(workspace, file_id) as opened:
+        _require(opened, (FileFormat.JSONL,), "jsonl_records")
+        query = JsonlQuery(
+            opened.info.name,
+            opened.source,
+            opened.index,
+            opened.info.uncompressed_size,
+            opened.info.summary.get("lines", 0),
+        )
+        conditions = parse_conditions(opened.info.name, where or [], None)
+        matches = query.records(conditions, start_line)
+        shown = [f"{n}: {text}" for n, text in _first(matches, limit)]
+        total = len(shown) + sum(1 for _ in matches)
+        return trim_lines(
+            f"{total} matching records (line: record)",
+            shown,
+            total=total,
+            unit="records",
+            hint="narrow `where` or page with start_line",
+            max_tokens=max_tokens,
+            count_tokens=count_tokens,
+        )
+
+
+def _first(items: Iterator[Any], limit: int) -> Iterator[Any]:
+    for i, item in enumerate(items):
+        yield item
+        if i + 1 >= limit:
+            return
+
+
+# --- text (works on every format) ---
+
+
+def _text_query(opened: OpenFile) -> TextQuery:
+    lines = opened.info.summary.get("lines") if opened.info.format is FileFormat.TEXT else None
+    return TextQuery(
+        opened.info.name, opened.source, opened.index, opened.info.uncompressed_size, lines
+    )
+
+
+def read_lines(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    start: int = 1,
+    end: int | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """Lines `start`..`end` (1-based, inclusive; `end` defaults to start + 49) of any file."""
+    end = start + 49 if end is None else end
+    with store.open(workspace, file_id) as opened:
+        query = _text_query(opened)
+        lines = [f"{n}: {text}" for n, text in query.lines(start, end)]
+        return trim_lines(
+            "",
+            lines,
+            total=len(lines),
+            hint=f"continue from the last line shown (asked for {start}-{end})",
+            max_tokens=max_tokens,
+            count_tokens=count_tokens,
+        )
+
+
+def tail_lines(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    count: int = 20,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """The last `count` lines of any file."""
+    with store.open(workspace, file_id) as opened:
+        size = opened.info.uncompressed_size
+        window = 64 << 10
+        while True:
+            begin = max(0, size - window)
+            data = opened.source.read(begin, size)
+            lines = [line for _, line in split_lines([data])]
+            if begin > 0:
+                lines = lines[1:]
+            if len(lines) >= count or begin == 0 or window >= 16 << 20:
+                break
+            window *= 4
+        picked = [decode(line) for line in lines[-count:]] if count > 0 else []
+        total_lines = opened.info.summary.get("lines")
+        if total_lines is not None and opened.info.format is FileFormat.TEXT:
+            first = total_lines - len(picked) + 1
+            picked = [f"{first + i}: {text}" for i, text in enumerate(picked)]
+        shown = list(reversed(picked))
+        text = trim_lines(
+            "", shown, total=len(shown), max_tokens=max_tokens, count_tokens=count_tokens
+        )
+        body, _, marker = text.partition("\n[truncated")
+        kept = body.splitlines()[::-1]
+        return "\n".join(kept) + (f"\n[truncated{marker}" if marker else "")
+
+
+def grep_file(
+    store: FileStore,
+    workspace: str,
+    file_id: str,
+    pattern: str,
+    ignore_case: bool = False,
+    max_matches: int = 50,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> str:
+    """Lines matching a regular expression (Python syntax), with line numbers; all matches
+    are counted, at most `max_matches` shown."""
+    with store.open(workspace, file_id) as opened:
+        matches = _text_query(opened).grep(pattern, ignore_case)
+        shown = [f"{n}: {text}" for n, text in _first(matches, max(1, max_matches))]
+        total = len(shown) + sum(1 for _ in matches)
+        return trim_lines(
+            f"{total} matching lines",
+            shown,
+            total=total,
+            unit="matching lines",
+            hint="make the pattern narrower or raise max_matches",
+            max_tokens=max_tokens,
+            count_tokens=count_tokens,
+        )
+
+
+FILE_TOOLS: tuple[Callable[..., str], ...] = (
+    file_summary,
+    list_records,
+    fetch_sequence,
+    search_motif,
+    sequence_stats,
+    table_rows,
+    column_stats,
+    jsonl_records,
+    read_lines,
+    tail_lines,
+    grep_file,
+)
+"""Every agent-facing file tool; the registry binds store, workspace and the token counter."""
