@@ -8,8 +8,8 @@ import pytest
 from files_seqgen import Rec, fasta_text, random_records, write
 
 from mezzo.files import FileStore, QueryError
-from mezzo.files.sequences import SequenceQuery, reverse_complement_motif
 from mezzo.files.seqstats import length_distribution
+from mezzo.files.sequences import SequenceQuery, reverse_complement_motif
 
 
 def naive_n50(lengths: list[int]) -> int:
@@ -53,7 +53,7 @@ async def test_stats_match_a_naive_count(
     lower = sum(sum(ch.islower() for ch in q) for q in seqs)
     assert s["soft_masked_fraction"] == round(lower / bases, 4)
     assert s["irregular_records"] == 0
-    longest = max((m.end() - m.start() for q in seqs for m in re.finditer("[Nn]+", q)))
+    longest = max(m.end() - m.start() for q in seqs for m in re.finditer("[Nn]+", q))
     assert s["longest_n_runs"][0]["length"] == longest
 
 
