@@ -19,11 +19,12 @@ from mezzo.governor.tokens import (
 )
 from mezzo.providers.base import Message, ModelRequest, ToolCall, ToolSpec
 
-WORDS = (
+VOCABULARY = (
     "the model reads a file and calls a tool to parse the result then writes a summary of "
     "every finding with its severity path line and a suggested fix for the team to review "
     "déjà vu naïve café 東京 데이터 данные"
-).split()
+)
+WORDS = VOCABULARY.split()
 
 
 def _text(rng: random.Random, n_words: int) -> str:
