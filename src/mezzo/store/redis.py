@@ -1,0 +1,664 @@
+"""The scale-out store: any number of API nodes and workers share one Redis (or Cluster).
+
+- Event log: one Stream per workspace, entry id `<seq>-0`; a Lua script checks the run's
+  version and assigns the next gap-free seqs atomically. Tails block in `XREAD` (`redis_feed`).
+- Queue: sorted sets and one hash of jobs per queue, every operation one Lua script. Streams
+  with consumer groups were the other choice; they have no priorities, no delayed entries, no
+  "unique by id", so those would sit beside the stream anyway, and a consumer group's pending
+  list would be one more copy of the lease state to keep in step.
+- Token ledger and rate limiter: Lua scripts that mirror the SQLite store's transactions.
+- Keys are hash-tagged: `{w:<workspace>}` for a workspace's log, ledger and live channel,
+  `{q:<queue>}` for a queue, `{rl:<key>}` for a rate limit, `{kv}` for the key-value space, so
+  every script touches one Cluster slot.
+
+Times that decide anything (leases, not-before, rate limits, event `ts`) are read from the
+Redis server's clock inside the scripts, so the nodes' clocks need not agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import redis.exceptions as rex
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from mezzo.protocol import Event, NewEvent
+from mezzo.store.base import (
+    CommitResult,
+    DeadJob,
+    Job,
+    LeaseLost,
+    LedgerState,
+    RateLimit,
+    Reservation,
+    StoreError,
+    StoreUnavailable,
+    VersionConflict,
+)
+from mezzo.store.redis_feed import BLOCK_MS, Feed, Feeds, LiveRelay, parse_entry
+from mezzo.store.redis_scripts import Scripts, register_scripts
+
+MIN_SERVER_VERSION = (5, 0)
+MAX_PRIORITY = 1000
+PAGE = 500
+_UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError)
+
+
+class RedisConfigError(StoreError, ValueError):
+    """The Redis URL or the server cannot be used (bad URL, too old a server)."""
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable url>"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class RedisStore:
+    """`Store` on Redis ≥ 5. `prefix` namespaces every key, so deployments can share a server."""
+
+    def __init__(self, url: str, *, prefix: str = "mezzo") -> None:
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise RedisConfigError(
+                f"not a Redis URL: {describe_url(url)!r} (want redis://host:port/db, "
+                "rediss://... or unix:///path)"
+            )
+        if "{" in prefix or "}" in prefix:
+            raise RedisConfigError(f"the key prefix may not contain braces: {prefix!r}")
+        self.url = url
+        self.prefix = prefix
+        self._where = describe_url(url)
+        self._client: Redis | None = None
+        self._blocking: Redis | None = None
+        self._scripts: Scripts | None = None
+        self._feeds: Feeds | None = None
+        self._live: LiveRelay | None = None
+        self._run_workspaces: dict[str, str] = {}
+        self.server_version: tuple[int, ...] = ()
+
+    # ---- lifecycle
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_connect_timeout": 5.0,
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            "retry_on_error": [rex.ConnectionError, rex.TimeoutError],
+        }
+        try:
+            client = Redis.from_url(self.url, socket_timeout=30.0, **options)
+            blocking = Redis.from_url(self.url, socket_timeout=BLOCK_MS / 1000 + 10.0, **options)
+        except ValueError as exc:
+            raise RedisConfigError(f"bad Redis URL {self._where}: {exc}") from exc
+        try:
+            with self._translate():
+                await client.ping()
+                info = await client.info("server")
+        except BaseException:
+            await client.aclose()
+            await blocking.aclose()
+            raise
+        version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
+        if version < MIN_SERVER_VERSION:
+            await client.aclose()
+            await blocking.aclose()
+            raise RedisConfigError(
+                f"Redis at {self._where} is version {info.get('redis_version')}; mezzo needs "
+                "5.0 or later (Streams)"
+            )
+        self.server_version = version
+        self._client = client
+        self._blocking = blocking
+        self._scripts = register_scripts(client)
+        self._feeds = Feeds(blocking, self._log_key)
+        self._live = LiveRelay(client, self._live_channel)
+
+    async def close(self) -> None:
+        if self._feeds is not None:
+            await self._feeds.close()
+            self._feeds = None
+        if self._live is not None:
+            await self._live.close()
+            self._live = None
+        for client in (self._client, self._blocking):
+            if client is not None:
+                with contextlib.suppress(rex.RedisError, OSError):
+                    await client.aclose()
+        self._client = self._blocking = None
+        self._scripts = None
+
+    async def __aenter__(self) -> RedisStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- plumbing
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Connection trouble becomes StoreUnavailable with a message a person can act on."""
+        try:
+            yield
+        except rex.AuthenticationError as exc:
+            raise StoreUnavailable(
+                f"Redis at {self._where} refused the credentials ({exc}); check the user and "
+                "password in the URL"
+            ) from exc
+        except rex.NoPermissionError as exc:
+            raise StoreUnavailable(
+                f"Redis at {self._where}: the user may not run a command mezzo needs ({exc})"
+            ) from exc
+        except rex.BusyLoadingError as exc:
+            raise StoreUnavailable(
+                f"Redis at {self._where} is still loading its data; try again shortly"
+            ) from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis at {self._where} is unreachable: {exc}") from exc
+        except rex.ResponseError as exc:
+            if str(exc).startswith(("NOAUTH", "WRONGPASS")):
+                raise StoreUnavailable(
+                    f"Redis at {self._where} wants a password ({exc}); put it in the URL: "
+                    "redis://:PASSWORD@host:port/db"
+                ) from exc
+            if str(exc).startswith(("MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "LOADING")):
+                raise StoreUnavailable(f"Redis at {self._where}: {exc}") from exc
+            raise
+
+    def _ready(self) -> tuple[Redis, Scripts]:
+        if self._client is None or self._scripts is None:
+            raise RuntimeError("store is not open")
+        return self._client, self._scripts
+
+    def _ws(self, workspace: str, part: str) -> str:
+        return f"{self.prefix}:{{w:{workspace}}}:{part}"
+
+    def _log_key(self, workspace: str) -> str:
+        return self._ws(workspace, "log")
+
+    def _live_channel(self, workspace: str) -> str:
+        return self._ws(workspace, "live")
+
+    def _queue_keys(self, queue: str) -> list[str]:
+        tag = f"{self.prefix}:{{q:{queue}}}"
+        return [
+            f"{tag}:jobs",
+            f"{tag}:ready",
+            f"{tag}:delayed",
+            f"{tag}:leased",
+            f"{tag}:depth",
+            f"{tag}:dead",
+            f"{tag}:dead-jobs",
+            f"{tag}:tokens",
+        ]
+
+    def _ledger_keys(self, workspace: str, reservation_id: str = "") -> list[str]:
+        return [self._ws(workspace, "ledger"), self._ws(workspace, f"reservation:{reservation_id}")]
+
+    def _kv_keys(self) -> list[str]:
+        return [f"{self.prefix}:{{kv}}:values", f"{self.prefix}:{{kv}}:index"]
+
+    def _runs_key(self) -> str:
+        return f"{self.prefix}:runs"
+
+    # ---- event log
+
+    async def append(
+        self,
+        workspace: str,
+        run: str | None,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+    ) -> list[Event]:
+        client, scripts = self._ready()
+        if not events:
+            raise ValueError("append needs at least one event")
+        keys = [
+            self._log_key(workspace),
+            self._ws(workspace, "head"),
+            self._ws(workspace, "versions"),
+            self._ws(workspace, f"run:{run or ''}"),
+            self._ws(workspace, "open-runs"),
+        ]
+        args: list[str | int] = [
+            run or "",
+            "" if expected_version is None or run is None else expected_version,
+            len(events),
+        ]
+        bodies = [json.dumps(e.data, separators=(",", ":")) for e in events]
+        for event, body in zip(events, bodies, strict=True):
+            args += [event.type, body]
+        with self._translate():
+            if run is not None and run not in self._run_workspaces:
+                pipe = client.pipeline(transaction=False)
+                await scripts.append(keys, args, client=pipe)
+                pipe.hsetnx(self._runs_key(), run, workspace)
+                result, _ = await pipe.execute()
+                self._run_workspaces[run] = workspace
+            else:
+                result = await scripts.append(keys, args)
+        last, ts = int(result[0]), result[1]
+        if last < 0:
+            assert run is not None and expected_version is not None
+            raise VersionConflict(run, expected_version, int(ts))
+        first = last - len(events) + 1
+        return [
+            Event(
+                seq=first + i, workspace=workspace, run=run, type=e.type, ts=float(ts), data=e.data
+            )
+            for i, e in enumerate(events)
+        ]
+
+    async def read(
+        self,
+        workspace: str,
+        after_seq: int = 0,
+        types: Sequence[str] | None = None,
+        limit: int = 1000,
+        run: str | None = None,
+    ) -> list[Event]:
+        self._ready()
+        wanted = set(types) if types else None
+        out: list[Event] = []
+        cursor = after_seq
+        while len(out) < limit:
+            page, cursor, exhausted = await self._page(workspace, cursor, run, max(limit, PAGE))
+            for event in page:
+                if wanted is None or event.type in wanted:
+                    out.append(event)
+                    if len(out) == limit:
+                        break
+            if exhausted:
+                break
+        return out
+
+    async def _page(
+        self, workspace: str, after: int, run: str | None, count: int
+    ) -> tuple[list[Event], int, bool]:
+        """One page of events after `after`: (events, last seq looked at, nothing more)."""
+        client, scripts = self._ready()
+        with self._translate():
+            if run is None:
+                entries = await client.xrange(
+                    self._log_key(workspace), f"{after + 1}-0", "+", count
+                )
+                events = [parse_entry(workspace, id_, fields) for id_, fields in entries]
+                last = events[-1].seq if events else after
+                return events, last or after, len(entries) < count
+            looked, last, raw = await scripts.read_run(
+                [self._log_key(workspace), self._ws(workspace, f"run:{run}")], [after, count]
+            )
+        events = [
+            parse_entry(workspace, id_, dict(zip(flat[::2], flat[1::2], strict=True)))
+            for id_, flat in raw
+        ]
+        return events, int(last), int(looked) < count
+
+    async def tail(
+        self,
+        workspace: str,
+        after_seq: int = 0,
+        types: Sequence[str] | None = None,
+        run: str | None = None,
+    ) -> AsyncIterator[Event]:
+        self._ready()
+        assert self._feeds is not None
+        wanted = set(types) if types else None
+        cursor = after_seq
+        feed: Feed | None = None
+        try:
+            while True:
+                changed = feed.changed if feed is not None else None
+                known = feed.head if feed is not None else 0
+                batch = feed.since(cursor) if feed is not None else None
+                complete = True
+                if batch is None:
+                    batch = await self.read(workspace, cursor, None, PAGE, run)
+                    complete = len(batch) < PAGE
+                for event in batch:
+                    assert event.seq is not None
+                    cursor = event.seq
+                    if (run is None or event.run == run) and (
+                        wanted is None or event.type in wanted
+                    ):
+                        yield event
+                if not complete:
+                    continue
+                # Everything up to what the feed knew before the read has been seen.
+                cursor = max(cursor, known)
+                if feed is None:
+                    feed = self._feeds.join(workspace, cursor)
+                    continue
+                if changed is not None and not batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), BLOCK_MS / 1000)
+        finally:
+            if feed is not None and self._feeds is not None:
+                self._feeds.leave(workspace, feed)
+
+    async def head(self, workspace: str) -> int:
+        client, _ = self._ready()
+        with self._translate():
+            value = await client.get(self._ws(workspace, "head"))
+        return int(value) if value else 0
+
+    async def run_version(self, run: str) -> int:
+        client, _ = self._ready()
+        with self._translate():
+            workspace = self._run_workspaces.get(run) or await client.hget(self._runs_key(), run)
+            if workspace is None:
+                return 0
+            self._run_workspaces[run] = workspace
+            value = await client.hget(self._ws(workspace, "versions"), run)
+        return int(value) if value else 0
+
+    async def trim(self, workspace: str, keep: int = 10_000) -> int:
+        """Drop events older than the newest `keep`, but none at or after the first event of a
+        run that has not ended (completed, failed, cancelled). Returns how many went.
+        Needs Redis ≥ 6.2 (XTRIM MINID)."""
+        _, scripts = self._ready()
+        if self.server_version < (6, 2):
+            raise RedisConfigError("trimming the event log needs Redis 6.2 or later")
+        keys = [
+            self._log_key(workspace),
+            self._ws(workspace, "head"),
+            self._ws(workspace, "open-runs"),
+        ]
+        with self._translate():
+            removed, _ = await scripts.trim(keys, [max(keep, 0)])
+        return int(removed)
+
+    # ---- live events
+
+    async def publish_live(self, event: Event) -> None:
+        self._ready()
+        assert self._live is not None
+        with self._translate():
+            await self._live.publish(event)
+
+    async def live(self, workspace: str) -> AsyncIterator[Event]:
+        self._ready()
+        assert self._live is not None
+        with self._translate():
+            async for event in self._live.subscribe(workspace):
+                yield event
+
+    # ---- queue
+
+    async def enqueue(
+        self,
+        queue: str,
+        job_id: str,
+        payload: dict[str, Any],
+        *,
+        priority: int = 0,
+        not_before: float | None = None,
+        max_attempts: int = 5,
+    ) -> bool:
+        _, scripts = self._ready()
+        if abs(priority) > MAX_PRIORITY:
+            raise ValueError(f"priority must be within ±{MAX_PRIORITY}, got {priority}")
+        delay = 0.0 if not_before is None else not_before - time.time()
+        body = json.dumps(payload, separators=(",", ":"))
+        with self._translate():
+            created = await scripts.enqueue(
+                self._queue_keys(queue), [job_id, body, priority, repr(delay), max_attempts]
+            )
+        return bool(created)
+
+    async def lease(self, queue: str, worker: str, n: int, lease_s: float) -> list[Job]:
+        _, scripts = self._ready()
+        if n <= 0:
+            return []
+        with self._translate():
+            leased = await scripts.lease(self._queue_keys(queue), [worker, n, repr(lease_s)])
+        until = time.time() + lease_s
+        jobs = []
+        for raw in leased:
+            row = json.loads(raw)
+            jobs.append(
+                Job(
+                    id=row["id"],
+                    queue=queue,
+                    payload=json.loads(row["p"]),
+                    priority=int(row["pr"]),
+                    attempts=int(row["a"]),
+                    max_attempts=int(row["m"]),
+                    token=int(row["t"]),
+                    lease_until=until,
+                    last_error=row.get("e"),
+                )
+            )
+        return jobs
+
+    @staticmethod
+    def _lost(job: Job) -> NoReturn:
+        raise LeaseLost(f"job {job.id}: lease {job.token} is no longer held")
+
+    async def extend(self, job: Job, lease_s: float) -> Job:
+        _, scripts = self._ready()
+        with self._translate():
+            held = await scripts.extend(
+                self._queue_keys(job.queue), [job.id, job.token, repr(lease_s)]
+            )
+        if not held:
+            self._lost(job)
+        fields = {name: getattr(job, name) for name in Job.__slots__}
+        return Job(**{**fields, "lease_until": time.time() + lease_s})
+
+    async def ack(self, job: Job) -> None:
+        _, scripts = self._ready()
+        with self._translate():
+            held = await scripts.ack(self._queue_keys(job.queue), [job.id, job.token])
+        if not held:
+            self._lost(job)
+
+    async def retry(self, job: Job, delay_s: float, error: str) -> bool:
+        _, scripts = self._ready()
+        with self._translate():
+            outcome = await scripts.retry(
+                self._queue_keys(job.queue), [job.id, job.token, repr(delay_s), error]
+            )
+        if outcome < 0:
+            self._lost(job)
+        return bool(outcome)
+
+    async def release(self, job: Job, delay_s: float = 0.0) -> None:
+        _, scripts = self._ready()
+        with self._translate():
+            held = await scripts.release(
+                self._queue_keys(job.queue), [job.id, job.token, repr(delay_s)]
+            )
+        if not held:
+            self._lost(job)
+
+    async def queue_depth(self, queue: str) -> dict[int, int]:
+        client, _ = self._ready()
+        with self._translate():
+            counts = await client.hgetall(self._queue_keys(queue)[4])
+        return {int(priority): int(n) for priority, n in counts.items() if int(n) > 0}
+
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadJob]:
+        client, _ = self._ready()
+        keys = self._queue_keys(queue)
+        with self._translate():
+            ids = await client.zrange(keys[5], 0, limit - 1) if limit > 0 else []
+            rows = await client.hmget(keys[6], ids) if ids else []
+        dead = []
+        for job_id, raw in zip(ids, rows, strict=True):
+            if raw is None:
+                continue
+            row = json.loads(raw)
+            dead.append(
+                DeadJob(
+                    id=job_id,
+                    queue=queue,
+                    payload=json.loads(row["p"]),
+                    attempts=int(row["a"]),
+                    last_error=row.get("e"),
+                    failed_at=float(row["f"]),
+                )
+            )
+        return dead
+
+    async def requeue_dead(self, queue: str, job_id: str) -> bool:
+        _, scripts = self._ready()
+        with self._translate():
+            return bool(await scripts.requeue_dead(self._queue_keys(queue), [job_id]))
+
+    # ---- key-value
+
+    async def kv_get(self, key: str) -> dict[str, Any] | None:
+        client, _ = self._ready()
+        with self._translate():
+            raw = await client.hget(self._kv_keys()[0], key)
+        return json.loads(raw) if raw is not None else None
+
+    async def _kv(self, op: str, key: str, value: dict[str, Any] | None = None) -> bool:
+        _, scripts = self._ready()
+        body = json.dumps(value, separators=(",", ":")) if value is not None else ""
+        with self._translate():
+            return bool(await scripts.kv(self._kv_keys(), [op, key, body]))
+
+    async def kv_put(self, key: str, value: dict[str, Any]) -> None:
+        await self._kv("put", key, value)
+
+    async def kv_put_if_absent(self, key: str, value: dict[str, Any]) -> bool:
+        return await self._kv("put_if_absent", key, value)
+
+    async def kv_delete(self, key: str) -> bool:
+        return await self._kv("delete", key)
+
+    async def kv_scan(self, prefix: str, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+        client, _ = self._ready()
+        values, index = self._kv_keys()
+        low: bytes | str = b"[" + prefix.encode() if prefix else "-"
+        high: bytes | str = b"(" + prefix.encode() + b"\xff" if prefix else "+"
+        with self._translate():
+            keys = await client.zrangebylex(index, low, high, 0, limit) if limit > 0 else []
+            rows = await client.hmget(values, keys) if keys else []
+        return [(k, json.loads(v)) for k, v in zip(keys, rows, strict=True) if v is not None]
+
+    # ---- token ledger
+
+    async def ledger_init(self, workspace: str, budget: int) -> None:
+        _, scripts = self._ready()
+        with self._translate():
+            await scripts.ledger_init(self._ledger_keys(workspace), [int(budget)])
+
+    @staticmethod
+    def _ledger_state(workspace: str, row: Sequence[Any] | None) -> LedgerState:
+        if row is None or row[0] is None:
+            raise KeyError(f"no ledger for workspace {workspace}")
+        budget, committed, reserved, alerts = row
+        return LedgerState(
+            budget=int(budget),
+            committed=int(committed),
+            reserved=int(reserved),
+            alerts_fired=sorted(float(t) for t in (alerts or "").split()),
+        )
+
+    async def ledger_get(self, workspace: str) -> LedgerState:
+        client, _ = self._ready()
+        with self._translate():
+            row = await client.hmget(
+                self._ledger_keys(workspace)[0], ["budget", "committed", "reserved", "alerts"]
+            )
+        return self._ledger_state(workspace, row)
+
+    async def ledger_add(self, workspace: str, tokens: int) -> LedgerState:
+        _, scripts = self._ready()
+        with self._translate():
+            row = await scripts.ledger_add(self._ledger_keys(workspace), [int(tokens)])
+        return self._ledger_state(workspace, row)
+
+    async def reserve(
+        self, workspace: str, reservation_id: str, minimum: int, wanted: int
+    ) -> Reservation | None:
+        _, scripts = self._ready()
+        with self._translate():
+            outcome = await scripts.reserve(
+                self._ledger_keys(workspace, reservation_id), [int(minimum), int(wanted)]
+            )
+        if outcome[0] < 0:
+            raise KeyError(f"no ledger for workspace {workspace}")
+        if outcome[0] == 0:
+            return None
+        return Reservation(reservation_id, workspace, int(outcome[1]))
+
+    async def commit(
+        self, workspace: str, reservation_id: str, actual: int, thresholds: Sequence[float]
+    ) -> CommitResult:
+        _, scripts = self._ready()
+        ordered = sorted(float(t) for t in thresholds)
+        with self._translate():
+            outcome = await scripts.commit(
+                self._ledger_keys(workspace, reservation_id),
+                [int(actual), *(repr(t) for t in ordered)],
+            )
+        if outcome is None:
+            raise KeyError(f"no ledger for workspace {workspace}")
+        committed, budget, charged, already, *crossed = outcome
+        return CommitResult(
+            committed=int(committed),
+            budget=int(budget),
+            charged=int(charged),
+            already_committed=bool(int(already)),
+            thresholds_crossed=tuple(ordered[int(i) - 1] for i in crossed),
+        )
+
+    async def release_reservation(self, workspace: str, reservation_id: str) -> None:
+        _, scripts = self._ready()
+        with self._translate():
+            await scripts.release_reservation(self._ledger_keys(workspace, reservation_id))
+
+    # ---- shared rate limiter (GCRA)
+
+    async def acquire(
+        self,
+        key: str,
+        requests: int,
+        tokens: int,
+        limits: tuple[RateLimit | None, RateLimit | None],
+    ) -> float:
+        _, scripts = self._ready()
+        args: list[str | int] = [int(requests), int(tokens)]
+        for limit in limits:
+            if limit is None:
+                args += ["", ""]
+                continue
+            if limit.per_minute <= 0:
+                raise ValueError(f"per_minute must be positive, got {limit.per_minute}")
+            args += [repr(float(limit.per_minute)), repr(_burst(limit))]
+        with self._translate():
+            wait = await scripts.acquire([self._rate_key(key)], args)
+        return float(wait)
+
+    async def block_until(self, key: str, until: float) -> None:
+        _, scripts = self._ready()
+        with self._translate():
+            await scripts.block_until([self._rate_key(key)], [repr(until - time.time())])
+
+    def _rate_key(self, key: str) -> str:
+        return f"{self.prefix}:{{rl:{key}}}"
+
+
+def _burst(limit: RateLimit) -> float:
+    """Mirrors `mezzo.store.gcra`: ten seconds' worth of the limit unless configured."""
+    return float(limit.burst) if limit.burst is not None else max(1.0, limit.per_minute / 6.0)

@@ -1,0 +1,201 @@
+"""Fan-out of a Redis store's events to the tailers and live subscribers of one process.
+
+Durable events: one reader task per workspace that has tailers in this process, blocked in
+`XREAD BLOCK` on the workspace's stream over a connection of its own, keeps the newest events
+in a ring. Every tailer of that workspace serves itself from the ring and falls back to a
+plain read when it is behind the ring, so 10,000 subscribers of one workspace cost one
+connection and one `XREAD` per batch of events, not 10,000.
+
+Live events: one Pub/Sub connection per process, one channel per workspace with subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import redis.exceptions as rex
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from mezzo.protocol import Event
+from mezzo.store.live import LiveHub
+
+BLOCK_MS = 5000
+RING_SIZE = 2048
+READ_COUNT = 512
+
+
+def parse_entry(workspace: str, entry_id: str, fields: dict[str, str]) -> Event:
+    return Event(
+        seq=int(entry_id.split("-", 1)[0]),
+        workspace=workspace,
+        run=fields.get("r"),
+        type=fields["t"],
+        ts=float(fields["ts"]),
+        data=json.loads(fields["d"]),
+    )
+
+
+class Feed:
+    """The newest events of one workspace as this process has seen them."""
+
+    def __init__(self, head: int) -> None:
+        self.head = head
+        self.recent: deque[Event] = deque(maxlen=RING_SIZE)
+        self.changed = asyncio.Event()
+        self.failing = False
+        self.subscribers = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def since(self, cursor: int) -> list[Event] | None:
+        """The events after `cursor` when the ring holds all of them, else None."""
+        if self.failing:
+            return None
+        if cursor >= self.head:
+            return []
+        if not self.recent or (self.recent[0].seq or 0) > cursor + 1:
+            return None
+        start = cursor + 1 - (self.recent[0].seq or 0)
+        return list(itertools.islice(self.recent, start, None))
+
+    def push(self, events: list[Event]) -> None:
+        for event in events:
+            if event.seq is not None and event.seq > self.head:
+                self.recent.append(event)
+                self.head = event.seq
+        self.failing = False
+        self.notify()
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class Feeds:
+    """One `Feed` and one blocking reader per workspace with tailers in this process."""
+
+    def __init__(self, blocking: Redis, stream_key: Callable[[str], str]) -> None:
+        self._blocking = blocking
+        self._stream_key = stream_key
+        self._feeds: dict[str, Feed] = {}
+
+    def join(self, workspace: str, cursor: int) -> Feed:
+        feed = self._feeds.get(workspace)
+        if feed is None:
+            feed = Feed(cursor)
+            feed.task = asyncio.create_task(self._pump(workspace, feed))
+            self._feeds[workspace] = feed
+        feed.subscribers += 1
+        return feed
+
+    def leave(self, workspace: str, feed: Feed) -> None:
+        feed.subscribers -= 1
+        if feed.subscribers <= 0 and self._feeds.get(workspace) is feed:
+            del self._feeds[workspace]
+            if feed.task is not None:
+                feed.task.cancel()
+
+    async def close(self) -> None:
+        tasks = [feed.task for feed in self._feeds.values() if feed.task is not None]
+        self._feeds.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _pump(self, workspace: str, feed: Feed) -> None:
+        key = self._stream_key(workspace)
+        backoff = 0.05
+        while True:
+            try:
+                reply: Any = await self._blocking.xread(
+                    {key: f"{feed.head}-0"}, count=READ_COUNT, block=BLOCK_MS
+                )
+            except (rex.ConnectionError, rex.TimeoutError, OSError):
+                feed.failing = True
+                feed.notify()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            for _key, entries in reply or ():
+                feed.push([parse_entry(workspace, id_, fields) for id_, fields in entries])
+
+
+class LiveRelay:
+    """Live-only events over Redis Pub/Sub: one connection, one channel per workspace."""
+
+    def __init__(self, client: Redis, channel: Callable[[str], str]) -> None:
+        self._client = client
+        self._channel = channel
+        self._hub = LiveHub()
+        self._counts: dict[str, int] = {}
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def publish(self, event: Event) -> None:
+        await self._client.publish(self._channel(event.workspace), event.model_dump_json())
+
+    async def subscribe(self, workspace: str) -> AsyncIterator[Event]:
+        await self._acquire(workspace)
+        try:
+            async for event in self._hub.subscribe(workspace):
+                yield event
+        finally:
+            await self._release(workspace)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(rex.RedisError, OSError):
+                await self._pubsub.aclose()
+            self._pubsub = None
+
+    async def _acquire(self, workspace: str) -> None:
+        if self._pubsub is None:
+            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        count = self._counts.get(workspace, 0)
+        self._counts[workspace] = count + 1
+        if count == 0:
+            try:
+                await self._pubsub.subscribe(self._channel(workspace))
+            except BaseException:
+                self._counts[workspace] -= 1
+                raise
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read(self._pubsub))
+
+    async def _release(self, workspace: str) -> None:
+        self._counts[workspace] -= 1
+        if self._counts[workspace] > 0:
+            return
+        del self._counts[workspace]
+        if self._pubsub is not None:
+            with contextlib.suppress(rex.RedisError, OSError):
+                await self._pubsub.unsubscribe(self._channel(workspace))
+
+    async def _read(self, pubsub: PubSub) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=1.0)
+            except (rex.ConnectionError, rex.TimeoutError, OSError):
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            if message is None or message.get("type") != "message":
+                continue
+            with contextlib.suppress(ValueError):
+                self._hub.publish(Event.model_validate_json(message["data"]))
