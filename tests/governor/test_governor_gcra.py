@@ -130,3 +130,24 @@ def test_tat_from_remaining_mirrors_the_providers_bucket() -> None:
     tat = tat_from_remaining(10, now, interval, burst)
     assert gcra(tat, now, interval, burst, cost=10).allowed
     assert not gcra(tat, now, interval, burst, cost=11).allowed
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_stub_llm_accepts_everything_gcra_admits(seed: int) -> None:
+    """The stub refuses like OpenAI (a bucket of `tpm` tokens); GCRA with that burst never
+    sends it a request it would answer with 429."""
+    from mezzo.testing.limits import RateLimits
+
+    rng = random.Random(seed)
+    tpm = rng.choice([1_000, 30_000, 150_000])
+    stub = RateLimits(rpm=None, tpm=tpm)
+    interval, burst = emission_interval(tpm), float(tpm)
+    tat, now, admitted = 0.0, 0.0, 0
+    for _ in range(400):
+        now += rng.expovariate(1.0) * rng.choice([0.01, 0.5, 3.0])
+        tokens = rng.randint(1, tpm // 4)
+        allowed, tat, _ = gcra(tat, now, interval, burst, tokens)
+        if allowed:
+            admitted += 1
+            assert stub.acquire("key", tokens, now).allowed
+    assert admitted > 10

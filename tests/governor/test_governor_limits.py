@@ -277,3 +277,30 @@ def test_breaker_config_is_validated() -> None:
         BreakerConfig(failure_threshold=0)
     with pytest.raises(LimitsError):
         BreakerConfig(cooldown_s=0)
+
+
+# Against mezzo's stub LLM, whose limits are enforced and reported the way OpenAI does it.
+
+
+def test_durations_written_by_the_stub_parse_back() -> None:
+    from mezzo.testing.limits import format_duration
+
+    for seconds in [0.0, 0.0004, 0.02, 0.999, 1.0, 1.5, 59.999, 60.0, 62.5, 360.0, 3600.001]:
+        assert parse_duration(format_duration(seconds)) == pytest.approx(
+            math.ceil(seconds * 1000) / 1000
+        )
+
+
+def test_stub_headers_parse_into_an_observation() -> None:
+    from mezzo.testing.limits import RateLimits
+
+    stub = RateLimits(rpm=60, tpm=1000)
+    stub.acquire("key", 900, now=0.0)
+    refused = stub.acquire("key", 900, now=0.5)
+    assert not refused.allowed
+    observed = parse_rate_limit_headers(refused.headers, now=0.5)
+    assert (observed.limit_requests, observed.limit_tokens) == (60, 1000)
+    assert observed.remaining_tokens == 108
+    assert observed.reset_tokens_s == pytest.approx(53.5)
+    learned = LearnedLimits().learn(observed, now=0.5)
+    assert effective_limits(Limits(tpm=5000), learned, now=1.0) == Limits(rpm=60, tpm=1000)
