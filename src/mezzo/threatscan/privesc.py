@@ -1,0 +1,363 @@
+"""AWS identities and the published privilege-escalation techniques, each a named edge.
+
+An edge is only drawn when every permission the technique needs is granted after Deny,
+boundary and condition evaluation, and when its target is real: `iam:PassRole` alone is not a
+finding; passing a role needs the role's trust policy to admit the service and the caller to be
+able to make that service run code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mezzo.threatscan.iam import (
+    ACCOUNT,
+    ATTACKER_CONTEXT,
+    REGION,
+    Context,
+    Decision,
+    Policy,
+    Statement,
+    evaluate,
+    principal_matches,
+    trusted_services,
+)
+from mezzo.threatscan.model import Edge, Location
+
+ADMIN_NODE = "aws:admin"
+ADMIN_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+# Granting all of these, unconditionally and on any resource, makes a principal an admin.
+ADMIN_PROBES = (
+    "iam:AttachRolePolicy",
+    "iam:PutUserPolicy",
+    "iam:CreateAccessKey",
+    "sts:AssumeRole",
+    "s3:GetObject",
+    "ec2:RunInstances",
+    "kms:Decrypt",
+    "secretsmanager:GetSecretValue",
+    "organizations:ListAccounts",
+)
+
+
+@dataclass
+class Principal:
+    node_id: str
+    kind: str  # user | role | group
+    name: str
+    arn: str
+    location: Location
+    policies: list[Policy] = field(default_factory=list)
+    boundary: list[Statement] | None = None
+    trust: list[Statement] = field(default_factory=list)
+    group_ids: list[str] = field(default_factory=list)
+    attached_policy_arns: list[str] = field(default_factory=list)
+    group_arns: list[str] = field(default_factory=list)
+
+    @property
+    def statements(self) -> list[Statement]:
+        return [s for policy in self.policies for s in policy.statements]
+
+    def context(self, **extra: str) -> Context:
+        base = ATTACKER_CONTEXT.with_values(aws__PrincipalArn=self.arn)
+        if self.kind == "user":
+            base = base.with_values(aws__username=self.name)
+        return base.with_values(**extra)
+
+    def can(self, action: str, resource: str, **extra: str) -> Decision:
+        return evaluate(self.statements, action, resource, self.context(**extra), self.boundary)
+
+    def can_somewhere(self, action: str) -> Decision:
+        """Allowed on at least one resource the caller can name (create actions)."""
+        service = action.split(":")[0]
+        candidates = [f"arn:aws:{service}:{REGION}:{ACCOUNT}:mezzo-any/mezzo-any"]
+        for statement in self.statements:
+            if statement.effect == "Allow":
+                for pattern in statement.resources or ():
+                    candidates.append(pattern.replace("*", "mezzo").replace("?", "m"))
+        decision = Decision(False, reason="no Allow applies")
+        for resource in candidates:
+            decision = self.can(action, resource)
+            if decision.allowed:
+                return decision
+        return decision
+
+
+@dataclass(frozen=True)
+class PassRoleTechnique:
+    name: str
+    service: str
+    actions: tuple[str, ...]
+    verb: str
+
+
+PASSROLE_TECHNIQUES = (
+    PassRoleTechnique(
+        "ec2",
+        "ec2.amazonaws.com",
+        ("ec2:RunInstances",),
+        "launches an EC2 instance with the role and reads its credentials from IMDS",
+    ),
+    PassRoleTechnique(
+        "lambda",
+        "lambda.amazonaws.com",
+        ("lambda:CreateFunction", "lambda:InvokeFunction"),
+        "creates a Lambda function running as the role and invokes it",
+    ),
+    PassRoleTechnique(
+        "lambda-event-source",
+        "lambda.amazonaws.com",
+        ("lambda:CreateFunction", "lambda:CreateEventSourceMapping"),
+        "creates a Lambda function running as the role, triggered by an event source",
+    ),
+    PassRoleTechnique(
+        "glue-dev-endpoint",
+        "glue.amazonaws.com",
+        ("glue:CreateDevEndpoint",),
+        "creates a Glue dev endpoint with the role and logs into it over SSH",
+    ),
+    PassRoleTechnique(
+        "glue-job",
+        "glue.amazonaws.com",
+        ("glue:CreateJob", "glue:StartJobRun"),
+        "creates and starts a Glue job whose script runs as the role",
+    ),
+    PassRoleTechnique(
+        "sagemaker-notebook",
+        "sagemaker.amazonaws.com",
+        ("sagemaker:CreateNotebookInstance", "sagemaker:CreatePresignedNotebookInstanceUrl"),
+        "creates a SageMaker notebook with the role and opens it",
+    ),
+    PassRoleTechnique(
+        "sagemaker-training",
+        "sagemaker.amazonaws.com",
+        ("sagemaker:CreateTrainingJob",),
+        "starts a SageMaker training job whose container runs as the role",
+    ),
+    PassRoleTechnique(
+        "sagemaker-processing",
+        "sagemaker.amazonaws.com",
+        ("sagemaker:CreateProcessingJob",),
+        "starts a SageMaker processing job whose container runs as the role",
+    ),
+    PassRoleTechnique(
+        "cloudformation",
+        "cloudformation.amazonaws.com",
+        ("cloudformation:CreateStack",),
+        "creates a CloudFormation stack that acts with the role",
+    ),
+    PassRoleTechnique(
+        "codebuild",
+        "codebuild.amazonaws.com",
+        ("codebuild:CreateProject", "codebuild:StartBuild"),
+        "creates and starts a CodeBuild project whose build runs as the role",
+    ),
+    PassRoleTechnique(
+        "datapipeline",
+        "datapipeline.amazonaws.com",
+        (
+            "datapipeline:CreatePipeline",
+            "datapipeline:PutPipelineDefinition",
+            "datapipeline:ActivatePipeline",
+        ),
+        "creates a Data Pipeline whose activity runs shell commands as the role",
+    ),
+)
+
+
+def is_admin(principal: Principal) -> Decision:
+    first: Decision | None = None
+    for action in ADMIN_PROBES:
+        service = action.split(":")[0]
+        decision = principal.can(action, f"arn:aws:{service}:{REGION}:{ACCOUNT}:mezzo-any/x")
+        if not decision.allowed or decision.conditional:
+            return Decision(False)
+        first = first or decision
+    return first or Decision(False)
+
+
+def _edge(
+    source: Principal, target: str, kind: str, technique: str, action: str, decision: Decision
+) -> Edge:
+    location = decision.statement.location if decision.statement else None
+    if decision.conditional:
+        action += " (a condition applies that cannot be checked offline)"
+    return Edge(source.node_id, target, kind, technique, action, location or source.location)
+
+
+def escalation_edges(principals: Iterable[Principal]) -> list[Edge]:
+    everyone = list(principals)
+    edges: list[Edge] = []
+    for principal in everyone:
+        admin = is_admin(principal)
+        if admin.allowed:
+            edges.append(
+                _edge(
+                    principal,
+                    ADMIN_NODE,
+                    "administers",
+                    "full-admin",
+                    "uses its administrator permissions (every action on every resource)",
+                    admin,
+                )
+            )
+            continue
+        edges.extend(_self_edges(principal))
+        for other in everyone:
+            if other is not principal:
+                edges.extend(_edges_to(principal, other))
+    return edges
+
+
+def _self_edges(p: Principal) -> list[Edge]:
+    edges: list[Edge] = []
+    admin_policy = {"iam__PolicyARN": ADMIN_POLICY_ARN}
+    own: list[tuple[str, str, dict[str, str]]] = []
+    if p.kind == "user":
+        own += [("iam:PutUserPolicy", p.arn, {}), ("iam:AttachUserPolicy", p.arn, admin_policy)]
+    if p.kind == "role":
+        own += [("iam:PutRolePolicy", p.arn, {}), ("iam:AttachRolePolicy", p.arn, admin_policy)]
+    if p.kind == "group":
+        own += [("iam:PutGroupPolicy", p.arn, {}), ("iam:AttachGroupPolicy", p.arn, admin_policy)]
+    for group_arn in p.group_arns:
+        own += [
+            ("iam:PutGroupPolicy", group_arn, {}),
+            ("iam:AttachGroupPolicy", group_arn, admin_policy),
+        ]
+    for policy_arn in p.attached_policy_arns:
+        if ":aws:policy/" not in policy_arn:
+            own += [
+                ("iam:CreatePolicyVersion", policy_arn, {}),
+                ("iam:SetDefaultPolicyVersion", policy_arn, {}),
+            ]
+    for action, resource, extra in own:
+        decision = p.can(action, resource, **extra)
+        if decision.allowed:
+            verb = _SELF_VERBS[action.split(":")[1]]
+            edges.append(_edge(p, ADMIN_NODE, "can_escalate_to", action, verb, decision))
+    return edges
+
+
+_SELF_VERBS = {
+    "PutUserPolicy": "writes an inline policy granting */* onto its own user",
+    "AttachUserPolicy": "attaches AdministratorAccess to its own user",
+    "PutRolePolicy": "writes an inline policy granting */* onto its own role",
+    "AttachRolePolicy": "attaches AdministratorAccess to its own role",
+    "PutGroupPolicy": "writes an inline policy granting */* onto its own group",
+    "AttachGroupPolicy": "attaches AdministratorAccess to its own group",
+    "CreatePolicyVersion": "publishes a new default version of its own managed policy granting */*",
+    "SetDefaultPolicyVersion": "switches its own managed policy to an older, broader version",
+}
+
+
+def _edges_to(p: Principal, q: Principal) -> list[Edge]:
+    edges: list[Edge] = []
+    if q.kind == "user":
+        for action, verb in (
+            ("iam:CreateAccessKey", f"creates an access key for user {q.name} and signs in as it"),
+            ("iam:CreateLoginProfile", f"sets a console password for user {q.name}"),
+            ("iam:UpdateLoginProfile", f"resets the console password of user {q.name}"),
+        ):
+            decision = p.can(action, q.arn)
+            if decision.allowed:
+                edges.append(_edge(p, q.node_id, "can_escalate_to", action, verb, decision))
+    if q.kind == "group" and p.kind == "user":
+        decision = p.can("iam:AddUserToGroup", q.arn)
+        if decision.allowed and q.arn not in p.group_arns:
+            edges.append(
+                _edge(
+                    p,
+                    q.node_id,
+                    "can_escalate_to",
+                    "iam:AddUserToGroup",
+                    f"adds itself to group {q.name}",
+                    decision,
+                )
+            )
+    if q.kind == "role":
+        edges.extend(_role_edges(p, q))
+    return edges
+
+
+def _role_edges(p: Principal, q: Principal) -> list[Edge]:
+    edges: list[Edge] = []
+    assume = _assume(p, q)
+    if assume is not None:
+        edges.append(
+            _edge(p, q.node_id, "can_assume", "sts:AssumeRole", f"assumes role {q.name}", assume)
+        )
+    decision = p.can("iam:UpdateAssumeRolePolicy", q.arn)
+    if decision.allowed and assume is None:
+        edges.append(
+            _edge(
+                p,
+                q.node_id,
+                "can_escalate_to",
+                "iam:UpdateAssumeRolePolicy",
+                f"rewrites the trust policy of role {q.name} to trust itself, then assumes it",
+                decision,
+            )
+        )
+    services = trusted_services(q.trust)
+    for technique in PASSROLE_TECHNIQUES:
+        if technique.service not in services:
+            continue
+        pass_role = p.can("iam:PassRole", q.arn, iam__PassedToService=technique.service)
+        if not pass_role.allowed:
+            continue
+        needed = [p.can_somewhere(action) for action in technique.actions]
+        if all(d.allowed for d in needed):
+            name = "iam:PassRole+" + "+".join(technique.actions)
+            conditional = pass_role.conditional or any(d.conditional for d in needed)
+            edges.append(
+                _edge(
+                    p,
+                    q.node_id,
+                    "can_escalate_to",
+                    name,
+                    f"passes role {q.name} to {technique.service.split('.')[0]}: {technique.verb}",
+                    Decision(True, pass_role.statement, conditional),
+                )
+            )
+    return edges
+
+
+def _assume(p: Principal, q: Principal) -> Decision | None:
+    """Can p assume q? Trust policy must admit p; naming the account also needs p's own Allow."""
+    direct = False
+    via_account = False
+    context = p.context()
+    for statement in q.trust:
+        if statement.effect != "Allow" or not _mentions_assume(statement):
+            continue
+        from mezzo.threatscan.iam import condition_result
+
+        if condition_result(statement.conditions, context) is False:
+            continue
+        if principal_matches(statement, p.arn, account_principal=False):
+            direct = True
+        elif principal_matches(statement, p.arn, account_principal=True):
+            via_account = True
+    for statement in q.trust:
+        if (
+            statement.effect == "Deny"
+            and _mentions_assume(statement)
+            and principal_matches(statement, p.arn, account_principal=True)
+        ):
+            return None
+    if not (direct or via_account):
+        return None
+    decision = p.can("sts:AssumeRole", q.arn)
+    if decision.allowed:
+        return decision
+    if direct and decision.reason != "explicit Deny":
+        return Decision(True, q.trust[0] if q.trust else None)
+    return None
+
+
+def _mentions_assume(statement: Statement) -> bool:
+    from mezzo.threatscan.iam import action_matches
+
+    return any(action_matches(a, "sts:AssumeRole") for a in statement.actions or ())

@@ -1,0 +1,192 @@
+"""The catalogue of finding types: one SARIF rule each, with help text."""
+
+from __future__ import annotations
+
+from mezzo.threatscan.model import Finding, Location, Rule, Severity
+
+_RULES = [
+    Rule(
+        "MZ-AWS-001",
+        "OpenAdminPort",
+        "Security group opens SSH, RDP or all ports to the internet",
+        "A security group accepts traffic from 0.0.0.0/0 or ::/0 on an administrative port or "
+        "on every port. Restrict the source CIDR or put the service behind a bastion or SSM.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-AWS-002",
+        "PublicBucket",
+        "S3 bucket readable by anyone",
+        "The bucket's ACL or bucket policy grants access to every principal and no public "
+        "access block stops it. Remove the public grant or enable the public access block.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-AWS-003",
+        "PublicDatabase",
+        "Database instance is publicly accessible",
+        "`publicly_accessible = true` gives the database a public address. Keep databases in "
+        "private subnets and reach them through the application.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-AWS-004",
+        "IamPrivilegeEscalation",
+        "IAM principal can make itself administrator",
+        "A policy lets this principal grant itself administrator rights with a published "
+        "privilege-escalation technique (changing its own policies, publishing a policy version, "
+        "joining a group). Scope the IAM write actions to resources it does not hold, add a "
+        "permission boundary, or deny them explicitly.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-AWS-005",
+        "RoleAssumableByAnyone",
+        "IAM role trust policy admits any AWS principal",
+        'The role\'s trust policy names Principal "*" without a condition that pins the caller '
+        "(sts:ExternalId, aws:PrincipalOrgID, aws:SourceAccount). Anyone with an AWS account "
+        "can assume it. Name the trusted accounts or roles explicitly.",
+        Severity.CRITICAL,
+    ),
+    Rule(
+        "MZ-AWS-006",
+        "PublicLambda",
+        "Lambda function callable by anyone",
+        'A function URL with authorization_type NONE or a permission for principal "*" lets '
+        "anyone invoke the function. Require IAM auth or an authorizer.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-K8S-001",
+        "PrivilegedContainer",
+        "Privileged container",
+        "A privileged container has every capability and the host's devices: escaping to the "
+        "node is one mount away. Drop `privileged: true`.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-K8S-002",
+        "HostNamespace",
+        "Pod shares the host's PID, IPC or network namespace",
+        "hostPID, hostIPC and hostNetwork let a pod see and reach the node's processes and "
+        "interfaces. Remove them unless the workload is a node agent.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-K8S-003",
+        "SensitiveHostPath",
+        "Pod mounts a sensitive host path",
+        "Mounting `/`, the container runtime socket, /etc, /proc, /root or the kubelet's "
+        "directory hands the pod the node. Use volumes that are not host paths.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-K8S-004",
+        "DangerousCapability",
+        "Container adds a dangerous Linux capability",
+        "SYS_ADMIN, SYS_PTRACE, SYS_MODULE, DAC_READ_SEARCH, NET_ADMIN or ALL give a container "
+        "ways out to the node. Drop them.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-K8S-005",
+        "RbacSecretsRead",
+        "RBAC grants read access to Secrets",
+        "get, list or watch on secrets lets the subject read every credential in scope, "
+        "including other service accounts' tokens. Grant named secrets only.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-K8S-006",
+        "RbacPodExec",
+        "RBAC grants exec into pods",
+        "create on pods/exec lets the subject run commands in other pods and use their service "
+        "accounts.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-K8S-007",
+        "RbacPodCreate",
+        "RBAC grants creating pods or workloads",
+        "Whoever can create pods can run one with any service account in the namespace, and a "
+        "privileged one where no Pod Security admission stops it.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-K8S-008",
+        "RbacEscalationVerbs",
+        "RBAC grants bind, escalate or impersonate",
+        "bind and escalate let a subject grant itself any role; impersonate lets it act as any "
+        "user or group. These are cluster-admin by another name.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-K8S-009",
+        "ClusterAdminBinding",
+        "Subject bound to cluster-admin or a */* role",
+        "The subject can do anything in the cluster.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-K8S-010",
+        "ExposedServiceAccountToken",
+        "Internet-exposed pod mounts a service account token with RBAC rights",
+        "A remote code execution in this pod hands its token, and the RBAC rights bound to it, "
+        "to the attacker. Set automountServiceAccountToken: false or drop the rights.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-PATH-001",
+        "PathToAdmin",
+        "Attack path from the internet to administrator",
+        "A chain of individually plausible settings lets an attacker go from an internet-facing "
+        "entry point to full control. Each step of the code flow names the setting that enables "
+        "it; breaking any one step breaks the path.",
+        Severity.CRITICAL,
+    ),
+    Rule(
+        "MZ-PATH-002",
+        "PathToDataStore",
+        "Attack path from the internet to a data store",
+        "An internet-facing entry point leads, step by step, to read access on a data store. "
+        "Break any step of the code flow to close the path.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-PATH-003",
+        "PathToSecrets",
+        "Attack path from the internet to secrets",
+        "An internet-facing entry point leads, step by step, to secrets. Break any step of the "
+        "code flow to close the path.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-PATH-004",
+        "PathToHost",
+        "Attack path from the internet to a node (host escape)",
+        "An internet-facing workload can break out to its node, where every pod's secrets and "
+        "the node's cloud credentials are. Break any step of the code flow to close the path.",
+        Severity.CRITICAL,
+    ),
+    Rule(
+        "MZ-PATH-005",
+        "PrivilegeEscalationChain",
+        "IAM credentials escalate to administrator over several steps",
+        "Whoever holds this user's credentials can chain role assumptions and escalation "
+        "techniques up to administrator. Break any step of the code flow.",
+        Severity.HIGH,
+    ),
+]
+
+RULES: dict[str, Rule] = {rule.id: rule for rule in _RULES}
+
+
+def finding(
+    rule_id: str,
+    message: str,
+    location: Location | None,
+    nodes: tuple[str, ...],
+    severity: Severity | None = None,
+) -> Finding:
+    rule = RULES[rule_id]
+    return Finding(rule, message, location, severity or rule.severity, nodes)
