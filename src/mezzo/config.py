@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         default_factory=lambda: {"high": float("inf"), "normal": 30.0, "low": 2.0}
     )
     openai_api: str = "responses"
+    # Default to the OpenAI SDK's own variables, OPENAI_BASE_URL and OPENAI_API_KEY.
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -100,7 +100,14 @@ def _apply(state: RunState, event: Event) -> None:
         state.pending_calls[call.call_id] = call
         state.status = state.waiting_status()
     elif kind == "yield":
-        state.pending_yield = YieldData.model_validate(data)
+        asked = YieldData.model_validate(data)
+        state.pending_yield = asked
+        state.pending_calls[asked.call_id] = ToolCallData(
+            call_id=asked.call_id,
+            name="request_human_input",
+            arguments={"question": asked.question},
+            side="server",
+        )
         state.status = "awaiting_input"
     elif kind == "input":
         state.pending_yield = None

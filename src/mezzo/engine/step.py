@@ -563,14 +563,12 @@ class Engine:
                 NewEvent(type="message", data={"role": "assistant", "content": response.text})
             )
         for tool_call in calls:
-            events.append(NewEvent(type="tool_call", data=tool_call.model_dump()))
             if tool_call.name == HUMAN_INPUT_TOOL.name:
                 question = str(tool_call.arguments.get("question", ""))
-                events.append(
-                    NewEvent(
-                        type="yield", data={"call_id": tool_call.call_id, "question": question}
-                    )
-                )
+                asked = {"call_id": tool_call.call_id, "question": question}
+                events.append(NewEvent(type="yield", data=asked))
+            else:
+                events.append(NewEvent(type="tool_call", data=tool_call.model_dump()))
         await self._append(state, events)
         if call.reservation:
             commit = await self.store.commit(

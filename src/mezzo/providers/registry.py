@@ -34,8 +34,8 @@ class Providers:
             api = "chat" if self._settings.openai_api == "chat" else "responses"
             return OpenAIProvider(
                 api,
-                base_url=os.environ.get("OPENAI_BASE_URL"),
-                api_key=os.environ.get("OPENAI_API_KEY") or "unset",
+                base_url=self._settings.openai_base_url or os.environ.get("OPENAI_BASE_URL"),
+                api_key=self._settings.openai_api_key or os.environ.get("OPENAI_API_KEY") or "unset",
             )
         if name == "local":
             from mezzo.providers.local import LocalProvider

@@ -1,0 +1,146 @@
+"""Helpers for the core's tests: mezzo servers (in a thread or a subprocess) around the stub LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mezzo.config import RouteConfig, Settings
+from mezzo.testing.server import StubServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def core_settings(data_dir: Path, stub: StubServer, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "routes": {"default": RouteConfig(primary="openai:stub-model")},
+        "openai_base_url": stub.base_url,
+        "openai_api_key": "test",
+        "openai_api": "chat",
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.5,
+        "lease_seconds": 5.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class ServerThread:
+    """`mezzo serve` in a background thread of this process, on a free loopback port."""
+
+    def __init__(self, settings: Settings, *, workers: bool = True) -> None:
+        import uvicorn
+
+        from mezzo.server.app import build_asgi
+        from mezzo.service import Mezzo
+
+        self.mezzo = Mezzo(settings)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                build_asgi(self.mezzo, workers=workers),
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                timeout_graceful_shutdown=2,
+            )
+        )
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("mezzo server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+class ServeProcess:
+    """A real `mezzo serve` (or `mezzo worker`) subprocess: killable, restartable."""
+
+    def __init__(self, args: list[str], env: dict[str, str], port: int | None = None) -> None:
+        self.args = args
+        self.env = env
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}" if port else ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = Path(env["MEZZO_DATA_DIR"]) / f"{args[0]}-{time.time_ns()}.log"
+
+    def start(self) -> ServeProcess:
+        Path(self.env["MEZZO_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mezzo.cli", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        if self.port:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if (
+                        httpx.get(f"{self.url}/readyz", timeout=1, trust_env=False).status_code
+                        == 200
+                    ):
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.args} did not start:\n{self.log.read_text()}")
+                time.sleep(0.1)
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+def process_env(data_dir: Path, stub: StubServer, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEZZO_", "OPENAI_"))}
+    env.update(
+        {
+            "MEZZO_DATA_DIR": str(data_dir),
+            "MEZZO_ROUTES": '{"default": {"primary": "openai:stub-model"}}',
+            "MEZZO_OPENAI_API": "chat",
+            "MEZZO_RETRY_BASE_SECONDS": "0.05",
+            "MEZZO_RETRY_MAX_SECONDS": "0.5",
+            "MEZZO_LEASE_SECONDS": "3",
+            "OPENAI_BASE_URL": stub.base_url,
+            "OPENAI_API_KEY": "test",
+        }
+    )
+    env.update(extra)
+    return env
