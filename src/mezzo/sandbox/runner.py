@@ -104,7 +104,6 @@ class Sandbox:
             reason = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
             raise SandboxUnavailable(f"cannot create namespaces with bubblewrap: {reason}")
         self._pid_limiter = detect_pid_limiter()
-        log.debug("sandbox ready", pid_limiter=self._pid_limiter.describe())
         return self._pid_limiter
 
     async def run(

@@ -164,6 +164,8 @@ class SandboxSpec(BaseModel):
 
 def first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "value_error":  # our own messages name what they are about
+        return message
+    where = ".".join(str(part) for part in error["loc"])
     return f"{where}: {message}" if where else message
