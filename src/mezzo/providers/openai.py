@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletionChunk
+from openai.types.responses import ResponseStreamEvent
 
 from mezzo.providers.base import (
     Chunk,
@@ -77,6 +79,9 @@ def classify(error: Exception) -> ProviderError:
         return ProviderError(f"timeout: {error}", retryable=True)
     if isinstance(error, openai.APIConnectionError):
         return ProviderError(f"connection error: {error}", retryable=True)
+    if isinstance(error, openai.APIError):
+        # An error reported inside an otherwise successful stream.
+        return ProviderError(f"stream error: {error.message}", retryable=True)
     return ProviderError(f"{type(error).__name__}: {error}", retryable=False)
 
 
@@ -247,16 +252,24 @@ class OpenAIProvider:
             return self._stream_responses(request)
         return self._stream_chat(request)
 
-    async def _open(self, create: Any, params: dict[str, Any]) -> Any:
+    async def _open(self, path: str, event_type: type[Any], body: dict[str, Any]) -> Any:
+        # The SDK's generic `post` (its documented way to call any endpoint) rather than
+        # `responses.create(**body)`: the body is already in wire form, and the typed methods
+        # would walk the whole history through their param transforms on every step.
         try:
-            return await create(**params, stream=True)
+            return await self.client.post(
+                path,
+                cast_to=event_type,
+                body={**body, "stream": True},
+                stream=True,
+                stream_cls=AsyncStream[event_type],  # type: ignore[valid-type]
+            )
         except openai.OpenAIError as err:
             raise classify(err) from err
 
     async def _stream_responses(self, request: ModelRequest) -> AsyncIterator[Chunk]:
-        stream = await self._open(
-            self.client.responses.create, responses_params(request, store=self.store)
-        )
+        body = responses_params(request, store=self.store)
+        stream = await self._open("/responses", ResponseStreamEvent, body)
         headers = _lower(stream.response.headers)
         final: Any = None
         try:
@@ -283,7 +296,7 @@ class OpenAIProvider:
         yield _from_response(final, headers)
 
     async def _stream_chat(self, request: ModelRequest) -> AsyncIterator[Chunk]:
-        stream = await self._open(self.client.chat.completions.create, chat_params(request))
+        stream = await self._open("/chat/completions", ChatCompletionChunk, chat_params(request))
         headers = _lower(stream.response.headers)
         model = request.model
         texts: list[str] = []
