@@ -110,8 +110,9 @@ class Connection:
         state.stats.streams_open += 1
         entry["outcome"] = "streaming"
         try:
-            async for frame in self.stub.paced(list(responses_wire.stream(answer)), started):
-                await self.send(frame.data)
+            async for batch in self.stub.paced(list(responses_wire.stream(answer)), started):
+                for frame in batch:
+                    await self.send(frame.data)
         except BaseException:
             state.stats.streams_disconnected += 1
             entry["outcome"] = "disconnected"

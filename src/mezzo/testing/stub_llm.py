@@ -129,19 +129,29 @@ class Stub:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def paced(self, frames: list[Frame], started: float) -> AsyncIterator[Frame]:
-        """Yield frames, holding token frames to the configured latency and pace."""
+    async def paced(self, frames: list[Frame], started: float) -> AsyncIterator[list[Frame]]:
+        """Frames in batches that are due together, waiting out latency and pace in between.
+
+        A token frame is due at `started + latency + n / tokens_per_second`; a reply without
+        tokens still waits out the latency before its last frame. Unpaced, it is one batch.
+        """
         config = self.state.config
         first_token_at = started + config.latency_ms / 1000
         interval = 1 / config.tokens_per_second if config.tokens_per_second else 0.0
         sent_tokens = 0
+        batch: list[Frame] = []
         for index, frame in enumerate(frames):
             if frame.token or (index == len(frames) - 1 and sent_tokens == 0):
                 delay = first_token_at + sent_tokens * interval - time.monotonic()
                 if delay > 0:
+                    if batch:
+                        yield batch
+                        batch = []
                     await asyncio.sleep(delay)
                 sent_tokens += frame.token
-            yield frame
+            batch.append(frame)
+        if batch:
+            yield batch
 
     async def _sse(
         self, frames: list[Frame], started: float, entry: dict[str, Any], *, done_marker: bool
@@ -149,22 +159,17 @@ class Stub:
         """SSE bytes of `frames`; a stream counts as completed once its last event is written."""
         stats = self.state.stats
         stats.streams_open += 1
-        chunks = len(frames) + done_marker
         written = 0
         try:
-            async for frame in self.paced(frames, started):
-                data = json.dumps(frame.data, separators=(",", ":"))
-                written += 1
-                if frame.event is not None:
-                    yield f"event: {frame.event}\ndata: {data}\n\n".encode()
-                else:
-                    yield f"data: {data}\n\n".encode()
-            if done_marker:
-                written += 1
-                yield b"data: [DONE]\n\n"
+            async for batch in self.paced(frames, started):
+                chunk = b"".join(_sse_event(frame) for frame in batch)
+                written += len(batch)
+                if written == len(frames) and done_marker:
+                    chunk += b"data: [DONE]\n\n"
+                yield chunk
         finally:
             stats.streams_open -= 1
-            if written == chunks:
+            if written == len(frames):
                 stats.streams_completed += 1
                 stats.completed += 1
                 entry["outcome"] = "completed"
@@ -357,6 +362,13 @@ class Stub:
     async def reset(self, request: Request) -> Response:
         self.state.reset()
         return JSONResponse({"reset": True})
+
+
+def _sse_event(frame: Frame) -> bytes:
+    data = json.dumps(frame.data, separators=(",", ":"))
+    if frame.event is not None:
+        return f"event: {frame.event}\ndata: {data}\n\n".encode()
+    return f"data: {data}\n\n".encode()
 
 
 class _EventStream(StreamingResponse):
