@@ -76,6 +76,7 @@ class RedisStore:
                 f"not a Redis URL: {describe_url(url)!r} (want redis://host:port/db, "
                 "rediss://... or unix:///path)"
             )
+        _check_url(url)
         if "{" in prefix or "}" in prefix:
             raise RedisConfigError(f"the key prefix may not contain braces: {prefix!r}")
         self.url = url
@@ -124,7 +125,7 @@ class RedisStore:
         self.server_version = version
         self._client = client
         self._blocking = blocking
-        self._scripts = register_scripts(client)
+        self._scripts = register_scripts(client, one_slot=version >= (7, 0))
         self._feeds = Feeds(blocking, self._log_key)
         self._live = LiveRelay(client, self._live_channel)
 
@@ -168,6 +169,10 @@ class RedisStore:
         except rex.BusyLoadingError as exc:
             raise StoreUnavailable(
                 f"Redis at {self._where} is still loading its data; try again shortly"
+            ) from exc
+        except rex.InvalidResponse as exc:
+            raise StoreUnavailable(
+                f"{self._where} does not answer like a Redis server ({exc})"
             ) from exc
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis at {self._where} is unreachable: {exc}") from exc
@@ -657,6 +662,22 @@ class RedisStore:
 
     def _rate_key(self, key: str) -> str:
         return f"{self.prefix}:{{rl:{key}}}"
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise RedisConfigError(f"bad Redis URL {describe_url(url)}: {exc}") from exc
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise RedisConfigError(
+            f"bad Redis URL {describe_url(url)}: the path must be a database number, got "
+            f"{database!r}"
+        )
 
 
 def _burst(limit: RateLimit) -> float:

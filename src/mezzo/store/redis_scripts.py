@@ -32,11 +32,13 @@ def _source(name: str) -> str:
     return (files("mezzo.store") / "redis_lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
-def script_sources() -> dict[str, str]:
-    """Every script's full source by name."""
+def script_sources(*, one_slot: bool = False) -> dict[str, str]:
+    """Every script's full source by name. `one_slot` (Redis ≥ 7) adds the `#!lua` shebang, under
+    which a Cluster node refuses a script that touches a key outside its declared keys' slot."""
     sources: dict[str, str] = {}
     for library, names in _LIBRARIES.items():
-        prelude = _source(library) + "\n" if library else ""
+        prelude = "#!lua\n" if one_slot else ""
+        prelude += _source(library) + "\n" if library else ""
         for name in names:
             sources[name] = prelude + _source(name)
     return sources
@@ -64,6 +66,7 @@ class Scripts:
     kv: AsyncScript
 
 
-def register_scripts(client: Redis) -> Scripts:
+def register_scripts(client: Redis, *, one_slot: bool = False) -> Scripts:
     """Scripts bound to `client`; each loads itself (EVALSHA, then SCRIPT LOAD on NOSCRIPT)."""
-    return Scripts(**{name: client.register_script(src) for name, src in script_sources().items()})
+    sources = script_sources(one_slot=one_slot)
+    return Scripts(**{name: client.register_script(src) for name, src in sources.items()})
