@@ -69,7 +69,8 @@ def _table_delimiter(text: str) -> str | None:
 def detect_format(head: bytes, filename: str) -> FileFormat:
     claimed = claimed_format(filename)
     head = head.removeprefix(b"\xef\xbb\xbf")
-    binary_at = looks_binary(head)
+    starts_like_sequence = head.lstrip()[:1] in (b">", b"@")  # their scanners name the record
+    binary_at = None if starts_like_sequence else looks_binary(head)
     if binary_at is not None:
         what = f"claims {claimed.value.upper()} by its name but" if claimed else "is binary:"
         raise FileFormatError(

@@ -21,7 +21,7 @@ from mezzo.files.seqstats import length_distribution, nx_from_desc
 SEQUENCE_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz*-."
 _VALID = SEQUENCE_BYTES + b"\r\n"
 _INVALID_RE = re.compile(rb"[^A-Za-z*\-.\r\n]")
-_N_RUN_RE = re.compile(rb"[Nn]+")
+_N_MASK = bytes(78 if b in b"Nn" else 46 for b in range(256))  # N/n -> 'N', others -> '.'
 MAX_HEADER = 1 << 20
 TOP_N_RUNS = 10
 _FLUSH_ROWS = 10_000
@@ -44,6 +44,11 @@ class _Record:
     short_seen: bool = False  # a line shorter than `width` was seen: only blank lines may follow
     irregular: bool = False
     run_start: int = -1  # start of an N run still open at the end of the last segment
+
+
+def _count(data: bytes, byte: bytes) -> int:
+    """`bytes.count`, skipped when the byte is absent (a memchr is far cheaper than a count)."""
+    return data.count(byte) if byte in data else 0
 
 
 def split_header(header: bytes) -> tuple[str, str]:
@@ -177,19 +182,19 @@ class FastaScanner:
         if not bases and not newlines:
             return
         start = rec.length
-        g, c, n = seg.count(b"G"), seg.count(b"C"), seg.count(b"N")
-        lg, lc, ln = seg.count(b"g"), seg.count(b"c"), seg.count(b"n")
-        la, lt = seg.count(b"a"), seg.count(b"t")
+        g, c, n = _count(seg, b"G"), _count(seg, b"C"), _count(seg, b"N")
+        lg, lc, ln = _count(seg, b"g"), _count(seg, b"c"), _count(seg, b"n")
+        la, lt = _count(seg, b"a"), _count(seg, b"t")
         rec.gc += g + c + lg + lc
         rec.n += n + ln
         rec.lower += la + lc + lg + lt + ln
         if self.totals["sampled"] < 1 << 20:
             self.totals["sampled"] += bases
             self.totals["sampled_acgtn"] += (
-                g + c + n + lg + lc + ln + la + lt + seg.count(b"A") + seg.count(b"T")
+                g + c + n + lg + lc + ln + la + lt + _count(seg, b"A") + _count(seg, b"T")
             )
         if n + ln:
-            self._n_runs(rec, seg.translate(None, b"\r\n"), start)
+            self._n_runs(rec, seg, start)
         elif bases:
             self._close_run(rec, start)
         if not rec.irregular:
@@ -197,26 +202,49 @@ class FastaScanner:
         rec.length += bases
         self.line += newlines
 
-    def _n_runs(self, rec: _Record, seq: bytes, start: int) -> None:
-        if rec.run_start >= 0 and seq[:1] not in (b"N", b"n"):
+    def _n_runs(self, rec: _Record, seg: bytes, start: int) -> None:
+        """Count N runs with C-level passes; only runs long enough for the top list are
+        located one by one."""
+        mask = seg.translate(_N_MASK, b"\r\n")
+        size = len(mask)
+        lead = size - len(mask.lstrip(b"N"))
+        trail = size - len(mask.rstrip(b"N"))
+        if lead == 0:
             self._close_run(rec, start)
-        for match in _N_RUN_RE.finditer(seq):
-            s, e = match.span()
+        elif lead == size:
             if rec.run_start < 0:
-                rec.run_start = start + s
-            if e < len(seq):
-                self._close_run(rec, start + e)
+                rec.run_start = start
+                rec.n_runs += 1
+            return
+        rec.n_runs += mask.count(b".N") + (1 if lead and rec.run_start < 0 else 0)
+        if lead:
+            if rec.run_start < 0:
+                rec.run_start = start
+            self._close_run(rec, start + lead)
+        heap = self.longest_n_runs
+        pos, stop = lead, size - trail
+        while True:
+            shortest = heap[0][0] + 1 if len(heap) >= TOP_N_RUNS else 1
+            found = mask.find(b"N" * shortest, pos, stop)  # leftmost: a run's first base
+            if found < 0:
+                break
+            end = mask.find(b".", found, stop)
+            self._push_run(end - found, rec.name, start + found + 1)
+            pos = end
+        if trail:
+            rec.run_start = start + size - trail
 
     def _close_run(self, rec: _Record, end: int) -> None:
-        if rec.run_start < 0:
-            return
-        rec.n_runs += 1
-        item = (end - rec.run_start, rec.name, rec.run_start + 1)
+        if rec.run_start >= 0:
+            self._push_run(end - rec.run_start, rec.name, rec.run_start + 1)
+            rec.run_start = -1
+
+    def _push_run(self, length: int, name: str, start: int) -> None:
+        item = (length, name, start)
         if len(self.longest_n_runs) < TOP_N_RUNS:
             heapq.heappush(self.longest_n_runs, item)
         else:
             heapq.heappushpop(self.longest_n_runs, item)
-        rec.run_start = -1
 
     def _lines(self, rec: _Record, seg: bytes, newlines: int) -> None:
         """Check line widths; full lines are checked in one strided slice, not one by one."""

@@ -70,7 +70,9 @@ def _head(path: Path, compression: Compression, name: str) -> bytes:
             if size >= SNIFF_BYTES:
                 break
     except FileFormatError:
-        pass  # a truncated stream is reported, with its position, by the full scan
+        if not parts:
+            raise
+        # otherwise the full scan reports the damage, with its position
     finally:
         chunks.close()  # type: ignore[attr-defined]
     return b"".join(parts)[:SNIFF_BYTES]

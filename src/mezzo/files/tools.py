@@ -281,15 +281,11 @@ def table_rows(
         delimiter = query.layout["delimiter"]
         matches = query.select(conditions, start_row)
 
-        def rows() -> Iterator[str]:
-            for shown, (number, row) in enumerate(matches):
-                if shown >= limit:
-                    return
-                yield f"{number}{delimiter}" + _csv_line(
-                    [row[i] if i < len(row) else "" for i in positions], delimiter
-                )
-
-        shown_rows = list(rows())
+        shown_rows = [
+            f"{number}{delimiter}"
+            + _csv_line([row[i] if i < len(row) else "" for i in positions], delimiter)
+            for number, row in _first(matches, max(1, limit))
+        ]
         total = len(shown_rows) + sum(1 for _ in matches)
         head = f"{total} matching rows\nrow{delimiter}" + _csv_line(
             [header[i] for i in positions], delimiter

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from files_seqgen import fasta_text, random_records, write
+
+from mezzo.files import FILE_TOOLS, FileStore, QueryError, summary_for_context
+from mezzo.files.tools import fetch_sequence, list_records, search_motif, sequence_stats
+from mezzo.files.trim import estimate_tokens
+
+
+@pytest.fixture
+async def genome(tmp_path: Path, attach):
+    records = random_records(random.Random(21), 80, max_len=20_000)
+    info = await attach(write(tmp_path / "asm.fa", fasta_text(records, random.Random(22)), "bgzf"))
+    return info, records
+
+
+async def test_a_tool_call_for_a_slice_gets_exactly_it(store: FileStore, genome) -> None:
+    info, records = genome
+    rec = max(records, key=lambda r: len(r.seq))
+    # what a model would send: JSON arguments naming the file and a samtools region
+    arguments = json.loads(json.dumps({"file_id": info.id, "region": f"{rec.name}:101-350"}))
+    out = fetch_sequence(store, "ws1", max_tokens=4000, **arguments)
+    assert out == f">{rec.name}:101-350 (250 bases)\n{rec.seq[100:350]}"
+
+
+async def test_outputs_respect_the_token_cap_with_an_honest_marker(store, genome) -> None:
+    info, records = genome
+    rec = max(records, key=lambda r: len(r.seq))
+    calls: list[str] = []
+
+    def count(text: str) -> int:  # a different counter than the default, to prove it is used
+        calls.append(text)
+        return len(text) // 3 + 1
+
+    out = fetch_sequence(store, "ws1", info.id, rec.name, max_tokens=500, count_tokens=count)
+    assert calls and count(out) <= 500
+    body, marker = out.rsplit("\n", 1)
+    shown = body.split("\n", 1)[1]
+    assert rec.seq.startswith(shown)
+    assert marker == (
+        f"[truncated: {len(shown)} bases shown ({rec.name}:1-{len(shown)}), "
+        f"{len(rec.seq) - len(shown)} more; fetch {rec.name}:{len(shown) + 1}-{len(rec.seq)} "
+        "in smaller slices]"
+    )
+    listing = list_records(store, "ws1", info.id, limit=80, max_tokens=200)
+    assert estimate_tokens(listing) <= 200  # the default counter
+    shown_rows = listing.splitlines()[1:-1]
+    assert listing.splitlines()[-1] == (
+        f"[truncated: {len(shown_rows)} records shown, {80 - len(shown_rows)} more; "
+        "page with offset]"
+    )
+    hits = search_motif(store, "ws1", info.id, "ACG", max_hits=5, max_tokens=10_000)
+    assert hits.splitlines()[-1].startswith("[truncated: 5 hits shown, ")
+
+
+async def test_stats_summary_and_errors(store: FileStore, genome) -> None:
+    info, records = genome
+    text = summary_for_context(info)
+    assert text.startswith(f"Attached file 'asm.fa' (file_id {info.id}): FASTA, bgzf")
+    assert f"{len(records):,} records" in text and "N50" in text and "fetch_sequence" in text
+    assert len(text) < 1200
+    stats = sequence_stats(store, "ws1", info.id, pattern="seq1*")
+    chosen = [r for r in records if r.name.startswith("seq1")]
+    assert f"records: {len(chosen)}" in stats.splitlines()
+    assert f"bases: {sum(len(r.seq) for r in chosen)}" in stats.splitlines()
+    with pytest.raises(QueryError, match=r"asm\.fa: invalid motif 'AC!'"):
+        search_motif(store, "ws1", info.id, "AC!")
+    with pytest.raises(QueryError, match="is FASTA; table_rows needs CSV or TSV"):
+        FILE_TOOLS[5](store, "ws1", info.id)
+    assert all(f.__doc__ for f in FILE_TOOLS)
