@@ -171,6 +171,20 @@ async def test_server_errors_are_retryable(
     assert stub.stats()["requests"] == 1
 
 
+async def test_a_stream_that_breaks_off_is_a_retryable_error(
+    provider: OpenAIProvider, stub: StubServer
+) -> None:
+    stub.configure(fail_midstream=1.0)
+    deltas: list[str] = []
+    with pytest.raises(ProviderError) as caught:
+        async with aclosing(provider.stream(ask("one two three four five six"))) as chunks:
+            async for chunk in chunks:
+                assert isinstance(chunk, TextDelta), "no ModelResponse after a failure"
+                deltas.append(chunk.text)
+    assert caught.value.retryable and "server" in str(caught.value)
+    assert deltas and "".join(deltas) != "echo: one two three four five six"
+
+
 async def test_client_errors_are_not_retryable(provider: OpenAIProvider, stub: StubServer) -> None:
     stub.configure(api_key="the-right-key")
     with pytest.raises(ProviderError) as caught:

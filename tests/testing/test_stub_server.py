@@ -255,3 +255,30 @@ def test_api_key_is_enforced_when_configured(stub: StubServer) -> None:
         )
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
     assert allowed.status_code == 200
+
+
+def test_midstream_failure_breaks_off_both_streams(stub: StubServer) -> None:
+    stub.configure(fail_midstream=1.0)
+    body = {"model": "m", "input": "one two three four five six", "stream": True}
+    with http(stub) as client, client.stream("POST", "/v1/responses", json=body) as response:
+        parsed = [STREAM_EVENT.validate_python(json.loads(data)) for _, data in sse(response)]
+    deltas = [e.delta for e in parsed if e.type == "response.output_text.delta"]
+    assert parsed[-1].type == "response.failed"
+    assert parsed[-1].response.error.code == "server_error"
+    assert 0 < len(deltas) < 10
+    chat_body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "one two three"}],
+        "stream": True,
+    }
+    with (
+        http(stub) as client,
+        client.stream("POST", "/v1/chat/completions", json=chat_body) as response,
+    ):
+        events = sse(response)
+    assert json.loads(events[-1][1])["error"]["code"] == "server_error"
+    assert all(data != "[DONE]" for _, data in events)
+    with http(stub) as client:
+        plain = client.post("/v1/responses", json={"model": "m", "input": "x"})
+    assert plain.status_code == 500
+    assert stub.stats()["faults"] == {"midstream": 3}

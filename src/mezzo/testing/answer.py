@@ -19,6 +19,12 @@ class Answer:
     input_tokens: int
     # The request body, for echoing settings (tools, instructions, ...) back as OpenAI does.
     body: dict[str, Any] = field(default_factory=dict)
+    # An injected fault: the stream breaks off with an error after half of the output.
+    fails_midway: bool = False
+
+    @property
+    def tokens_before_failure(self) -> int:
+        return len(self.reply.pieces) // 2
 
     @property
     def generated(self) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mezzo.testing.answer import Answer, Frame
+from mezzo.testing.responses_wire import MIDWAY_FAILURE
 
 
 def chat_id(answer: Answer) -> str:
@@ -78,14 +79,23 @@ def stream(answer: Answer, *, include_usage: bool) -> Iterator[Frame]:
             "function": {"name": reply.call.name, "arguments": ""},
         }
         yield Frame(chunk({"role": "assistant", "content": None, "tool_calls": [opening]}))
-        for piece in reply.pieces:
+        for index, piece in enumerate(reply.pieces):
+            if answer.fails_midway and index == answer.tokens_before_failure:
+                break
             yield Frame(
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), token=True
             )
     else:
         yield Frame(chunk({"role": "assistant", "content": "", "refusal": None}))
-        for piece in reply.pieces:
+        for index, piece in enumerate(reply.pieces):
+            if answer.fails_midway and index == answer.tokens_before_failure:
+                break
             yield Frame(chunk({"content": piece}), token=True)
+    if answer.fails_midway:
+        # How OpenAI reports an error inside a Chat Completions stream; no [DONE] follows.
+        error = {"message": MIDWAY_FAILURE, "type": "server_error", "code": "server_error"}
+        yield Frame({"error": error})
+        return
     yield Frame(chunk({}, finish_reason(answer)))
     if include_usage:
         yield Frame(

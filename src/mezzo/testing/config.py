@@ -24,6 +24,8 @@ class StubConfig(BaseModel):
     fail_429: Rate = 0.0
     fail_500: Rate = 0.0
     fail_503: Rate = 0.0
+    # Share of streams that break off halfway with an error event (a non-streamed request: 500).
+    fail_midstream: Rate = 0.0
     # `retry-after` sent with an injected 429.
     fault_retry_after_s: float = Field(1.0, ge=0.0)
     seed: int = 0
@@ -38,6 +40,6 @@ class StubConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fault_rates_fit(self) -> StubConfig:
-        if self.fail_429 + self.fail_500 + self.fail_503 > 1.0:
-            raise ValueError("fail_429 + fail_500 + fail_503 must not exceed 1")
+        if self.fail_429 + self.fail_500 + self.fail_503 + self.fail_midstream > 1.0:
+            raise ValueError("fail_429 + fail_500 + fail_503 + fail_midstream must not exceed 1")
         return self

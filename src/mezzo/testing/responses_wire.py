@@ -7,6 +7,8 @@ from typing import Any
 
 from mezzo.testing.answer import Answer, Frame
 
+MIDWAY_FAILURE = "The server had an error while processing your request (injected by the stub)."
+
 
 def _item_id(answer: Answer, prefix: str) -> str:
     return f"{prefix}_{answer.id.removeprefix('resp_')}"
@@ -163,18 +165,27 @@ def stream(answer: Answer) -> Iterator[Frame]:
                 False,
             ),
         ]
-    status = final_status(answer)
-    events += [
-        (
-            {
-                "type": "response.output_item.done",
-                "output_index": 0,
-                "item": output_item(answer, done=True),
-            },
-            False,
-        ),
-        ({"type": f"response.{status}", "response": response_object(answer, status=status)}, False),
-    ]
+    if answer.fails_midway:
+        events = events[: 3 + (reply.call is None) + answer.tokens_before_failure]
+        failed = response_object(answer, status="failed")
+        failed["error"] = {"code": "server_error", "message": MIDWAY_FAILURE}
+        events.append(({"type": "response.failed", "response": failed}, False))
+    else:
+        status = final_status(answer)
+        events += [
+            (
+                {
+                    "type": "response.output_item.done",
+                    "output_index": 0,
+                    "item": output_item(answer, done=True),
+                },
+                False,
+            ),
+            (
+                {"type": f"response.{status}", "response": response_object(answer, status=status)},
+                False,
+            ),
+        ]
     for number, (data, token) in enumerate(events):
         data["sequence_number"] = number
         yield Frame(data, token=token, event=data["type"])

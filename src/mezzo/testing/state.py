@@ -23,7 +23,7 @@ class StubStats:
     by_path: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
     rate_limited: int = 0
-    faults: Counter[int] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
     completed: int = 0
     streams_open: int = 0
     streams_completed: int = 0
@@ -40,7 +40,7 @@ class StubStats:
             "by_path": dict(self.by_path),
             "by_status": {str(status): count for status, count in self.by_status.items()},
             "rate_limited": self.rate_limited,
-            "faults": {str(status): count for status, count in self.faults.items()},
+            "faults": dict(self.faults),
             "completed": self.completed,
             "streams_open": self.streams_open,
             "streams_completed": self.streams_completed,
@@ -87,19 +87,21 @@ class StubState:
         while len(self.responses) > limit:
             self.responses.popitem(last=False)
 
-    def draw_fault(self) -> int | None:
-        """The status of an injected fault for this request, or None."""
+    def draw_fault(self) -> str | None:
+        """The injected fault for this request ("429", "500", "503", "midstream"), or None."""
         config = self.config
-        if not (config.fail_429 or config.fail_500 or config.fail_503):
+        rates = (
+            ("429", config.fail_429),
+            ("500", config.fail_500),
+            ("503", config.fail_503),
+            ("midstream", config.fail_midstream),
+        )
+        if not any(rate for _, rate in rates):
             return None
         draw = self.rng.random()
-        for status, rate in (
-            (429, config.fail_429),
-            (500, config.fail_500),
-            (503, config.fail_503),
-        ):
+        for fault, rate in rates:
             if draw < rate:
-                return status
+                return fault
             draw -= rate
         return None
 

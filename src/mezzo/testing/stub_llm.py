@@ -8,6 +8,7 @@ which `POST /_stub/config` changes at run time. `GET /_stub/stats` tells what re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -28,6 +29,7 @@ from mezzo.testing.answer import Answer, Frame, transcript_after
 from mezzo.testing.behaviour import Reply, decide
 from mezzo.testing.config import StubConfig
 from mezzo.testing.errors import Rejection, error_body
+from mezzo.testing.responses_wire import MIDWAY_FAILURE
 from mezzo.testing.responses_ws import serve_websocket
 from mezzo.testing.state import StubState
 from mezzo.testing.transcript import (
@@ -65,15 +67,18 @@ class Stub:
 
     # -- admission ---------------------------------------------------------------------------
 
-    def _admit(self, key: str, tokens: int, request_id: str) -> dict[str, str]:
-        """Injected faults, then limits. Returns the headers for the answer or raises Rejection."""
+    def _admit(self, key: str, tokens: int, request_id: str) -> tuple[dict[str, str], bool]:
+        """Injected faults, then limits; raises Rejection.
+
+        Returns the headers for the answer and whether it is to break off midway.
+        """
         state, stats = self.state, self.state.stats
         headers = {"x-request-id": "req_" + request_id.removeprefix("resp_")}
         fault = state.draw_fault()
-        if fault is not None:
+        if fault is not None and fault != "midstream":
             stats.faults[fault] += 1
             headers.update(state.limits.peek(key, state.now()))
-            if fault == 429:
+            if fault == "429":
                 retry = state.config.fault_retry_after_s
                 headers["retry-after"] = str(max(0, int(-(-retry // 1))))
                 headers["retry-after-ms"] = str(int(retry * 1000))
@@ -82,8 +87,8 @@ class Stub:
             message = (
                 "The server had an error while processing your request (injected by the stub)."
             )
-            code = "server_error" if fault == 500 else "overloaded"
-            raise Rejection(fault, message, code, headers=headers)
+            code = "server_error" if fault == "500" else "overloaded"
+            raise Rejection(int(fault), message, code, headers=headers)
         decision = state.limits.acquire(key, tokens, state.now())
         headers.update(decision.headers)
         if not decision.allowed:
@@ -96,7 +101,9 @@ class Stub:
             headers["retry-after-ms"] = str(int(-(-decision.retry_after * 1000 // 1)))
             message = f"Rate limit reached for {kind} per min. Please try again in {decision.retry_after:.3f}s."
             raise Rejection(429, message, "rate_limit_exceeded", headers=headers)
-        return headers
+        if fault == "midstream":
+            stats.faults[fault] += 1
+        return headers, fault == "midstream"
 
     def parse_body(self, raw: bytes | str, key: str) -> dict[str, Any]:
         """The JSON body of a create request, after the API key check."""
@@ -266,7 +273,9 @@ class Stub:
             input_tokens=answer.input_tokens,
             output_tokens=answer.reply.output_tokens,
         )
-        headers = self._admit(key, answer.total_tokens, answer.id)
+        headers, breaks_off = self._admit(key, answer.total_tokens, answer.id)
+        if breaks_off:
+            answer = dataclasses.replace(answer, fails_midway=True)
         stats.input_tokens += answer.input_tokens
         stats.output_tokens += answer.reply.output_tokens
         if api == "responses" and body.get("store", True) is not False:
@@ -297,6 +306,8 @@ class Stub:
     ) -> Response:
         if not body.get("stream"):
             await self._wait_for_output(started, answer.reply.output_tokens)
+            if answer.fails_midway:
+                return Rejection(500, MIDWAY_FAILURE, "server_error", headers=headers).response()
             self.state.stats.completed += 1
             if api == "responses":
                 status = responses_wire.final_status(answer)
@@ -312,7 +323,9 @@ class Stub:
             include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
             frames = list(chat_wire.stream(answer, include_usage=include_usage))
         entry["outcome"] = "streaming"
-        content = self._sse(frames, started, entry, done_marker=api == "chat")
+        content = self._sse(
+            frames, started, entry, done_marker=api == "chat" and not answer.fails_midway
+        )
         return _EventStream(content, headers=headers, media_type="text/event-stream; charset=utf-8")
 
     async def responses(self, request: Request) -> Response:
