@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from mezzo.config import Settings, is_loopback
+from mezzo.logs import configure_logging
 from mezzo.sandbox.cli import app as sandbox_app
 from mezzo.testing.cli import app as stub_app
 from mezzo.threatscan.cli import app as scan_app
@@ -117,6 +118,10 @@ def serve(
         )
         await uvicorn.Server(config).serve()
 
+    configure_logging()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; a handler of our own makes that a
+    # no-op, so a clean shutdown exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     asyncio.run(main())
 
 
@@ -129,6 +134,7 @@ def worker(
     from mezzo.service import Mezzo
 
     settings = load_settings(store=store, concurrency=concurrency)
+    configure_logging()
 
     async def main() -> None:
         mezzo = Mezzo(settings)

@@ -285,12 +285,20 @@ class Engine:
             if wait > 0:
                 raise _Throttled(wait)
         breaker = self._breaker(key)
-        if breaker.allow():
-            wait = await self.store.acquire(f"provider:{key}", 1, estimate, (rpm, tpm))
-        status = PrimaryStatus.observe(wait, breaker)
-        if not breaker.allow() and status.breaker_retry_in_s == 0:
-            status = PrimaryStatus(wait_s=wait, breaker_retry_in_s=1.0)
-        decision = self.router.decide(config.route, state.priority, status)
+        decision = self.router.decide(
+            config.route, state.priority, PrimaryStatus.observe(0.0, breaker)
+        )
+        if not decision.is_fallback:
+            if not breaker.allow():
+                # Half-open and another call holds the probe: treat the breaker as open.
+                busy = PrimaryStatus(breaker_retry_in_s=max(1.0, breaker.retry_in()))
+                decision = self.router.decide(config.route, state.priority, busy)
+            else:
+                wait = await self.store.acquire(f"provider:{key}", 1, estimate, (rpm, tpm))
+                if wait > 0:
+                    decision = self.router.decide(
+                        config.route, state.priority, PrimaryStatus(wait_s=wait)
+                    )
         events: list[NewEvent] = []
         if decision.is_fallback:
             events.append(
