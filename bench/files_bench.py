@@ -1,0 +1,176 @@
+"""Benchmark: parse + index throughput, peak memory and random slice latency on a generated
+multi-GB FASTA, against Biopython SeqIO and pyfaidx on the same file in the same run.
+
+    .venv/bin/python bench/files_bench.py --size-mb 2048
+
+Biopython and pyfaidx are installed into a throwaway venv under /tmp (not project deps).
+Each contender runs in its own subprocess so its peak RSS (ru_maxrss) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import textwrap
+import venv
+from pathlib import Path
+
+BENCH_VENV = Path(tempfile.gettempdir()) / "mezzo-files-bench-venv"
+CHROMOSOMES = 8
+SLICES = 300
+SLICE_LEN = 1000
+
+
+def generate(path: Path, size_mb: int) -> list[tuple[str, int]]:
+    rng = random.Random(1)
+    unit = "".join(rng.choice("ACGT") for _ in range(50_000)) + "N" * 500
+    unit += "".join(rng.choice("acgt") for _ in range(8000))
+    block_seq = unit * 70  # ~4 MB of bases
+    block = "".join(block_seq[i : i + 60] + "\n" for i in range(0, len(block_seq), 60)).encode()
+    per_chrom = size_mb * (1 << 20) // CHROMOSOMES // len(block)
+    layout = []
+    with path.open("wb") as f:
+        for c in range(CHROMOSOMES):
+            f.write(f">chr{c + 1} generated\n".encode())
+            for _ in range(per_chrom):
+                f.write(block)
+            layout.append((f"chr{c + 1}", per_chrom * len(block_seq)))
+    return layout
+
+
+MEZZO = """
+import json, random, resource, sys, time
+from pathlib import Path
+from mezzo.files.compression import PlainSource
+from mezzo.files.index_db import IndexDB
+from mezzo.files.indexer import build_index
+from mezzo.files.sequences import SequenceQuery
+path, index_path, slices = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
+t = time.perf_counter()
+indexed = build_index(path, index_path, path.name)
+parse = time.perf_counter() - t
+query = SequenceQuery(path.name, PlainSource(path), IndexDB(index_path))
+lat = []
+for name, a, b in slices:
+    t = time.perf_counter()
+    seq = query.fetch(query.span(f"{name}:{a}-{b}"))
+    lat.append(time.perf_counter() - t)
+    assert len(seq) == b - a + 1
+gc = indexed.summary["gc_fraction"]
+print(json.dumps({"parse_s": parse, "lat": lat, "gc": gc,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+BIOPYTHON = """
+import json, resource, sys, time
+from Bio import SeqIO
+t = time.perf_counter()
+gc = total = n = 0
+for rec in SeqIO.parse(sys.argv[1], "fasta"):
+    s = str(rec.seq).upper()
+    gc += s.count("G") + s.count("C"); n += s.count("N"); total += len(s)
+print(json.dumps({"parse_s": time.perf_counter() - t, "gc": round(gc / (total - n), 4),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+PYFAIDX = """
+import json, os, resource, sys, time
+from pyfaidx import Fasta
+path, slices = sys.argv[1], json.loads(sys.argv[3])
+if os.path.exists(path + ".fai"):
+    os.remove(path + ".fai")
+t = time.perf_counter()
+fa = Fasta(path, sequence_always_upper=False)
+parse = time.perf_counter() - t
+lat = []
+for name, a, b in slices:
+    t = time.perf_counter()
+    seq = str(fa[name][a - 1 : b])
+    lat.append(time.perf_counter() - t)
+    assert len(seq) == b - a + 1
+print(json.dumps({"parse_s": parse, "lat": lat,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def bench_python() -> Path | None:
+    python = BENCH_VENV / "bin" / "python"
+    if not python.exists():
+        venv.create(BENCH_VENV, with_pip=True)
+    ok = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "biopython", "pyfaidx"],
+        capture_output=True,
+        text=True,
+    )
+    if ok.returncode != 0:
+        print(f"baselines unavailable (pip failed): {ok.stderr.strip()[-300:]}")
+        return None
+    return python
+
+
+def run(python: str, code: str, *args: str) -> dict:
+    out = subprocess.run(
+        [python, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mb", type=int, default=2048)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(dir=args.dir, prefix="mezzo-files-bench-"))
+    fasta = work / "genome.fa"
+    layout = generate(fasta, args.size_mb)
+    size_mb = fasta.stat().st_size / (1 << 20)
+    rng = random.Random(2)
+    slices = []
+    for _ in range(SLICES):
+        name, length = rng.choice(layout)
+        a = rng.randint(1, length - SLICE_LEN)
+        slices.append((name, a, a + SLICE_LEN - 1))
+    print(f"file: {size_mb:.0f} MiB, {CHROMOSOMES} records, 60-column lines")
+    results = {
+        "mezzo": run(sys.executable, MEZZO, str(fasta), str(work / "idx"), json.dumps(slices))
+    }
+    python = bench_python()
+    if python is not None:
+        results["biopython SeqIO (parse + GC)"] = run(str(python), BIOPYTHON, str(fasta))
+        results["pyfaidx (build .fai)"] = run(
+            str(python), PYFAIDX, str(fasta), "", json.dumps(slices)
+        )
+    base = results["mezzo"]["parse_s"]
+    print(
+        f"{'contender':30} {'MB/s':>8} {'vs mezzo':>9} {'peak RSS MiB':>13} {'slice p50 µs':>13}"
+        f" {'p95 µs':>8}"
+    )
+    for name, r in results.items():
+        lat = r.get("lat")
+        p50 = f"{percentile(lat, 0.5) * 1e6:.0f}" if lat else "-"
+        p95 = f"{percentile(lat, 0.95) * 1e6:.0f}" if lat else "-"
+        print(
+            f"{name:30} {size_mb / r['parse_s']:8.1f} {base / r['parse_s']:8.2f}x "
+            f"{r['rss_mb']:13.0f} {p50:>13} {p95:>8}"
+        )
+    if "gc" in results.get("biopython SeqIO (parse + GC)", {}):
+        print(
+            f"GC agrees: mezzo {results['mezzo']['gc']} biopython "
+            f"{results['biopython SeqIO (parse + GC)']['gc']}"
+        )
+    for path in work.iterdir():
+        path.unlink()
+    work.rmdir()
+
+
+if __name__ == "__main__":
+    main()
