@@ -43,13 +43,20 @@ GENERATED_ETC = {
 }
 # Inside, `socat` bridges 127.0.0.1:3128 to the proxy's Unix socket; the command starts once
 # the port listens (state 0A in /proc/net/tcp), so its first request cannot race the bridge.
+# The wait uses shell builtins only: spawning grep/sleep per poll cost tens of ms under load.
 BRIDGE_SCRIPT = (
     f"socat TCP-LISTEN:{PROXY_PORT},bind=127.0.0.1,fork,reuseaddr "
     f"UNIX-CONNECT:{PROXY_SOCKET} 2>/dev/null </dev/null &\n"
+    "listening() {\n"
+    "  while read -r _ local _ state _; do\n"
+    f'    [ "$local" = 0100007F:{PROXY_PORT:04X} ] && [ "$state" = 0A ] && return 0\n'
+    "  done < /proc/net/tcp\n"
+    "  return 1\n"
+    "}\n"
     "i=0\n"
-    f"until grep -q ' 0100007F:{PROXY_PORT:04X} 00000000:0000 0A' /proc/net/tcp; do\n"
-    "  i=$((i+1)); [ $i -gt 5000 ] && { echo 'mezzo: egress bridge did not start' >&2; exit 125; }\n"
-    "  sleep 0.001\n"
+    "until listening; do\n"
+    "  i=$((i+1))\n"
+    "  [ $i -gt 200000 ] && { echo 'mezzo: egress bridge did not start' >&2; exit 125; }\n"
     "done\n"
     'exec "$@"\n'
 )

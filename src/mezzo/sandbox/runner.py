@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -31,8 +31,8 @@ from mezzo.sandbox.limits import (
     PidLimiter,
     PidsCgroup,
     SandboxUnavailable,
-    child_setup,
     detect_pid_limiter,
+    limits_prefix,
 )
 from mezzo.sandbox.result import CappedOutput, ExecResult
 from mezzo.sandbox.spec import HOST_IMAGE, SandboxSpec
@@ -76,8 +76,13 @@ class Sandbox:
         self._workspace = Path(tempfile.mkdtemp(prefix="mezzo-sandbox-"))
         write_generated_etc(self._workspace / "etc")
         self._pid_limiter: PidLimiter | None = None
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._pending_cgroups: dict[Path, PidsCgroup] = {}
 
     def close(self) -> None:
+        for cgroup in list(self._pending_cgroups.values()):
+            cgroup.kill_and_remove()
+        self._pending_cgroups.clear()
         shutil.rmtree(self._workspace, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
@@ -122,9 +127,18 @@ class Sandbox:
             cgroup = None
             if limiter.parent is not None:
                 cgroup = PidsCgroup.create(limiter.parent, spec.pid_limit)
-                stack.callback(cgroup.kill_and_remove)
+                stack.callback(self._remove_soon, cgroup)
             return await self._run_bwrap(argv_command, spec, proxy_socket, cgroup)
         raise AssertionError("unreachable")
+
+    def _remove_soon(self, cgroup: PidsCgroup) -> None:
+        if cgroup.try_remove():
+            return
+        self._pending_cgroups[cgroup.path] = cgroup
+        task = asyncio.get_running_loop().create_task(cgroup.kill_and_remove_async())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        task.add_done_callback(lambda _: self._pending_cgroups.pop(cgroup.path, None))
 
     async def _start_proxy(self, spec: SandboxSpec, stack: contextlib.AsyncExitStack) -> str:
         if spec.image != HOST_IMAGE and not (Path(spec.image) / "usr/bin/socat").exists():
@@ -167,11 +181,15 @@ class Sandbox:
         started = time.monotonic()
         try:
             process = _spawn(
-                argv,
+                [
+                    *limits_prefix(
+                        spec.memory_limit_bytes,
+                        spec.pid_limit,
+                        cgroup.procs_file() if cgroup else None,
+                    ),
+                    *argv,
+                ],
                 (status_write, peak_write),
-                child_setup(
-                    spec.memory_limit_bytes, spec.pid_limit, cgroup.procs_file() if cgroup else None
-                ),
             )
         finally:
             os.close(status_write)
@@ -239,9 +257,7 @@ def _default_resolver() -> Resolver:
     return system_resolver
 
 
-def _spawn(
-    argv: list[str], pass_fds: tuple[int, ...], setup: Callable[[], None]
-) -> subprocess.Popen[bytes]:
+def _spawn(argv: list[str], pass_fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -249,7 +265,6 @@ def _spawn(
         stderr=subprocess.PIPE,
         env=BWRAP_OWN_ENV,
         pass_fds=pass_fds,
-        preexec_fn=setup,
     )
 
 
