@@ -51,15 +51,17 @@ async def throughput(
         async with gate:
             return await timed(provider, req)
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     results = await asyncio.gather(*(one(r) for r in reqs))
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     tokens = sum(r.usage.output_tokens for _, r in results if r.usage)
     latencies = [latency for latency, _ in results]
     return {
         "tokens": tokens,
         "wall_s": wall,
         "tok_s": tokens / wall,
+        # CPU time of this process per token: insensitive to other load on a shared machine.
+        "cpu_ms_per_token": 1000 * cpu / tokens,
         "p50_s": statistics.median(latencies),
         "max_s": max(latencies),
     }
@@ -121,7 +123,8 @@ async def main() -> None:
     for n, row in ((1, one), (args.concurrency, many)):
         print(
             f"{runs} runs, concurrency {n}: {row['tokens']:.0f} tokens in {row['wall_s']:.2f}s = "
-            f"{row['tok_s']:.1f} tok/s; latency p50 {row['p50_s']:.2f}s max {row['max_s']:.2f}s"
+            f"{row['tok_s']:.1f} tok/s "
+            f"({row['cpu_ms_per_token']:.1f} CPU-ms/token); latency p50 {row['p50_s']:.2f}s max {row['max_s']:.2f}s"
         )
     print(f"throughput ratio {args.concurrency}/1: {many['tok_s'] / one['tok_s']:.2f}x")
 

@@ -118,7 +118,11 @@ async def test_json_constrained_output_parses_and_validates(provider: LocalProvi
         "properties": {
             "fruit": {"type": "string", "maxLength": 30},
             "score": {"type": "integer", "minimum": 0, "maximum": 10},
-            "tags": {"type": "array", "items": {"type": "string", "maxLength": 12}},
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 12},
+                "maxItems": 3,
+            },
         },
         "required": ["fruit", "score", "tags"],
     }
@@ -195,6 +199,13 @@ async def test_prompt_beyond_context_is_trimmed_or_refused() -> None:
         await collect(trimming, huge)
     _, after = await collect(trimming, ask("Say hi.", max_output_tokens=8))
     assert after.text
+
+
+async def test_output_limit_beyond_the_window_is_capped_not_refused() -> None:
+    provider = LocalProvider(n_ctx=1024)
+    _, response = await collect(provider, ask("Say hi.", max_output_tokens=100_000))
+    assert response.text
+    assert response.usage is not None and response.usage.total_tokens <= 1024
 
 
 async def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:

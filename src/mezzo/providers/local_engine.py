@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
 # Prompt tokens are evaluated in chunks so that a cancelled run stops between chunks.
 PREFILL_CHUNK = 128
-# Output room a request without max_output_tokens must leave in the context window.
-DEFAULT_OUTPUT_ROOM = 256
+# Room for output the prompt must leave in the context window (less if max_output_tokens is
+# smaller). A larger max_output_tokens is capped at what the window has left: a governor's
+# generous default must not make every prompt "too long".
+MIN_OUTPUT_ROOM = 256
 
 Overflow = Literal["trim", "refuse"]
 Emit = Callable[[TextDelta | ModelResponse], None]
@@ -114,7 +116,7 @@ class LocalEngine:
             raise Cancelled
         llm = self.load()
         prompt, trimmed = self._fit_prompt(llm, request, plan, overflow)
-        max_tokens = request.max_output_tokens or self.n_ctx - len(prompt)
+        max_tokens = min(request.max_output_tokens or self.n_ctx, self.n_ctx - len(prompt))
         grammar = _checked_grammar(llm, plan.grammar)
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -160,7 +162,7 @@ class LocalEngine:
         try:
             parsed = plan.parse(output)
         except OutputError as exc:
-            cut = f" (cut at max_output_tokens={max_tokens})" if finish == "length" else ""
+            cut = f" (cut at {max_tokens} output tokens)" if finish == "length" else ""
             raise EngineError(
                 f"local model output is not valid{cut}: {exc}", retryable=False
             ) from exc
@@ -193,7 +195,7 @@ class LocalEngine:
         self, llm: Llama, request: ModelRequest, plan: OutputPlan, overflow: Overflow
     ) -> tuple[list[int], int]:
         """Tokenized prompt that leaves room for the output; drops oldest turns if allowed."""
-        room = request.max_output_tokens or DEFAULT_OUTPUT_ROOM
+        room = min(request.max_output_tokens or MIN_OUTPUT_ROOM, MIN_OUTPUT_ROOM)
         messages = list(request.messages)
         trimmed = 0
         while True:
