@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import redis.exceptions as rex
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -99,13 +99,29 @@ class RedisStore:
             "decode_responses": True,
             "socket_connect_timeout": 5.0,
             "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            "retry_on_error": [rex.ConnectionError, rex.TimeoutError],
         }
         try:
-            client = Redis.from_url(self.url, socket_timeout=30.0, **options)
-            blocking = Redis.from_url(self.url, socket_timeout=BLOCK_MS / 1000 + 10.0, **options)
+            # Requests wait for one of a bounded set of connections rather than open one each.
+            pool = BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=64,
+                timeout=20.0,
+                socket_timeout=30.0,
+                client_name=self.prefix,
+                **options,
+            )
+            # One connection per workspace with tailers in this process, each blocked in XREAD.
+            blocking_pool = ConnectionPool.from_url(
+                self.url,
+                max_connections=100_000,
+                socket_timeout=BLOCK_MS / 1000 + 10.0,
+                client_name=f"{self.prefix}-tail",
+                **options,
+            )
         except ValueError as exc:
             raise RedisConfigError(f"bad Redis URL {self._where}: {exc}") from exc
+        client = Redis.from_pool(pool)
+        blocking = Redis.from_pool(blocking_pool)
         try:
             with self._translate():
                 await client.ping()
