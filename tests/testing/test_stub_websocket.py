@@ -46,7 +46,7 @@ async def turn(connection: Any) -> list[Any]:
         raw = await asyncio.wait_for(connection.recv_bytes(), 10)
         event = SERVER_EVENT.validate_python(json.loads(raw))
         events.append(event)
-        if event.type in ("response.completed", "response.incomplete", "error"):
+        if event.type in ("response.completed", "response.incomplete", "response.failed", "error"):
             return events
 
 
@@ -191,3 +191,22 @@ async def test_one_response_in_flight_and_disconnect_is_seen(stub: StubServer) -
         assert event["error"]["code"] == "response_already_in_progress"
     stats = stub.wait_for(lambda s: s["ws_open"] == 0 and s["streams_open"] == 0)
     assert stats["streams_disconnected"] == 1
+
+
+async def test_a_turn_that_breaks_off_is_forgotten(client: AsyncOpenAI, stub: StubServer) -> None:
+    async with client.responses.connect() as connection:
+        await connection.response.create(model="stub-model", input="one two three", store=False)
+        first = (await turn(connection))[-1].response
+        stub.configure(fail_midstream=1.0)
+        await connection.response.create(
+            model="stub-model", previous_response_id=first.id, input="four five six", store=False
+        )
+        broken = await turn(connection)
+        assert broken[-1].type == "response.failed"
+        assert any(event.type == "response.output_text.delta" for event in broken)
+        stub.configure(fail_midstream=0.0)
+        await connection.response.create(
+            model="stub-model", previous_response_id=broken[-1].response.id, input="x", store=False
+        )
+        (error,) = await turn(connection)
+    assert error.error.code == "previous_response_not_found"

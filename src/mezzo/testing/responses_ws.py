@@ -101,7 +101,7 @@ class Connection:
             await self.send(error_event(rejection))
         else:
             await self._stream(answer, started, entry)
-            self.latest = {answer.id: transcript_after(answer)}
+            self.latest = {} if answer.fails_midway else {answer.id: transcript_after(answer)}
         finally:
             stub.close_entry(entry, status)
 

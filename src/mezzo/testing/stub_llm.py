@@ -278,7 +278,8 @@ class Stub:
             answer = dataclasses.replace(answer, fails_midway=True)
         stats.input_tokens += answer.input_tokens
         stats.output_tokens += answer.reply.output_tokens
-        if api == "responses" and body.get("store", True) is not False:
+        stored = body.get("store", True) is not False
+        if api == "responses" and stored and not answer.fails_midway:
             state.store_response(answer.id, transcript_after(answer))
         return answer, headers
 
