@@ -16,7 +16,7 @@ import pytest
 import redis
 import test_conformance
 from redis.crc import key_slot
-from redis_process import RedisProcess
+from redis_process import RedisProcess, free_port
 
 from mezzo.protocol import NewEvent
 from mezzo.store.redis import RedisStore
@@ -29,7 +29,8 @@ for _name, _test in vars(test_conformance).items():
 @pytest.fixture(scope="module")
 def cluster_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
     folder = tmp_path_factory.mktemp("redis-cluster")
-    with RedisProcess(folder, "--cluster-enabled", "yes") as server:
+    bus = ["--cluster-port", str(free_port())]  # else port + 10000, maybe past 65535
+    with RedisProcess(folder, "--cluster-enabled", "yes", *bus) as server:
         client = redis.Redis(port=server.port)
         client.execute_command("CLUSTER", "ADDSLOTS", *range(16384))
         deadline = time.monotonic() + 15
