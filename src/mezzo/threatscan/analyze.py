@@ -21,6 +21,7 @@ PATH_RULES = {
     NodeKind.HOST: "MZ-PATH-004",
 }
 LONG_PATH = 5
+ESCALATION_KINDS = frozenset({"can_escalate_to", "can_exec"})
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Report:
     skipped: list[Skipped]
     notes: list[str]
     stats: dict[str, int] = field(default_factory=dict)
+    graph: Graph | None = field(default=None, repr=False, compare=False)
 
 
 def scan(target: Path, depth: str = "deep") -> Report:
@@ -71,6 +73,7 @@ def scan(target: Path, depth: str = "deep") -> Report:
             "nodes": len(graph.nodes),
             "edges": len(graph.edges),
         },
+        graph=graph,
     )
 
 
@@ -96,9 +99,14 @@ def _link_irsa(
 
 
 def _path_findings(graph: Graph, principals: list[Principal]) -> list[Finding]:
-    findings = [_path_finding(graph, path) for path in shortest_paths(graph, [INTERNET])]
+    # One-step exposures (a public bucket) are already single-resource findings.
+    findings = [
+        _path_finding(graph, path)
+        for path in shortest_paths(graph, [INTERNET])
+        if len(path.edges) >= 2
+    ]
     users = sorted(p.node_id for p in principals if p.kind == "user")
-    for path in shortest_paths(graph, users, require="can_escalate_to"):
+    for path in shortest_paths(graph, users, require=ESCALATION_KINDS):
         if path.target == ADMIN_NODE and len(path.edges) >= 2:
             findings.append(_path_finding(graph, path, "MZ-PATH-005"))
     return findings
@@ -147,6 +155,7 @@ def _finalize(findings: list[Finding]) -> list[Finding]:
         unique.values(),
         key=lambda f: (
             -f.severity,
+            not f.steps,
             f.rule.id,
             f.location.path if f.location else "",
             f.location.line if f.location else 0,

@@ -44,8 +44,7 @@ def display_name(resource: TfResource) -> str:
 
 
 def arn_of(resource: TfResource) -> str:
-    arn = synthetic_arn(resource.type, display_name(resource))
-    return arn if isinstance(arn, str) else f"arn:aws:{resource.type}:::{resource.name}"
+    return synthetic_arn(resource.type, display_name(resource))
 
 
 def node_id(resource: TfResource) -> str:
@@ -784,8 +783,16 @@ def data_targets(resources: list[TfResource]) -> list[DataTarget]:
     return targets
 
 
+def _admins(graph: Graph) -> set[str]:
+    return {e.source for e in graph.edges.values() if e.kind == "administers"}
+
+
 def add_data_edges(principals: list[Principal], targets: list[DataTarget], graph: Graph) -> None:
+    """Read access to data stores; an administrator's access is already its admin edge."""
+    admins = _admins(graph)
     for principal in principals:
+        if principal.node_id in admins:
+            continue
         for generic in GENERIC_TARGETS:
             decision = principal.can(generic.action, generic.resource)
             covered = decision.allowed
@@ -913,11 +920,14 @@ def add_workload_control_edges(
     principals: list[Principal], resources: list[TfResource], graph: Graph
 ) -> None:
     """Running code on an existing workload hands over the workload's role."""
+    admins = _admins(graph)
     for resource in resources:
         actions = _CONTROL_ACTIONS.get(resource.type)
         if resource.mode != "resource" or not actions or node_id(resource) not in graph.nodes:
             continue
         for principal in principals:
+            if principal.node_id in admins:
+                continue
             for action, verb in actions:
                 decision = principal.can(action, arn_of(resource))
                 if decision.allowed:

@@ -50,13 +50,16 @@ class AttackPath:
 
 
 def shortest_paths(
-    graph: Graph, sources: list[str], max_hops: int = 12, require: str | None = None
+    graph: Graph,
+    sources: list[str],
+    max_hops: int = 12,
+    require: frozenset[str] | None = None,
 ) -> list[AttackPath]:
     """One shortest path from each source to every crown jewel it reaches.
 
     A path ends at the first crown jewel it meets. Ties are broken by the sorted order of
     edges, so the result is deterministic. With `require`, only paths using an edge of that
-    kind are kept (searched over a product graph: [not used yet, used]).
+    kind in `require` are kept (searched over a product graph: [not used yet, used]).
     """
     table = graph.outgoing()
     found: list[AttackPath] = []
@@ -79,7 +82,10 @@ def shortest_paths(
             if depth >= max_hops:
                 continue
             for edge in table.get(node_id, []):
-                next_state = (edge.target, satisfied or edge.kind == require)
+                next_state = (
+                    edge.target,
+                    satisfied or (require is not None and edge.kind in require),
+                )
                 if next_state not in parents:
                     parents[next_state] = (state, edge)
                     queue.append((next_state, depth + 1))

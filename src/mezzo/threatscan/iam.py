@@ -124,7 +124,8 @@ def parse_policy_document(document: Any, name: str, location: Location | None) -
 
 
 def _statement(item: Mapping[str, Any], location: Location | None) -> Statement:
-    line = getattr(item, "line", None)
+    line_of = getattr(item, "line_of", None)
+    line = line_of("Effect") if line_of else None
     where = Location(location.path, line) if location and isinstance(line, int) else location
     effect = item.get("Effect", "Allow")
     return Statement(

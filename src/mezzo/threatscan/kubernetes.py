@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mezzo.threatscan.graph import INTERNET, Graph
-from mezzo.threatscan.model import Edge, Finding, LineDict, Location, Node, NodeKind, Skipped
+from mezzo.threatscan.model import (
+    Edge,
+    Finding,
+    LineDict,
+    Location,
+    Node,
+    NodeKind,
+    Severity,
+    Skipped,
+)
 from mezzo.threatscan.rules import finding
 from mezzo.threatscan.sources import SourceFile
 from mezzo.threatscan.yamlload import DocumentError, load_documents
@@ -250,7 +259,7 @@ class _Builder:
             Node(
                 HOST_NODE,
                 NodeKind.HOST,
-                "a cluster node (host root, every pod on it, kubelet and cloud credentials)",
+                "a cluster node (host root)",
             )
         )
         return HOST_NODE
@@ -629,7 +638,7 @@ class _Builder:
                     f"{who} can read Secrets {scope_text} (role {role_name})",
                     where,
                     (subject,),
-                    None if names or scope else finding("MZ-K8S-009", "", None, ()).severity,
+                    None if names or scope else Severity.HIGH,
                 )
             )
         if allows({"create"}, "pods/exec"):

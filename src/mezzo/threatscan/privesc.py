@@ -19,6 +19,8 @@ from mezzo.threatscan.iam import (
     Decision,
     Policy,
     Statement,
+    action_matches,
+    condition_result,
     evaluate,
     principal_matches,
     trusted_services,
@@ -55,6 +57,7 @@ class Principal:
     group_ids: list[str] = field(default_factory=list)
     attached_policy_arns: list[str] = field(default_factory=list)
     group_arns: list[str] = field(default_factory=list)
+    _mentioned: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def statements(self) -> list[Statement]:
@@ -67,7 +70,17 @@ class Principal:
         return base.with_values(**extra)
 
     def can(self, action: str, resource: str, **extra: str) -> Decision:
+        if not self._may_allow(action):
+            return Decision(False, reason="no Allow applies")
         return evaluate(self.statements, action, resource, self.context(**extra), self.boundary)
+
+    def _may_allow(self, action: str) -> bool:
+        """Cheap pre-check: does any statement (Allow or Deny) name this action at all?"""
+        known = self._mentioned.get(action)
+        if known is None:
+            known = any(_names(statement, action) for statement in self.statements)
+            self._mentioned[action] = known
+        return known
 
     def can_somewhere(self, action: str) -> Decision:
         """Allowed on at least one resource the caller can name (create actions)."""
@@ -332,8 +345,6 @@ def _assume(p: Principal, q: Principal) -> Decision | None:
     for statement in q.trust:
         if statement.effect != "Allow" or not _mentions_assume(statement):
             continue
-        from mezzo.threatscan.iam import condition_result
-
         if condition_result(statement.conditions, context) is False:
             continue
         if principal_matches(statement, p.arn, account_principal=False):
@@ -358,6 +369,12 @@ def _assume(p: Principal, q: Principal) -> Decision | None:
 
 
 def _mentions_assume(statement: Statement) -> bool:
-    from mezzo.threatscan.iam import action_matches
-
     return any(action_matches(a, "sts:AssumeRole") for a in statement.actions or ())
+
+
+def _names(statement: Statement, action: str) -> bool:
+    if statement.actions is not None:
+        return any(action_matches(a, action) for a in statement.actions)
+    if statement.not_actions is not None:
+        return not any(action_matches(a, action) for a in statement.not_actions)
+    return False

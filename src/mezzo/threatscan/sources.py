@@ -51,6 +51,7 @@ def discover(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
 def _walk(root: Path) -> list[Path]:
     found: list[Path] = []
     seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
     stack = [str(root)]
     while stack:
         directory = stack.pop()
@@ -72,7 +73,10 @@ def _walk(root: Path) -> list[Path]:
                 if entry.name not in IGNORED_DIRS:
                     stack.append(entry.path)
             elif entry.is_file():
-                found.append(Path(entry.path))
+                real_file = os.path.realpath(entry.path)
+                if real_file not in seen_files:
+                    seen_files.add(real_file)
+                    found.append(Path(entry.path))
     return found
 
 

@@ -221,10 +221,8 @@ _ARN_FORMATS = {
 }
 
 
-def synthetic_arn(kind: str, name: str) -> Any:
-    template = _ARN_FORMATS.get(kind)
-    if template is None:
-        return Unknown(f"{kind}.{name}.arn")
+def synthetic_arn(kind: str, name: str) -> str:
+    template = _ARN_FORMATS.get(kind, "arn:aws:tf:{region}:{account}:" + kind + "/{name}")
     return template.format(account=ACCOUNT, region=REGION, name=name.lstrip("/"))
 
 

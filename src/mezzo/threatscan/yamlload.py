@@ -14,6 +14,7 @@ except AttributeError:  # PyYAML built without libyaml
     _Base = yaml.SafeLoader
 
 MAX_DOCUMENTS = 10_000
+MAX_FLOW_DEPTH = 500  # libyaml recurses in C on flow collections; deep nesting crashes it
 
 
 class _LineLoader(_Base):  # type: ignore[misc, valid-type]
@@ -44,6 +45,8 @@ class DocumentError(ValueError):
 
 def load_documents(text: str) -> list[Any]:
     """All documents of a (multi-document) YAML or JSON text; mappings are `LineDict`s."""
+    if _flow_depth_exceeds(text, MAX_FLOW_DEPTH):
+        raise DocumentError(f"flow collections nested deeper than {MAX_FLOW_DEPTH} levels")
     try:
         documents = []
         for document in yaml.load_all(text, Loader=_LineLoader):
@@ -58,3 +61,18 @@ def load_documents(text: str) -> list[Any]:
         raise DocumentError(f"{problem}{where}") from None
     except RecursionError:
         raise DocumentError("document nested too deeply") from None
+
+
+def _flow_depth_exceeds(text: str, limit: int) -> bool:
+    """Upper bound on [ { nesting (quotes ignored, so it errs towards refusing)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return False
