@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -333,3 +334,63 @@ def test_refuses_to_run_without_bubblewrap() -> None:
 
     with Sandbox(bwrap="/bin/false") as box, pytest.raises(SandboxUnavailable, match="namespaces"):
         asyncio.run(box.run("true"))
+
+
+async def test_seccomp_denies_kernel_surface(sandbox: Sandbox) -> None:
+    outside = await asyncio.create_subprocess_exec(
+        sys.executable, str(CLIENT.parent / "syscalls.py"),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    host_output, _ = await outside.communicate()
+    inside = await sandbox.run(["python3", "/t/syscalls.py"], SandboxSpec(mounts=(CLIENT_MOUNT,)))
+    outcome = dict(line.split() for line in inside.stdout.splitlines())
+    assert outcome.pop("getpid") == "OK"
+    assert set(outcome.values()) == {"EPERM"}, inside.stdout
+    host = dict(line.split() for line in host_output.decode().splitlines())
+    assert host["io_uring_setup"] != "EPERM" and host["TIOCSTI"] != "EPERM"  # the filter did it
+
+
+async def test_concurrent_runs_have_separate_pid_budgets(sandbox: Sandbox) -> None:
+    counter = (
+        "import os, time\nn = 0\ntry:\n    for _ in range(100):\n"
+        "        if os.fork() == 0:\n            time.sleep(2); os._exit(0)\n        n += 1\n"
+        "except OSError:\n    pass\nprint(n)"
+    )
+    spec = SandboxSpec(pid_limit=20)
+    first, second = await asyncio.gather(
+        sandbox.run(["python3", "-c", counter], spec), sandbox.run(["python3", "-c", counter], spec)
+    )
+    # pid 1 (bwrap's init), time and python itself count too; each run gets its own 20
+    assert 14 <= int(first.stdout) < 20 and 14 <= int(second.stdout) < 20
+
+
+def tiny_rootfs(root: Path) -> Path:
+    """A root folder holding just dash and the C library, and one file to recognise it by."""
+    for binary in ("/bin/sh", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"):
+        copy = root / binary.lstrip("/")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(binary).resolve(), copy)
+    (root / "etc").mkdir()
+    (root / "etc/image-name").write_text("tiny")
+    return root
+
+
+async def test_folder_image_is_the_whole_root(sandbox: Sandbox, tmp_path: Path) -> None:
+    root = tiny_rootfs(tmp_path / "rootfs")
+    result = await sandbox.run(
+        "read name < /etc/image-name; echo $name; "
+        "for p in /usr/bin/python3 /etc/passwd /work /root; do [ -e $p ] && echo visible $p; done;"
+        " echo x > /etc/new; echo y > /new",
+        SandboxSpec(image=str(root)),
+    )
+    assert result.stdout == "tiny\n", result
+    assert result.stderr.count("Read-only file system") == 2
+    assert sorted(p.name for p in root.iterdir()) == ["bin", "etc", "lib", "lib64"]
+
+
+async def test_nothing_outside_the_sized_tmpfs_is_writable(sandbox: Sandbox) -> None:
+    result = await sandbox.run(
+        "echo x > /fill; mkdir /newdir; echo y > /etc/x; echo ok > /tmp/ok; cat /tmp/ok"
+    )
+    assert result.stderr.count("Read-only file system") == 3, result.stderr
+    assert result.stdout == "ok\n"

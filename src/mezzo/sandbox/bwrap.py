@@ -19,6 +19,7 @@ BASE_ENV = {
     "USER": "sandbox",
 }
 # The host's runtime as seen inside a `host` image: read-only, nothing of /etc but these.
+OWN_MOUNTS = ("/proc", "/dev", "/tmp", "/run")
 HOST_RUNTIME_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 HOST_ETC_ENTRIES = (
     "/etc/ld.so.cache",
@@ -81,7 +82,7 @@ def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
 
 def _runtime_args(spec: SandboxSpec, etc_dir: Path) -> list[str]:
     if spec.image != HOST_IMAGE:
-        return ["--ro-bind", spec.image, "/"]
+        return _folder_image_args(Path(spec.image))
     args: list[str] = []
     for path in HOST_RUNTIME_DIRS:
         if os.path.islink(path):
@@ -96,6 +97,21 @@ def _runtime_args(spec: SandboxSpec, etc_dir: Path) -> list[str]:
     return args
 
 
+def _folder_image_args(root: Path) -> list[str]:
+    """Each top-level entry of the folder, read-only, on bwrap's own root (so the mount points
+    for /proc, /dev and /tmp can be made even where the folder lacks them)."""
+    args: list[str] = []
+    for entry in sorted(root.iterdir()):
+        target = f"/{entry.name}"
+        if target in OWN_MOUNTS:
+            continue
+        if entry.is_symlink():
+            args += ["--symlink", os.readlink(entry), target]
+        else:
+            args += ["--ro-bind", str(entry), target]
+    return args
+
+
 def build_argv(
     spec: SandboxSpec,
     command: Sequence[str],
@@ -103,6 +119,7 @@ def build_argv(
     etc_dir: Path,
     proxy_socket: str | None = None,
     status_fd: int | None = None,
+    seccomp_fd: int | None = None,
     bwrap: str = "bwrap",
 ) -> list[str]:
     tmpfs_size = str(spec.memory_limit_bytes)
@@ -145,7 +162,11 @@ def build_argv(
         argv += ["--ro-bind", proxy_socket, PROXY_SOCKET]
     if status_fd is not None:
         argv += ["--json-status-fd", str(status_fd)]
-    argv += ["--chdir", spec.effective_workdir, "--clearenv"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    # bwrap's root is a tmpfs without a size limit: once everything is mounted, make it
+    # read-only so nothing can fill memory through it (/tmp and /dev/shm are sized mounts).
+    argv += ["--remount-ro", "/", "--chdir", spec.effective_workdir, "--clearenv"]
     for name, value in sandbox_env(spec).items():
         argv += ["--setenv", name, value]
     argv.append("--")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import structlog
 
+from mezzo.sandbox import seccomp
 from mezzo.sandbox.bwrap import build_argv, write_generated_etc
 from mezzo.sandbox.egress import AddressPolicy, EgressProxy, Resolver, is_public_address
 from mezzo.sandbox.limits import (
@@ -170,12 +171,14 @@ class Sandbox:
         image_root = Path("/") if spec.image == HOST_IMAGE else Path(spec.image)
         if (image_root / TIME_BINARY.lstrip("/")).exists():
             command = [TIME_BINARY, "-q", "-f", "%M", "-o", f"/proc/self/fd/{peak_write}", *command]
+        seccomp_read = _seccomp_pipe()
         argv = build_argv(
             spec,
             command,
             etc_dir=self._workspace / "etc",
             proxy_socket=proxy_socket,
             status_fd=status_write,
+            seccomp_fd=seccomp_read,
             bwrap=self.bwrap,
         )
         started = time.monotonic()
@@ -189,11 +192,12 @@ class Sandbox:
                     ),
                     *argv,
                 ],
-                (status_write, peak_write),
+                tuple(fd for fd in (status_write, peak_write, seccomp_read) if fd is not None),
             )
         finally:
-            os.close(status_write)
-            os.close(peak_write)
+            for fd in (status_write, peak_write, seccomp_read):
+                if fd is not None:
+                    os.close(fd)
         assert process.stdout is not None and process.stderr is not None
         stdout, stderr = (
             CappedOutput(spec.output_limit_bytes),
@@ -255,6 +259,17 @@ def _default_resolver() -> Resolver:
     from mezzo.sandbox.egress import system_resolver
 
     return system_resolver
+
+
+def _seccomp_pipe() -> int | None:
+    """A pipe holding the seccomp program for bwrap to read, or None on an unknown arch."""
+    filter_program = seccomp.program()
+    if filter_program is None:
+        return None
+    read_end, write_end = os.pipe()
+    os.write(write_end, filter_program)  # a few hundred bytes: fits the pipe buffer
+    os.close(write_end)
+    return read_end
 
 
 def _spawn(argv: list[str], pass_fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
