@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -394,3 +395,19 @@ async def test_nothing_outside_the_sized_tmpfs_is_writable(sandbox: Sandbox) -> 
     )
     assert result.stderr.count("Read-only file system") == 3, result.stderr
     assert result.stdout == "ok\n"
+
+
+async def test_host_abstract_unix_sockets_are_unreachable(sandbox: Sandbox) -> None:
+    name = f"mezzo-test-{uuid.uuid4().hex}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(f"\0{name}")
+    listener.listen()
+    try:
+        result = await sandbox.run(
+            ["python3", "-c", "import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+             "try:\n    s.connect('\\0' + sys.argv[1]); print('CONNECTED')\n"
+             "except OSError as exc:\n    print(type(exc).__name__)", name],
+        )  # fmt: skip
+    finally:
+        listener.close()
+    assert result.stdout == "ConnectionRefusedError\n", result
