@@ -122,25 +122,42 @@ def test_parse_responses_input_shapes() -> None:
     assert err.value.param == "input[0].call_id"
 
 
+CHAT = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "hi", "name": "ada"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    },
+    {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+]
+
+
 def test_parse_chat_messages_and_framing() -> None:
-    items = parse_chat_messages(
-        [
-            {"role": "user", "content": "hi"},
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                ],
-            },
-            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
-        ]
-    )
-    assert [i.kind for i in items] == ["message", "function_call", "function_call_output"]
-    expected = (3 + 1) + (3 + 1 + 2) + (3 + 1) + 3
-    assert input_tokens(items, []) == expected
+    items = parse_chat_messages(CHAT)
+    assert [i.kind for i in items] == [
+        "message",
+        "message",
+        "message",
+        "function_call",
+        "function_call_output",
+    ]
+    # system 3+2+4, user 3+1+1 + name 1+1, assistant 3+3, call 3+1+2, tool 3+1+1+2, priming 3
+    assert input_tokens(items, []) == 9 + 7 + 6 + 6 + 7 + 3
     with pytest.raises(BadRequest):
         parse_chat_messages([])
+
+
+def test_chat_framing_matches_the_governors_cookbook_count() -> None:
+    from mezzo.governor.tokens import ChatCounter
+    from mezzo.testing.tokens import StubTokenizer
+
+    assert ChatCounter(StubTokenizer()).openai_messages(CHAT) == input_tokens(
+        parse_chat_messages(CHAT), []
+    )
 
 
 def test_duration_format() -> None:

@@ -11,9 +11,14 @@ itself: a token is optional leading whitespace followed by one of
 and trailing whitespace is one more token. Joining the tokens gives back the text, so the
 stub streams exactly the pieces it counts.
 
-Framing: every input item (message, function call, tool output, instructions) costs
-`ITEM_OVERHEAD` tokens on top of its text, tool schemas cost the tokens of their JSON, and
-every request costs `REPLY_PRIMING` more, like OpenAI's chat framing.
+Framing follows the OpenAI cookbook's count for chat messages, with this tokenizer: a message
+costs `ITEM_OVERHEAD` plus the tokens of each of its string fields (role, content, and for a
+tool output its call id), a participant `name` costs its tokens plus `NAME_OVERHEAD`, an
+assistant tool call costs `TOOL_CALL_OVERHEAD` plus its name and JSON arguments, and every
+request costs `REPLY_PRIMING` more. Tool schemas cost the tokens of their compact JSON (the
+cookbook's function framing is not imitated). Responses API items are counted the same way:
+instructions as a system message, `function_call` as a tool call, `function_call_output` as a
+tool message.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any
 _TOKEN = re.compile(r"\s*(?:[^\W\d_]{1,4}|\d{1,3}|[^\w\s]|_)|\s+")
 
 ITEM_OVERHEAD = 3
+NAME_OVERHEAD = 1
+TOOL_CALL_OVERHEAD = 3
 REPLY_PRIMING = 3
 
 
@@ -34,6 +41,15 @@ def split_tokens(text: str) -> list[str]:
 
 def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
+
+
+class StubTokenizer:
+    """This tokenizer behind the governor's `Tokenizer` protocol (`name`, `count`)."""
+
+    name = "mezzo-stub"
+
+    def count(self, text: str) -> int:
+        return count_tokens(text)
 
 
 def count_tools(tools: list[dict[str, Any]]) -> int:

@@ -6,7 +6,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mezzo.testing.tokens import ITEM_OVERHEAD, REPLY_PRIMING, count_tokens, count_tools
+from mezzo.testing.tokens import (
+    ITEM_OVERHEAD,
+    NAME_OVERHEAD,
+    REPLY_PRIMING,
+    TOOL_CALL_OVERHEAD,
+    count_tokens,
+    count_tools,
+)
 
 ItemKind = Literal["message", "function_call", "function_call_output"]
 
@@ -30,7 +37,15 @@ class Item:
     name: str = ""
 
     def tokens(self) -> int:
-        return ITEM_OVERHEAD + count_tokens(self.name) + count_tokens(self.text)
+        """OpenAI cookbook framing: every string field of the message, plus a fixed overhead."""
+        if self.kind == "function_call":
+            return TOOL_CALL_OVERHEAD + count_tokens(self.name) + count_tokens(self.text)
+        total = ITEM_OVERHEAD + count_tokens(self.role) + count_tokens(self.text)
+        if self.kind == "function_call_output":
+            total += count_tokens(self.call_id)
+        if self.name:
+            total += count_tokens(self.name) + NAME_OVERHEAD
+        return total
 
 
 def input_tokens(items: list[Item], tools: list[dict[str, Any]]) -> int:
@@ -126,8 +141,9 @@ def parse_chat_messages(raw: Any) -> list[Item]:
             call_id = _require_str(message, "tool_call_id", param)
             items.append(Item("function_call_output", role="tool", call_id=call_id, text=text))
             continue
-        if text or role != "assistant" or not message.get("tool_calls"):
-            items.append(Item("message", role=role, text=text))
+        name = message.get("name")
+        participant = name if isinstance(name, str) else ""
+        items.append(Item("message", role=role, text=text, name=participant))
         for call_index, call in enumerate(message.get("tool_calls") or []):
             call_param = f"{param}.tool_calls[{call_index}]"
             function = call.get("function") if isinstance(call, dict) else None
