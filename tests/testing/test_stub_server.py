@@ -282,3 +282,33 @@ def test_midstream_failure_breaks_off_both_streams(stub: StubServer) -> None:
         plain = client.post("/v1/responses", json={"model": "m", "input": "x"})
     assert plain.status_code == 500
     assert stub.stats()["faults"] == {"midstream": 3}
+
+
+def test_reported_usage_matches_the_governors_count_with_the_stub_tokenizer(
+    stub: StubServer,
+) -> None:
+    from mezzo.governor.tokens import ChatCounter
+    from mezzo.testing.tokens import StubTokenizer
+
+    messages = [
+        {"role": "system", "content": "You review architectures."},
+        {"role": "user", "content": '/call lookup_schema {"table": "users"}'},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "lookup_schema", "arguments": '{"table":"users"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "id int, email text"},
+    ]
+    with http(stub) as client:
+        completion = ChatCompletion.model_validate(
+            client.post("/v1/chat/completions", json={"model": "m", "messages": messages}).json()
+        )
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens == ChatCounter(StubTokenizer()).openai_messages(messages)
