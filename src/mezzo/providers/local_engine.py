@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -199,7 +200,7 @@ class LocalEngine:
         messages = list(request.messages)
         trimmed = 0
         while True:
-            prompt = llm.tokenize(render_prompt(llm, messages, plan).encode(), special=True)
+            prompt = tokenize_prompt(llm, messages, plan)
             if len(prompt) + room <= self.n_ctx:
                 return prompt, trimmed
             droppable = [i for i, m in enumerate(messages[:-1]) if m.role != "system"]
@@ -214,11 +215,33 @@ class LocalEngine:
             trimmed += 1
 
 
-def render_prompt(llm: Llama, messages: Sequence[Message], plan: OutputPlan) -> str:
-    """The transcript in the model's own chat template, with the plan's tool instructions."""
+def tokenize_prompt(llm: Llama, messages: Sequence[Message], plan: OutputPlan) -> list[int]:
+    """The transcript in the model's own chat template, as tokens.
+
+    Only the template's own text may produce special tokens: message contents are tokenized
+    as plain text, so a user who writes `<|im_end|>` cannot forge a turn boundary.
+    """
+    chat = to_chat_messages(messages, plan.instructions)
+    masked = [{**turn, "content": f"\x00{i}\x00"} for i, turn in enumerate(chat)]
+    rendered = _render(llm, masked)
+    tokens: list[int] = []
+    position = 0
+    for mark in _CONTENT_MARK.finditer(rendered):
+        template_text = rendered[position : mark.start()]
+        tokens += llm.tokenize(template_text.encode(), add_bos=position == 0, special=True)
+        content = chat[int(mark.group(1))]["content"]
+        tokens += llm.tokenize(content.encode(), add_bos=False, special=False)
+        position = mark.end()
+    tokens += llm.tokenize(rendered[position:].encode(), add_bos=position == 0, special=True)
+    return tokens
+
+
+_CONTENT_MARK = re.compile(r"\x00(\d+)\x00")
+
+
+def _render(llm: Llama, chat: list[dict[str, str]]) -> str:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    chat = to_chat_messages(messages, plan.instructions)
     template = llm.metadata.get("tokenizer.chat_template")
     if not template:
         return _chatml(chat)
