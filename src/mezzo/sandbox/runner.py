@@ -80,6 +80,11 @@ class Sandbox:
         self._cleanups: set[asyncio.Task[None]] = set()
         self._pending_cgroups: dict[Path, PidsCgroup] = {}
 
+    @property
+    def workspace(self) -> Path:
+        """This instance's private folder (generated /etc files, proxy sockets)."""
+        return self._workspace
+
     def close(self) -> None:
         for cgroup in list(self._pending_cgroups.values()):
             cgroup.kill_and_remove()
