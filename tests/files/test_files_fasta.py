@@ -139,6 +139,28 @@ async def test_region_and_motif_errors_are_clear(tmp_path: Path, store, attach) 
         assert stats["bases"] == 4 and stats["gc"] == 2
 
 
+def naive_l(lengths: list[int], fraction: float) -> int:
+    covered = 0
+    for count, length in enumerate(sorted(lengths, reverse=True), start=1):
+        covered += length
+        if covered >= fraction * sum(lengths):
+            return count
+    return 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_nx_and_lx_from_a_histogram_match_the_sorted_list(seed: int) -> None:
+    rng = random.Random(seed)
+    lengths = [rng.choice([rng.randint(1, 50), rng.randint(1, 5000)]) for _ in range(300)]
+    hist: dict[int, int] = {}
+    for length in lengths:
+        hist[length] = hist.get(length, 0) + 1
+    dist = length_distribution(hist)
+    assert dist["N50"] == naive_n50(lengths)
+    assert dist["L50"] == naive_l(lengths, 0.5)
+    assert dist["L90"] == naive_l(lengths, 0.9)
+
+
 def test_length_distribution_is_exact() -> None:
     lengths = [5, 5, 7, 100, 3, 3, 3, 1000]
     hist: dict[int, int] = {}

@@ -132,3 +132,21 @@ async def test_jsonl_schema_and_filters(tmp_path: Path, store: FileStore, attach
     bad.write_text('{"a": 1}\n{"a": 2}\n{"a": \n')
     with pytest.raises(FileFormatError, match=r"bad.jsonl \(line 3\): not JSON"):
         await attach(bad)
+
+
+async def test_csv_quoted_newlines_keep_row_numbers(tmp_path: Path, store, attach) -> None:
+    rows = [
+        {"id": str(i), "note": f"line one\nline two {i}" if i % 3 == 0 else "plain"}
+        for i in range(1, 4001)
+    ]
+    path = tmp_path / "notes.csv"
+    write_table(path, rows, ",")
+    info = await attach(path)
+    assert info.summary["rows"] == 4000
+    text = table_rows(store, "ws1", info.id, start_row=3001, limit=3, max_tokens=BIG)
+    assert text.split("\n", 2)[2] == (
+        '3001,3001,plain\n3002,3002,plain\n3003,3003,"line one\nline two 3003"\n'
+        "[truncated: 3 matching rows shown, 997 more; narrow `where` or page with start_row]"
+    )
+    hit = table_rows(store, "ws1", info.id, where=["note ~ two 3999$"], max_tokens=BIG)
+    assert hit.splitlines()[0] == "1 matching rows" and "3999,3999" in hit

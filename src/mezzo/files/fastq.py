@@ -25,6 +25,17 @@ _is_plus = methodcaller("startswith", b"+")
 _strip_cr = methodcaller("rstrip", b"\r")
 
 
+def _names(heads: list[bytes]) -> tuple[list[str], list[str]]:
+    """Read names and descriptions of '@' header lines, decoded in one go."""
+    text = b"\n".join(heads).decode("latin-1")
+    if "\t" in text or "\r" in text:
+        pairs = list(map(split_header, (h[1:] for h in heads)))
+    else:
+        pairs = list(map(methodcaller("partition", " "), text.split("\n")))
+        return [p[0][1:] for p in pairs], [p[2] for p in pairs]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 @dataclass
 class FastqScanner:
     source: str
@@ -123,7 +134,7 @@ class FastqScanner:
         self.totals["reads_with_n"] += sum(map(bool, ns))
         self.length_hist.update(lengths)
 
-        names, descriptions = zip(*map(split_header, (h[1:] for h in heads)), strict=True)
+        names, descriptions = _names(heads)
         if len(self.first_names) < 20:
             self.first_names.extend(names[: 20 - len(self.first_names)])
         starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=base))

@@ -26,10 +26,22 @@ def nx_from_desc(lengths_desc: Iterable[int], total: int, fractions: Iterable[fl
     return out
 
 
-def histogram_desc(hist: Mapping[int, int]) -> Iterable[int]:
+def nx_from_histogram(hist: Mapping[int, int], fractions: Iterable[float]) -> dict:
+    """Nx and Lx from a length histogram (length -> number of records), exactly."""
+    total = sum(length * c for length, c in hist.items())
+    wanted = sorted(fractions)
+    out: dict[str, int] = {f"{p}{round(f * 100)}": 0 for f in wanted for p in ("N", "L")}
+    covered = count = i = 0
     for length in sorted(hist, reverse=True):
-        for _ in range(hist[length]):
-            yield length
+        c = hist[length]
+        while i < len(wanted) and total and covered + length * c >= wanted[i] * total:
+            needed = -(-(wanted[i] * total - covered) // length) if length else 0
+            out[f"N{round(wanted[i] * 100)}"] = length
+            out[f"L{round(wanted[i] * 100)}"] = count + max(1, int(needed))
+            i += 1
+        covered += length * c
+        count += c
+    return out
 
 
 def _quantile(hist_sorted: list[tuple[int, int]], count: int, q: float) -> int:
@@ -59,7 +71,7 @@ def length_distribution(hist: Mapping[int, int]) -> dict[str, Any]:
         "p10": _quantile(asc, count, 0.1),
         "p90": _quantile(asc, count, 0.9),
     }
-    summary.update(nx_from_desc(histogram_desc(hist), total, (0.5, 0.9)))
+    summary.update(nx_from_histogram(hist, (0.5, 0.9)))
     summary["bins"] = log_bins(asc)
     return summary
 

@@ -98,15 +98,15 @@ class SequenceQuery:
 
     def span(self, region: str) -> Span:
         region = region.strip()
-        if self.index.records_named(region):
-            rec = self.record(region)
-            return self._checked(rec, 1, rec.length, region)
         record_name, sep, coords = region.rpartition(":")
         match = _RANGE_RE.match(coords.replace(" ", "")) if sep else None
-        if not match:
-            self.record(region)  # raises: no such record
+        found = self.index.records_named(record_name) if match else []
+        if not found:  # a whole record, possibly with ':' in its name
+            whole = self.index.records_named(region)
+            rec = whole[0] if whole else self.record(record_name if match else region)
+            return self._checked(rec, 1, rec.length, region)
         assert match is not None
-        rec = self.record(record_name)
+        rec = found[0]
         start = int(match.group(1).replace(",", ""))
         end = int(match.group(2).replace(",", "")) if match.group(2) else rec.length
         return self._checked(rec, start, end, region)

@@ -9,6 +9,8 @@ Bad requests raise `QueryError` (a `FileError`) with a message fit to show the m
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -248,7 +250,9 @@ def sequence_stats(
 
 
 def _csv_line(cells: list[str], delimiter: str) -> str:
-    return delimiter.join(cells)
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="\n").writerow(cells)
+    return out.getvalue()[:-1]
 
 
 def table_rows(

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import gzip
+import random
+import zlib
+from pathlib import Path
+
+import pytest
+from files_seqgen import bgzf_compress
+
+from mezzo.files import compression
+from mezzo.files.compression import GzipSource, bgzf_chunks, gunzip_chunks
+from mezzo.files.errors import FileFormatError
+
+
+def payload(size: int) -> bytes:
+    return random.Random(size).randbytes(size // 2).hex().encode()[:size]
+
+
+def test_gzip_random_access_resumes_from_in_process_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(3 << 20)
+    path = tmp_path / "x.gz"
+    # two members, as `cat a.gz b.gz` makes
+    path.write_bytes(gzip.compress(data[: 1 << 20]) + gzip.compress(data[1 << 20 :]))
+    monkeypatch.setattr(compression, "_CHECKPOINTS", compression.OrderedDict())
+    source = GzipSource(path, "x.gz", len(data))
+    source._cps.spacing = 256 << 10  # small spacing so this test crosses many checkpoints
+    assert source.read(len(data) - 100, len(data)) == data[-100:]
+    assert len(source._cps.points) >= 8
+    rng = random.Random(1)
+    for _ in range(40):
+        a = rng.randrange(len(data))
+        b = min(len(data), a + rng.randrange(1, 300_000))
+        assert source.read(a, b) == data[a:b]
+    source.close()
+
+
+def test_multi_member_gzip_and_bgzf_stream_whole() -> None:
+    data = payload(500_000)
+    members = gzip.compress(data[:1000]) + gzip.compress(data[1000:])
+    chunks = [members[i : i + 777] for i in range(0, len(members), 777)]
+    assert b"".join(gunzip_chunks(chunks, "m.gz")) == data
+    blocks: list[tuple[int, int]] = []
+    packed = bgzf_compress(data, block=50_000)
+    pieces = [packed[i : i + 4096] for i in range(0, len(packed), 4096)]
+    out = b"".join(bgzf_chunks(pieces, "b.gz", lambda u, c: blocks.append((u, c))))
+    assert out == data
+    assert [u for u, _ in blocks] == list(range(0, len(data), 50_000))
+
+
+def test_corrupt_gzip_names_the_byte() -> None:
+    data = bytearray(gzip.compress(payload(100_000), compresslevel=1))
+    data[5000] ^= 0xFF
+    with pytest.raises(FileFormatError, match=r"c.gz: (corrupt gzip data near compressed byte)"):
+        b"".join(gunzip_chunks([bytes(data)], "c.gz"))
+    with pytest.raises(FileFormatError, match="truncated gzip"):
+        b"".join(gunzip_chunks([zlib.compress(b"x")[:0] + gzip.compress(b"abc" * 99)[:20]], "t"))
