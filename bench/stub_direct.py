@@ -5,8 +5,8 @@ The stub runs as a separate process (`mezzo stub-llm`), the client here. Same ru
 - raw httpx, non-streamed and streamed `POST /v1/responses` (the baseline),
 - `OpenAIProvider` (official SDK, streaming) for the Responses API and Chat Completions,
 - raw httpx with N requests in flight: the stub's throughput,
-- with a 200-message history: the SDK's typed `responses.create(**params)` against its generic
-  `client.post` (what the provider uses), to show what the typed params' transform costs.
+- with a 200-message history: the SDK's idiomatic typed `responses.create(**params)` against
+  the provider (the SDK's generic `client.post` with raw events), both consuming the stream.
 
     .venv/bin/python bench/stub_direct.py [--requests 400] [--concurrency 32]
 """
@@ -24,8 +24,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
 import httpx
-from openai import AsyncStream
-from openai.types.responses import ResponseStreamEvent
 
 from mezzo.providers.base import Message, ModelRequest
 from mezzo.providers.openai import OpenAIProvider, responses_params
@@ -84,13 +82,18 @@ async def main(requests: int, concurrency: int) -> None:
             }
             request = ModelRequest(model="stub-model", messages=(Message("user", PROMPT),))
 
-            def through(provider: OpenAIProvider) -> Callable[[], Awaitable[None]]:
+            def through_request(
+                provider: OpenAIProvider, request: ModelRequest
+            ) -> Callable[[], Awaitable[None]]:
                 async def call() -> None:
                     async with aclosing(provider.stream(request)) as chunks:
                         async for _ in chunks:
                             pass
 
                 return call
+
+            def through(provider: OpenAIProvider) -> Callable[[], Awaitable[None]]:
+                return through_request(provider, request)
 
             results = {
                 "raw httpx, JSON": await timed(raw_json, requests),
@@ -115,27 +118,15 @@ async def main(requests: int, concurrency: int) -> None:
                 async for _ in await sdk.responses.create(**long_body, stream=True):
                     pass
 
-            async def generic_post() -> None:
-                body = {**long_body, "stream": True}
-                stream_cls = AsyncStream[ResponseStreamEvent]
-                stream = await sdk.post(
-                    "/responses",
-                    cast_to=ResponseStreamEvent,
-                    body=body,
-                    stream=True,
-                    stream_cls=stream_cls,
-                )
-                async for _ in stream:
-                    pass
+            long_request = ModelRequest(model="stub-model", messages=history)
+            provider_long = through_request(providers["responses"], long_request)
 
             history_count = max(20, requests // 10)
             long_history = {
                 "200 msgs: SDK responses.create(**params)": await timed(
                     typed_create, history_count
                 ),
-                "200 msgs: SDK client.post (the provider)": await timed(
-                    generic_post, history_count
-                ),
+                "200 msgs: OpenAIProvider responses": await timed(provider_long, history_count),
             }
             for provider in providers.values():
                 await provider.aclose()
@@ -168,7 +159,7 @@ async def main(requests: int, concurrency: int) -> None:
     typed, generic = (statistics.median(samples) for samples in long_history.values())
     for name, samples in long_history.items():
         print(f"{name:42} {statistics.median(samples):8.2f} {percentile(samples, 0.99):8.2f}")
-    print(f"typed create / client.post with a 200-message history: {typed / generic:.1f}x")
+    print(f"SDK typed create / OpenAIProvider with a 200-message history: {typed / generic:.1f}x")
 
 
 if __name__ == "__main__":

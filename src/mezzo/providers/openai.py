@@ -17,8 +17,6 @@ from typing import Any, Literal
 
 import openai
 from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletionChunk
-from openai.types.responses import ResponseStreamEvent
 
 from mezzo.providers.base import (
     Chunk,
@@ -252,51 +250,51 @@ class OpenAIProvider:
             return self._stream_responses(request)
         return self._stream_chat(request)
 
-    async def _open(self, path: str, event_type: type[Any], body: dict[str, Any]) -> Any:
-        # The SDK's generic `post` (its documented way to call any endpoint) rather than
-        # `responses.create(**body)`: the body is already in wire form, and the typed methods
-        # would walk the whole history through their param transforms on every step.
+    async def _open(self, path: str, body: dict[str, Any]) -> AsyncStream[Any]:
+        # The SDK's generic `post` (its documented way to call any endpoint) with raw events:
+        # the typed `responses.create(**body)` walks the whole history through its param
+        # transforms on every step (10x slower at 200 messages), and building its pydantic
+        # event objects costs more than the rest of the call. The SDK still does the
+        # transport, auth, SSE decoding and error mapping.
         try:
             return await self.client.post(
                 path,
-                cast_to=event_type,
+                cast_to=object,
                 body={**body, "stream": True},
                 stream=True,
-                stream_cls=AsyncStream[event_type],  # type: ignore[valid-type]
+                stream_cls=AsyncStream[object],
             )
         except openai.OpenAIError as err:
             raise classify(err) from err
 
     async def _stream_responses(self, request: ModelRequest) -> AsyncIterator[Chunk]:
-        body = responses_params(request, store=self.store)
-        stream = await self._open("/responses", ResponseStreamEvent, body)
+        stream = await self._open("/responses", responses_params(request, store=self.store))
         headers = _lower(stream.response.headers)
-        final: Any = None
+        final: dict[str, Any] | None = None
         try:
             async for event in stream:
-                kind = event.type
+                kind = event.get("type")
                 if kind == "response.output_text.delta":
-                    yield TextDelta(event.delta)
+                    yield TextDelta(event["delta"])
                 elif kind in ("response.completed", "response.incomplete"):
-                    final = event.response
+                    final = event["response"]
                 elif kind == "response.failed":
-                    error = event.response.error
-                    message = f"{error.code}: {error.message}" if error else "the response failed"
+                    error = event.get("response", {}).get("error") or {}
+                    message = f"{error.get('code')}: {error.get('message', 'the response failed')}"
                     raise ProviderError(message, retryable=True, headers=headers)
                 elif kind == "error":
-                    raise ProviderError(
-                        f"{event.code}: {event.message}", retryable=True, headers=headers
-                    )
+                    message = f"{event.get('code')}: {event.get('message')}"
+                    raise ProviderError(message, retryable=True, headers=headers)
         except openai.OpenAIError as err:
             raise classify(err) from err
         finally:
             await stream.close()
         if final is None:
             raise ProviderError("the stream ended before the response completed", headers=headers)
-        yield _from_response(final, headers)
+        yield _from_response(final, request.model, headers)
 
     async def _stream_chat(self, request: ModelRequest) -> AsyncIterator[Chunk]:
-        stream = await self._open("/chat/completions", ChatCompletionChunk, chat_params(request))
+        stream = await self._open("/chat/completions", chat_params(request))
         headers = _lower(stream.response.headers)
         model = request.model
         texts: list[str] = []
@@ -305,23 +303,24 @@ class OpenAIProvider:
         usage: Usage | None = None
         try:
             async for chunk in stream:
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta.content:
-                        texts.append(delta.content)
-                        yield TextDelta(delta.content)
-                    for call in delta.tool_calls or ():
-                        slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                        if call.id:
-                            slot["id"] = call.id
-                        if call.function is not None:
-                            slot["name"] += call.function.name or ""
-                            slot["arguments"] += call.function.arguments or ""
-                    if choice.finish_reason is not None:
-                        finish_reason = choice.finish_reason
+                model = chunk.get("model") or model
+                if chunk.get("usage"):
+                    usage = _usage(chunk["usage"], "prompt_tokens", "completion_tokens")
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if content := delta.get("content"):
+                        texts.append(content)
+                        yield TextDelta(content)
+                    for call in delta.get("tool_calls") or ():
+                        slot = calls.setdefault(
+                            call.get("index", 0), {"id": "", "name": "", "arguments": ""}
+                        )
+                        slot["id"] = call.get("id") or slot["id"]
+                        function = call.get("function") or {}
+                        slot["name"] += function.get("name") or ""
+                        slot["arguments"] += function.get("arguments") or ""
+                    if choice.get("finish_reason") is not None:
+                        finish_reason = choice["finish_reason"]
         except openai.OpenAIError as err:
             raise classify(err) from err
         finally:
@@ -342,25 +341,43 @@ class OpenAIProvider:
         )
 
 
-def _from_response(response: Any, headers: dict[str, str]) -> ModelResponse:
-    tool_calls = tuple(
-        ToolCall(item.call_id, item.name, _arguments(item.arguments, item.name))
-        for item in response.output
-        if item.type == "function_call"
+def _usage(raw: dict[str, Any], input_key: str, output_key: str) -> Usage | None:
+    try:
+        return Usage(int(raw[input_key]), int(raw[output_key]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _from_response(response: dict[str, Any], model: str, headers: dict[str, str]) -> ModelResponse:
+    """A final Responses API object (as JSON) to a ModelResponse."""
+    texts: list[str] = []
+    tool_calls: list[ToolCall] = []
+    for item in response.get("output") or ():
+        if item.get("type") == "function_call":
+            name = item.get("name", "")
+            tool_calls.append(
+                ToolCall(item.get("call_id", ""), name, _arguments(item.get("arguments", ""), name))
+            )
+        elif item.get("type") == "message":
+            texts += [
+                part.get("text", "")
+                for part in item.get("content") or ()
+                if part.get("type") == "output_text"
+            ]
+    usage = (
+        _usage(response["usage"], "input_tokens", "output_tokens")
+        if response.get("usage")
+        else None
     )
-    usage = None
-    if response.usage is not None:
-        usage = Usage(response.usage.input_tokens, response.usage.output_tokens)
-    if response.status == "incomplete":
-        details = response.incomplete_details
-        reason = details.reason if details is not None and details.reason else "incomplete"
+    if response.get("status") == "incomplete":
+        reason = (response.get("incomplete_details") or {}).get("reason") or "incomplete"
         finish_reason = "length" if reason == "max_output_tokens" else reason
     else:
         finish_reason = "tool_calls" if tool_calls else "stop"
     return ModelResponse(
-        model=response.model,
-        text=response.output_text,
-        tool_calls=tool_calls,
+        model=response.get("model") or model,
+        text="".join(texts),
+        tool_calls=tuple(tool_calls),
         usage=usage,
         finish_reason=finish_reason,
         headers=headers,
