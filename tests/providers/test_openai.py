@@ -271,3 +271,41 @@ def test_parse_retry_after_http_date() -> None:
 
     seconds = parse_retry_after({"retry-after": formatdate(time.time() + 30, usegmt=True)})
     assert seconds is not None and 25 < seconds <= 30
+
+
+def test_request_mapping_for_both_apis() -> None:
+    from mezzo.providers.base import ToolCall
+    from mezzo.providers.openai import chat_params, responses_params
+
+    call = ToolCall("call_9", "lookup_schema", {"table": "users"})
+    request = ModelRequest(
+        model="m",
+        messages=(
+            Message("user", "go"),
+            Message("assistant", "checking", tool_calls=(call,)),
+            Message("tool", "id int", call_id="call_9"),
+        ),
+        tools=(LOOKUP,),
+        tool_choice="lookup_schema",
+        max_output_tokens=50,
+    )
+    responses = responses_params(request, store=False)
+    assert responses["input"] == [
+        {"type": "message", "role": "user", "content": "go"},
+        {"type": "message", "role": "assistant", "content": "checking"},
+        {
+            "type": "function_call",
+            "call_id": "call_9",
+            "name": "lookup_schema",
+            "arguments": '{"table": "users"}',
+        },
+        {"type": "function_call_output", "call_id": "call_9", "output": "id int"},
+    ]
+    assert responses["tool_choice"] == {"type": "function", "name": "lookup_schema"}
+    assert (responses["max_output_tokens"], responses["store"]) == (50, False)
+    chat = chat_params(request)
+    assert chat["messages"][1]["content"] == "checking"
+    assert chat["messages"][1]["tool_calls"][0]["function"]["name"] == "lookup_schema"
+    assert chat["messages"][2] == {"role": "tool", "tool_call_id": "call_9", "content": "id int"}
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "lookup_schema"}}
+    assert chat["max_completion_tokens"] == 50
