@@ -210,3 +210,23 @@ async def test_a_turn_that_breaks_off_is_forgotten(client: AsyncOpenAI, stub: St
         )
         (error,) = await turn(connection)
     assert error.error.code == "previous_response_not_found"
+
+
+async def test_key_check_and_connection_time_limit(stub: StubServer) -> None:
+    url = stub.base_url.replace("http://", "ws://") + "/responses"
+    create = json.dumps({"type": "response.create", "model": "m", "input": "x"})
+    stub.configure(api_key="right")
+    async with websockets.connect(
+        url, additional_headers={"Authorization": "Bearer wrong"}
+    ) as socket:
+        await socket.send(create)
+        refused = json.loads(await socket.recv())
+    assert (refused["status"], refused["error"]["code"]) == (401, "invalid_api_key")
+    stub.configure(api_key=None, ws_max_connection_s=0.001)
+    async with websockets.connect(url) as socket:
+        await asyncio.sleep(0.01)
+        await socket.send(create)
+        expired = json.loads(await socket.recv())
+        assert expired["error"]["code"] == "websocket_connection_limit_reached"
+        with pytest.raises(websockets.ConnectionClosedOK):
+            await socket.recv()
