@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 _TOKEN = re.compile(r"\s*(?:[^\W\d_]{1,4}|\d{1,3}|[^\w\s]|_)|\s+")
@@ -55,4 +56,8 @@ class StubTokenizer:
 def count_tools(tools: list[dict[str, Any]]) -> int:
     if not tools:
         return 0
-    return count_tokens(json.dumps(tools, sort_keys=True, separators=(",", ":")))
+    return _count_cached(json.dumps(tools, sort_keys=True, separators=(",", ":")))
+
+
+# The same tool schemas come with every request of a conversation.
+_count_cached = lru_cache(maxsize=1024)(count_tokens)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from mezzo.testing.tokens import (
@@ -48,8 +49,14 @@ class Item:
         return total
 
 
+@lru_cache(maxsize=20_000)
+def _item_tokens(item: Item) -> int:
+    # A conversation is re-sent (or continued) every turn; only its new items are counted.
+    return item.tokens()
+
+
 def input_tokens(items: list[Item], tools: list[dict[str, Any]]) -> int:
-    return sum(item.tokens() for item in items) + count_tools(tools) + REPLY_PRIMING
+    return sum(_item_tokens(item) for item in items) + count_tools(tools) + REPLY_PRIMING
 
 
 def _content_text(content: Any, param: str) -> str:
