@@ -119,6 +119,7 @@ def build_argv(
     etc_dir: Path,
     proxy_socket: str | None = None,
     status_fd: int | None = None,
+    block_fd: int | None = None,
     seccomp_fd: int | None = None,
     bwrap: str = "bwrap",
 ) -> list[str]:
@@ -162,6 +163,8 @@ def build_argv(
         argv += ["--ro-bind", proxy_socket, PROXY_SOCKET]
     if status_fd is not None:
         argv += ["--json-status-fd", str(status_fd)]
+    if block_fd is not None:
+        argv += ["--block-fd", str(block_fd)]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
     # bwrap's root is a tmpfs without a size limit: once everything is mounted, make it

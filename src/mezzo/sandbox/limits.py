@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import time
 import uuid
@@ -129,21 +130,20 @@ def detect_pid_limiter() -> PidLimiter:
     )
 
 
-# Runs between us and bwrap: joins the run's cgroup and sets the rlimits every sandboxed process
-# inherits. A shell trampoline, not `preexec_fn`: that would force a full fork() of this (large)
-# Python process, about 10 ms; without it subprocess uses vfork.
-LIMITS_TRAMPOLINE = (
-    'if [ -n "$1" ]; then echo $$ > "$1" || exit 126; fi; '
-    'ulimit -v "$2" && ulimit -c 0 || exit 126; '
-    'if [ -n "$3" ]; then ulimit -p "$3" || exit 126; fi; '
-    'shift 3; exec "$@"'
-)
+def confine(
+    child_pid: int, memory_limit_bytes: int, pid_limit: int, cgroup: PidsCgroup | None
+) -> None:
+    """Put the sandbox's first process (still blocked inside bwrap, before it runs anything)
+    into the run's cgroup and give it the rlimits that every later process inherits.
 
-
-def limits_prefix(memory_limit_bytes: int, pid_limit: int, cgroup_procs: str | None) -> list[str]:
-    """argv to put before bwrap's: in `cgroup_procs` if given, else with `RLIMIT_NPROC`."""
-    nproc = "" if cgroup_procs else str(pid_limit)
-    return [
-        "/bin/sh", "-c", LIMITS_TRAMPOLINE, "mezzo-limits",
-        cgroup_procs or "", str(memory_limit_bytes // 1024), nproc,
-    ]  # fmt: skip
+    Done from outside while bwrap sets up, rather than by a trampoline before bwrap: moving a
+    process between cgroup v1 groups waits for an RCU grace period (several ms), and here that
+    wait overlaps bwrap's own setup instead of adding to it.
+    """
+    resource.prlimit(child_pid, resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+    resource.prlimit(child_pid, resource.RLIMIT_CORE, (0, 0))
+    if cgroup is None:
+        resource.prlimit(child_pid, resource.RLIMIT_NPROC, (pid_limit, pid_limit))
+    else:
+        with open(cgroup.procs_file(), "w") as procs:
+            procs.write(str(child_pid))

@@ -32,8 +32,8 @@ from mezzo.sandbox.limits import (
     PidLimiter,
     PidsCgroup,
     SandboxUnavailable,
+    confine,
     detect_pid_limiter,
-    limits_prefix,
 )
 from mezzo.sandbox.result import CappedOutput, ExecResult
 from mezzo.sandbox.spec import HOST_IMAGE, SandboxSpec
@@ -172,6 +172,7 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         status_read, status_write = os.pipe()
         peak_read, peak_write = os.pipe()
+        block_read, block_write = os.pipe()
         os.set_blocking(peak_read, False)
         image_root = Path("/") if spec.image == HOST_IMAGE else Path(spec.image)
         if (image_root / TIME_BINARY.lstrip("/")).exists():
@@ -183,81 +184,137 @@ class Sandbox:
             etc_dir=self._workspace / "etc",
             proxy_socket=proxy_socket,
             status_fd=status_write,
+            block_fd=block_read,
             seccomp_fd=seccomp_read,
             bwrap=self.bwrap,
         )
+        child_fds = [
+            fd for fd in (status_write, peak_write, block_read, seccomp_read) if fd is not None
+        ]
         started = time.monotonic()
         try:
-            process = _spawn(
-                [
-                    *limits_prefix(
-                        spec.memory_limit_bytes,
-                        spec.pid_limit,
-                        cgroup.procs_file() if cgroup else None,
-                    ),
-                    *argv,
-                ],
-                tuple(fd for fd in (status_write, peak_write, seccomp_read) if fd is not None),
-            )
+            process = _spawn(argv, tuple(child_fds))
         finally:
-            for fd in (status_write, peak_write, seccomp_read):
-                if fd is not None:
-                    os.close(fd)
+            for fd in child_fds:
+                os.close(fd)
         assert process.stdout is not None and process.stderr is not None
-        stdout, stderr = (
-            CappedOutput(spec.output_limit_bytes),
-            CappedOutput(spec.output_limit_bytes),
-        )
-        out_transport, out_capture = await loop.connect_read_pipe(
-            lambda: _Capture(stdout), process.stdout
-        )
-        err_transport, err_capture = await loop.connect_read_pipe(
-            lambda: _Capture(stderr), process.stderr
+        stdout = CappedOutput(spec.output_limit_bytes)
+        stderr = CappedOutput(spec.output_limit_bytes)
+        transports = []
+        captures = []
+        for output, pipe in ((stdout, process.stdout), (stderr, process.stderr)):
+            transport, capture = await loop.connect_read_pipe(lambda o=output: _Capture(o), pipe)
+            transports.append(transport)
+            captures.append(capture)
+        status_transport, status = await loop.connect_read_pipe(
+            _StatusReader, os.fdopen(status_read, "rb", buffering=0)
         )
         timed_out = False
         try:
-            status = await asyncio.wait_for(_wait_exit(process.pid), spec.time_limit_s)
+            wait_status = await asyncio.wait_for(
+                self._supervise(process.pid, status, block_write, spec, cgroup), spec.time_limit_s
+            )
         except TimeoutError:
             timed_out = True
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGKILL)
-            status = await _wait_exit(process.pid)
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+            wait_status = await _wait_exit(process.pid)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            await _wait_exit(process.pid)
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(block_write)
+        process.returncode = os.waitstatus_to_exitcode(wait_status)  # reaped here, not by Popen
         if cgroup is not None and timed_out:
             cgroup.kill_and_remove()
         try:
             await asyncio.wait_for(
-                asyncio.gather(out_capture.closed, err_capture.closed), PIPE_DRAIN_TIMEOUT_S
+                asyncio.gather(*(capture.closed for capture in captures), status.closed),
+                PIPE_DRAIN_TIMEOUT_S,
             )
         except TimeoutError:
-            log.warning("sandbox output pipes still open after exit; closing them")
+            log.warning("sandbox pipes still open after exit; closing them")
         finally:
-            out_transport.close()
-            err_transport.close()
-        duration = time.monotonic() - started
-        statuses = _read_status(status_read)
-        code = os.waitstatus_to_exitcode(status)
-        ran = any("exit-code" in entry for entry in statuses)
-        if not ran and not timed_out:
+            for transport in (*transports, status_transport):
+                transport.close()
+        code = os.waitstatus_to_exitcode(wait_status)
+        if status.exit_code is None and not timed_out:
             message = stderr.text().strip() or f"bwrap exited with {code}"
             raise SandboxSetupError(f"sandbox setup failed: {message}")
-        exit_code: int | None = code
         killed_by: int | None = None
         if timed_out:
-            exit_code, killed_by = None, signal.SIGKILL
+            killed_by = signal.SIGKILL
         elif code > 128 and code - 128 < signal.NSIG:
             killed_by = code - 128
         return ExecResult(
             stdout=stdout.text(),
             stderr=stderr.text(),
-            exit_code=exit_code,
+            exit_code=None if timed_out else code,
             signal=killed_by,
             timed_out=timed_out,
             stdout_truncated=stdout.truncated,
             stderr_truncated=stderr.truncated,
-            duration_s=duration,
+            duration_s=time.monotonic() - started,
             peak_memory_bytes=_read_peak(peak_read),
         )
+
+    async def _supervise(
+        self,
+        pid: int,
+        status: _StatusReader,
+        block_write: int,
+        spec: SandboxSpec,
+        cgroup: PidsCgroup | None,
+    ) -> int:
+        """Confine the sandbox's first process while bwrap builds its mounts (it waits on the
+        block fd before running anything), release it, and wait for bwrap to exit."""
+        child = await status.child_pid
+        if child is not None:
+            try:
+                await asyncio.to_thread(
+                    confine, child, spec.memory_limit_bytes, spec.pid_limit, cgroup
+                )
+            except OSError as exc:
+                raise SandboxUnavailable(f"cannot apply the sandbox's limits: {exc}") from exc
+            os.write(block_write, b"go")
+        return await _wait_exit(pid)
+
+
+class _StatusReader(asyncio.Protocol):
+    """bwrap's `--json-status-fd`: `child-pid` once the sandbox is forked, `exit-code` when
+    the command has run (absent when bwrap failed to build the sandbox)."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.child_pid: asyncio.Future[int | None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.exit_code: int | None = None
+        self._buffer = ""
+        self._decoder = json.JSONDecoder()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data.decode(errors="replace")
+        while self._buffer.strip():
+            try:
+                entry, end = self._decoder.raw_decode(self._buffer.lstrip())
+            except json.JSONDecodeError:
+                return
+            self._buffer = self._buffer.lstrip()[end:]
+            if not isinstance(entry, dict):
+                continue
+            if "child-pid" in entry and not self.child_pid.done():
+                self.child_pid.set_result(int(entry["child-pid"]))
+            if "exit-code" in entry:
+                self.exit_code = int(entry["exit-code"])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.child_pid.done():
+            self.child_pid.set_result(None)
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 def _default_resolver() -> Resolver:
@@ -320,22 +377,3 @@ async def _wait_exit(pid: int) -> int:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
-
-
-def _read_status(fd: int) -> list[dict[str, object]]:
-    with os.fdopen(fd, "rb") as status_file:
-        raw = status_file.read().decode(errors="replace")
-    entries: list[dict[str, object]] = []
-    decoder = json.JSONDecoder()
-    position = 0
-    while True:
-        while position < len(raw) and raw[position].isspace():
-            position += 1
-        if position >= len(raw):
-            return entries
-        try:
-            entry, position = decoder.raw_decode(raw, position)
-        except json.JSONDecodeError:
-            return entries
-        if isinstance(entry, dict):
-            entries.append(entry)
