@@ -57,3 +57,19 @@ def test_corrupt_gzip_names_the_byte() -> None:
         b"".join(gunzip_chunks([bytes(data)], "c.gz"))
     with pytest.raises(FileFormatError, match="truncated gzip"):
         b"".join(gunzip_chunks([zlib.compress(b"x")[:0] + gzip.compress(b"abc" * 99)[:20]], "t"))
+
+
+def test_gzip_member_ending_exactly_at_a_read_boundary(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    first = next(
+        data
+        for n in range(65_400, 65_536)
+        if len(gzip.compress(data := rng.randbytes(n), compresslevel=0, mtime=0)) == 1 << 16
+    )
+    second = payload(200_000)
+    path = tmp_path / "aligned.gz"
+    path.write_bytes(gzip.compress(first, 0, mtime=0) + gzip.compress(second, mtime=0))
+    whole = first + second
+    source = GzipSource(path, "aligned.gz", len(whole))
+    assert source.read(len(whole) - 5000, len(whole)) == whole[-5000:]
+    source.close()

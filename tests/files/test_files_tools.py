@@ -73,3 +73,22 @@ async def test_stats_summary_and_errors(store: FileStore, genome) -> None:
     with pytest.raises(QueryError, match="is FASTA; table_rows needs CSV or TSV"):
         FILE_TOOLS[5](store, "ws1", info.id)
     assert all(f.__doc__ for f in FILE_TOOLS)
+
+
+def test_every_tool_yields_a_json_schema_for_its_model_facing_parameters() -> None:
+    import inspect
+
+    from pydantic import create_model
+
+    from mezzo.files.tools import BOUND_PARAMETERS
+
+    for tool in FILE_TOOLS:
+        hints = inspect.get_annotations(tool, eval_str=True)
+        fields = {
+            name: (hints[name], ... if p.default is p.empty else p.default)
+            for name, p in inspect.signature(tool).parameters.items()
+            if name not in BOUND_PARAMETERS
+        }
+        schema = create_model(tool.__name__, **fields).model_json_schema()  # type: ignore[call-overload]
+        assert "file_id" in schema["required"]
+        assert set(schema["properties"]) == set(fields)

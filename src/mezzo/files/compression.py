@@ -321,13 +321,11 @@ class GzipSource:
                 if lo < hi:
                     yield out[lo:hi]
                 uoffset += len(out)
-                if decomp.eof:
+                if decomp.eof:  # next member, if any, starts in the unused input
                     raw = decomp.unused_data
-                    coffset -= len(raw)
                     decomp = zlib.decompressobj(wbits=31)
-                    if not raw.startswith(GZIP_MAGIC):
-                        return
-                    coffset += len(raw)
+                    if raw and not GZIP_MAGIC.startswith(raw[:2]):
+                        return  # zero padding or garbage after the last member
                 else:
                     raw = b""
             if uoffset >= next_mark and not decomp.eof:

@@ -476,6 +476,9 @@ def grep_file(
         )
 
 
+BOUND_PARAMETERS = ("store", "workspace", "max_tokens", "count_tokens")
+"""Parameters the caller supplies; every other parameter of a tool is for the model."""
+
 FILE_TOOLS: tuple[Callable[..., str], ...] = (
     file_summary,
     list_records,
