@@ -312,3 +312,24 @@ def test_reported_usage_matches_the_governors_count_with_the_stub_tokenizer(
         )
     assert completion.usage is not None
     assert completion.usage.prompt_tokens == ChatCounter(StubTokenizer()).openai_messages(messages)
+
+
+async def test_input_token_count_matches_the_usage_of_the_call(stub: StubServer) -> None:
+    client = AsyncOpenAI(base_url=stub.base_url, api_key="key-a", max_retries=0)
+    tools = [{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": False}]
+    first = await client.responses.create(model="stub-model", input="first turn", tools=tools)
+    body = {
+        "model": "stub-model",
+        "input": "second turn",
+        "tools": tools,
+        "previous_response_id": first.id,
+    }
+    counted = await client.responses.input_tokens.count(**body)
+    answered = await client.responses.create(**body)
+    assert counted.object == "response.input_tokens"
+    assert counted.input_tokens == answered.usage.input_tokens
+    stub.configure(rpm=1)
+    await client.responses.create(model="stub-model", input="uses the only request")
+    for _ in range(2):  # counting is not a model call: no limits
+        assert (await client.responses.input_tokens.count(input="x")).input_tokens > 0
+    await client.close()

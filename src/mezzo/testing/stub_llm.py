@@ -105,13 +105,17 @@ class Stub:
             stats.faults[fault] += 1
         return headers, fault == "midstream"
 
-    def parse_body(self, raw: bytes | str, key: str) -> dict[str, Any]:
+    def parse_body(
+        self, raw: bytes | str, key: str, *, require_model: bool = True
+    ) -> dict[str, Any]:
         """The JSON body of a create request, after the API key check."""
         self.check_key(key)
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise Rejection(400, "The request body is not valid JSON.") from None
+        if not require_model and isinstance(body, dict):
+            return body
         return self.validate_body(body)
 
     def check_key(self, key: str) -> None:
@@ -235,6 +239,20 @@ class Stub:
         entry.setdefault("outcome", "completed" if status == 200 else "refused")
         self.state.stats.by_status[status] += 1
 
+    def _responses_items(
+        self, body: dict[str, Any], local: dict[str, list[Item]] | None = None
+    ) -> list[Item]:
+        """The conversation of a Responses request, after its `previous_response_id`."""
+        items = parse_responses_input(body.get("input"), body.get("instructions"))
+        previous = body.get("previous_response_id")
+        if previous is None:
+            return items
+        earlier = (local or {}).get(previous) or self.state.responses.get(previous)
+        if earlier is None:
+            message = f"Previous response with id '{previous}' not found."
+            raise BadRequest(message, "previous_response_id", "previous_response_not_found")
+        return [*earlier, *items]
+
     def prepare(
         self,
         body: dict[str, Any],
@@ -250,16 +268,7 @@ class Stub:
         state, stats = self.state, self.state.stats
         try:
             if api == "responses":
-                items = parse_responses_input(body.get("input"), body.get("instructions"))
-                previous = body.get("previous_response_id")
-                if previous is not None:
-                    earlier = (local or {}).get(previous) or state.responses.get(previous)
-                    if earlier is None:
-                        message = f"Previous response with id '{previous}' not found."
-                        raise BadRequest(
-                            message, "previous_response_id", "previous_response_not_found"
-                        )
-                    items = [*earlier, *items]
+                items = self._responses_items(body, local)
                 answer = self._answer(body, items, self._max_output(body, "max_output_tokens"))
             else:
                 items = parse_chat_messages(body.get("messages"))
@@ -334,6 +343,27 @@ class Stub:
 
     async def chat_completions(self, request: Request) -> Response:
         return await self._serve(request, "chat")
+
+    async def input_token_count(self, request: Request) -> Response:
+        """`POST /v1/responses/input_tokens`: what a create with this body would count as input.
+
+        Not a model call: no limits, no faults.
+        """
+        key = _bearer(request)
+        entry = self.open_entry(request.url.path, key)
+        try:
+            body = self.parse_body(await request.body(), key, require_model=False)
+            items = self._responses_items(body)
+            count = input_tokens(items, self._tools(body))
+            response: Response = JSONResponse(
+                {"object": "response.input_tokens", "input_tokens": count}
+            )
+        except Rejection as rejection:
+            response = rejection.response()
+        except BadRequest as err:
+            response = Rejection(400, err.message, err.code, param=err.param).response()
+        self.close_entry(entry, response.status_code)
+        return response
 
     # -- models and admin --------------------------------------------------------------------
 
@@ -413,6 +443,7 @@ def routes(stub: Stub) -> Iterable[BaseRoute]:
     return [
         WebSocketRoute("/v1/responses", websocket),
         Route("/v1/responses", stub.responses, methods=["POST"]),
+        Route("/v1/responses/input_tokens", stub.input_token_count, methods=["POST"]),
         Route("/v1/chat/completions", stub.chat_completions, methods=["POST"]),
         Route("/v1/models", stub.models, methods=["GET"]),
         Route("/v1/models/{model:path}", stub.model, methods=["GET"]),
