@@ -126,11 +126,12 @@ class LocalEngine:
         undecided = plan.shape == "call_or_answer" and plan.response_schema is None
         output_tokens = 0
         finish = "length"
+        # Lazy: it runs from the first next(), after _prefill, and finds the prompt cached.
+        generator = llm.generate(
+            prompt, temp=request.temperature or 0.0, reset=True, grammar=grammar
+        )
         try:
             self._prefill(llm, prompt, cancel)
-            generator = llm.generate(
-                prompt, temp=request.temperature or 0.0, reset=True, grammar=grammar
-            )
             for token in generator:
                 if cancel.is_set():
                     raise Cancelled
@@ -152,6 +153,8 @@ class LocalEngine:
         except Cancelled:
             self.recent.append(RunRecord("cancelled", len(prompt), output_tokens))
             raise
+        finally:
+            generator.close()
         tail = decoder.decode(b"", final=True)
         if tail:
             pieces.append(tail)
@@ -187,8 +190,6 @@ class LocalEngine:
             llm.reset()
         for start in range(llm.n_tokens, len(prompt), PREFILL_CHUNK):
             if cancel.is_set():
-                # Half-evaluated prompts must not look like a reusable prefix.
-                llm.reset()
                 raise Cancelled
             llm.eval(prompt[start : start + PREFILL_CHUNK])
 
