@@ -89,7 +89,13 @@ async def test_streams_text_with_usage_that_matches_the_upstream(
 
 
 async def test_tool_loop_over_several_turns(provider: OpenAIProvider, stub: StubServer) -> None:
-    prompt = 'Check both.\n/call lookup_schema {"table": "users"}\n/call lookup_schema {"table": "orders"}'
+    prompt = "\n".join(
+        [
+            "Check both.",
+            '/call lookup_schema {"table": "users"}',
+            '/call lookup_schema {"table": "orders"}',
+        ]
+    )
     history: list[Message] = []
     seen_tables = []
     for turn in range(3):

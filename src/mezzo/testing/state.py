@@ -63,9 +63,12 @@ class StubState:
         self.responses: OrderedDict[str, list[Item]] = OrderedDict()
 
     def configure(self, changes: dict[str, Any]) -> StubConfig:
-        """Apply a partial update; raises pydantic.ValidationError and changes nothing on bad input."""
+        """Apply a partial update; on bad input raise pydantic.ValidationError, change nothing.
+
+        Setting `seed` (even to its current value) restarts the fault sequence.
+        """
         merged = StubConfig.model_validate({**self.config.model_dump(), **changes})
-        if merged.seed != self.config.seed or "seed" in changes:
+        if "seed" in changes:
             self.rng = random.Random(merged.seed)
         if (merged.rpm, merged.tpm) != (self.config.rpm, self.config.tpm):
             self.limits = RateLimits(merged.rpm, merged.tpm)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
@@ -80,8 +81,8 @@ class Stub:
             headers.update(state.limits.peek(key, state.now()))
             if fault == "429":
                 retry = state.config.fault_retry_after_s
-                headers["retry-after"] = str(max(0, int(-(-retry // 1))))
-                headers["retry-after-ms"] = str(int(retry * 1000))
+                headers["retry-after"] = str(math.ceil(retry))
+                headers["retry-after-ms"] = str(math.ceil(retry * 1000))
                 message = "Rate limit reached (injected by the stub). Please try again later."
                 raise Rejection(429, message, "rate_limit_exceeded", headers=headers)
             message = (
@@ -94,12 +95,14 @@ class Stub:
         if not decision.allowed:
             stats.rate_limited += 1
             kind = decision.limit_type
-            if decision.retry_after == float("inf"):
-                message = f"Request too large: {tokens} tokens exceed the limit of {state.config.tpm} {kind} per min."
+            wait = decision.retry_after
+            if math.isinf(wait):
+                limit = state.config.tpm
+                message = f"Request too large: {tokens} tokens exceed the limit of {limit} per min."
                 raise Rejection(429, message, "rate_limit_exceeded", headers=headers)
-            headers["retry-after"] = str(int(-(-decision.retry_after // 1)))
-            headers["retry-after-ms"] = str(int(-(-decision.retry_after * 1000 // 1)))
-            message = f"Rate limit reached for {kind} per min. Please try again in {decision.retry_after:.3f}s."
+            headers["retry-after"] = str(math.ceil(wait))
+            headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+            message = f"Rate limit reached for {kind} per min. Please try again in {wait:.3f}s."
             raise Rejection(429, message, "rate_limit_exceeded", headers=headers)
         if fault == "midstream":
             stats.faults[fault] += 1
