@@ -75,20 +75,27 @@ async def test_stats_summary_and_errors(store: FileStore, genome) -> None:
     assert all(f.__doc__ for f in FILE_TOOLS)
 
 
-def test_every_tool_yields_a_json_schema_for_its_model_facing_parameters() -> None:
+async def test_bound_tools_expose_only_model_parameters_and_work(store: FileStore, genome) -> None:
     import inspect
 
     from pydantic import create_model
 
-    from mezzo.files.tools import BOUND_PARAMETERS
+    from mezzo.files.tools import bind_file_tools
 
-    for tool in FILE_TOOLS:
-        hints = inspect.get_annotations(tool, eval_str=True)
+    info, records = genome
+    tools = {t.__name__: t for t in bind_file_tools(store, "ws1", max_tokens=3000)}
+    assert set(tools) == {t.__name__ for t in FILE_TOOLS}
+    for tool in tools.values():
+        params = inspect.signature(tool).parameters
+        assert "store" not in params and "workspace" not in params
+        assert "count_tokens" not in params and "max_tokens" not in params
         fields = {
-            name: (hints[name], ... if p.default is p.empty else p.default)
-            for name, p in inspect.signature(tool).parameters.items()
-            if name not in BOUND_PARAMETERS
+            name: (p.annotation, ... if p.default is p.empty else p.default)
+            for name, p in params.items()
         }
         schema = create_model(tool.__name__, **fields).model_json_schema()  # type: ignore[call-overload]
-        assert "file_id" in schema["required"]
-        assert set(schema["properties"]) == set(fields)
+        assert "file_id" in schema["required"] and set(schema["properties"]) == set(fields)
+        assert tool.__doc__
+    rec = next(r for r in records if len(r.seq) > 20)
+    out = tools["fetch_sequence"](file_id=info.id, region=f"{rec.name}:11-20")
+    assert out.splitlines() == [f">{rec.name}:11-20 (10 bases)", rec.seq[10:20]]

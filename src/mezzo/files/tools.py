@@ -10,6 +10,8 @@ Bad requests raise `QueryError` (a `FileError`) with a message fit to show the m
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -493,3 +495,33 @@ FILE_TOOLS: tuple[Callable[..., str], ...] = (
     grep_file,
 )
 """Every agent-facing file tool; the registry binds store, workspace and the token counter."""
+
+
+def bind_file_tools(
+    store: FileStore,
+    workspace: str,
+    *,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> list[Callable[..., str]]:
+    """The file tools with store, workspace and token cap bound, ready for a tools registry.
+
+    Each keeps its name and docstring, and its signature (`inspect.signature`) shows only the
+    parameters the model fills in, with evaluated annotations for pydantic. The workspace comes
+    from the run, never from the model.
+    """
+    bound: list[Callable[..., str]] = []
+    for tool in FILE_TOOLS:
+        signature = inspect.signature(tool, eval_str=True)
+        params = [p for n, p in signature.parameters.items() if n not in BOUND_PARAMETERS]
+
+        def call(*args: Any, _tool: Callable[..., str] = tool, **kwargs: Any) -> str:
+            return _tool(
+                store, workspace, *args, max_tokens=max_tokens, count_tokens=count_tokens, **kwargs
+            )
+
+        functools.update_wrapper(call, tool)
+        call.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        call.__annotations__ = {p.name: p.annotation for p in params} | {"return": str}
+        bound.append(call)
+    return bound
