@@ -170,10 +170,22 @@ async def test_concurrent_runs_share_one_loaded_model() -> None:
     )
     alone = [await collect(first, r) for r in requests]
 
-    together = await asyncio.gather(collect(first, requests[0]), collect(second, requests[1]))
+    queue_while_first_streams: list[int] = []
+
+    async def first_run() -> tuple[str, ModelResponse]:
+        async for chunk in first.stream(requests[0]):
+            if not queue_while_first_streams:
+                queue_while_first_streams.append(first.pending)
+            if isinstance(chunk, ModelResponse):
+                return "", chunk
+        raise AssertionError("no response")
+
+    together = await asyncio.gather(first_run(), collect(second, requests[1]))
 
     assert [r.text for _, r in together] == [r.text for _, r in alone]
     assert first.engine.load() is second.engine.load()
+    # One run on the model while the other waits in its queue.
+    assert queue_while_first_streams == [2]
 
 
 async def test_prompt_beyond_context_is_trimmed_or_refused() -> None:
@@ -246,6 +258,7 @@ async def test_corrupt_model_file_is_a_clear_error(tmp_path: Path) -> None:
         ({"tools": (WEATHER,), "tool_choice": "send_email"}, "not one of: get_weather"),
         ({"response_schema": {"type": "object", "properties": 5}}, "not a valid JSON schema"),
         ({"tools": (ToolSpec("bad", "", {"type": "nonsense"}),)}, "not a valid JSON schema"),
+        ({"response_schema": {"type": "string", "pattern": "(?<=a)b"}}, "cannot express"),
     ],
 )
 async def test_bad_request_is_refused_before_inference(

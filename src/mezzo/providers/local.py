@@ -87,6 +87,11 @@ class LocalProvider:
     def n_ctx(self) -> int:
         return self.engine.n_ctx
 
+    @property
+    def pending(self) -> int:
+        """Runs queued or running on this model in this process (all providers sharing it)."""
+        return self.engine.pending
+
     async def load(self) -> None:
         """Load the model now (it is otherwise loaded by the first request)."""
         loop = asyncio.get_running_loop()
@@ -132,7 +137,7 @@ class LocalProvider:
                 with contextlib.suppress(Cancelled):
                     emit(exc)
 
-        job = loop.run_in_executor(self.engine.executor, work)
+        job = self.engine.submit(work)
         try:
             while True:
                 item = await queue.get()

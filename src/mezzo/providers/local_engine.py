@@ -15,7 +15,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -68,6 +68,26 @@ class LocalEngine:
         self.recent: deque[RunRecord] = deque(maxlen=64)
         self._llama: Llama | None = None
         self._load_lock = threading.Lock()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def submit(self, work: Callable[[], None]) -> Future[None]:
+        """Queue `work` for the engine thread; cancelling the future drops it if not started."""
+        with self._pending_lock:
+            self._pending += 1
+        future = self.executor.submit(work)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _: Future[None]) -> None:
+        with self._pending_lock:
+            self._pending -= 1
 
     # -- loading and tokenizing (any thread) ---------------------------------------------------
 
