@@ -2,11 +2,14 @@
 
 The run is a child `bwrap` process: new user/pid/net/ipc/uts/mount namespaces, `--die-with-parent`
 (its pid 1 gets SIGKILL if bwrap or we die), so killing bwrap on the time limit tears down the
-whole pid namespace, grandchildren that ignore SIGTERM included. Its exit is awaited through a
-pidfd without a thread. Peak memory is measured by GNU `time` run inside the sandbox around
-the command (bwrap's outer process does not reap the sandbox's processes, and a process forked
-from this one inherits its RSS high-water mark, so our own `wait4` could not tell); it writes
-through an inherited pipe. Without `/usr/bin/time` in the image, the peak is `None`.
+whole pid namespace, grandchildren that ignore SIGTERM included. bwrap waits on `--block-fd`
+after building the sandbox while `limits.confine` gives its first process the run's rlimits and
+cgroup; its exit is awaited through a pidfd, without a thread.
+
+Peak memory is measured by GNU `time` run inside the sandbox around the command (bwrap's outer
+process does not reap the sandbox's processes, and a process forked from this one inherits its
+RSS high-water mark, so our own `wait4` could not tell); it writes through an inherited pipe.
+Without `/usr/bin/time` in the image, the peak is `None`.
 """
 
 from __future__ import annotations
@@ -134,8 +137,8 @@ class Sandbox:
             if limiter.parent is not None:
                 cgroup = PidsCgroup.create(limiter.parent, spec.pid_limit)
                 stack.callback(self._remove_soon, cgroup)
-            return await self._run_bwrap(argv_command, spec, proxy_socket, cgroup)
-        raise AssertionError("unreachable")
+            result = await self._run_bwrap(argv_command, spec, proxy_socket, cgroup)
+        return result
 
     def _remove_soon(self, cgroup: PidsCgroup) -> None:
         if cgroup.try_remove():
