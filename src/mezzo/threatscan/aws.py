@@ -36,11 +36,14 @@ class AwsResult:
 
 
 def display_name(resource: TfResource) -> str:
-    for key in NAME_ATTRIBUTES.get(resource.type, ("name",)):
-        value = resource.values.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return resource.name
+    if resource.display is None:
+        resource.display = resource.name
+        for key in NAME_ATTRIBUTES.get(resource.type, ("name",)):
+            value = resource.values.get(key)
+            if isinstance(value, str) and value:
+                resource.display = value
+                break
+    return resource.display
 
 
 def arn_of(resource: TfResource) -> str:
@@ -682,7 +685,7 @@ def _database_reach(
                             world.location,
                         )
                     )
-            for workload in workloads:
+            for workload in workloads if db_rules else []:
                 names = set()
                 for reference in workload.security_groups:
                     group = index.find("aws_security_group", reference)

@@ -68,7 +68,7 @@ class HclError(ValueError):
 def parse(text: str) -> list[Block]:
     """Parse one .tf file into its top-level blocks."""
     try:
-        start = hcl2.parses(text)
+        start = hcl2.parses(text, discard_comments=True)
     except Exception as exc:  # lark raises many exception types for bad input
         raise HclError(_first_line(str(exc)) or type(exc).__name__) from None
     return _body_blocks(start.body)[1]

@@ -226,6 +226,8 @@ def arn_matches(pattern: str, arn: str) -> bool:
     """ARN wildcard match; `{account}`/`{region}` placeholders (unknown at plan time) match any."""
     if pattern in ("*", UNKNOWN):
         return True
+    if "{" not in pattern and "{" not in arn:
+        return bool(_wildcard(pattern, False).fullmatch(arn))
     p_parts = pattern.split(":", 5)
     a_parts = arn.split(":", 5)
     if len(p_parts) != len(a_parts):
@@ -239,6 +241,8 @@ def arn_matches(pattern: str, arn: str) -> bool:
 
 
 def _substitute(pattern: str, context: Context) -> str:
+    if "${" not in pattern:
+        return pattern
     def value(found: re.Match[str]) -> str:
         values = context.values.get(found.group(1))
         return values[0] if values else found.group(0)

@@ -58,16 +58,20 @@ class Principal:
     attached_policy_arns: list[str] = field(default_factory=list)
     group_arns: list[str] = field(default_factory=list)
     _mentioned: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+    _base_context: Context | None = field(default=None, repr=False, compare=False)
 
     @property
     def statements(self) -> list[Statement]:
         return [s for policy in self.policies for s in policy.statements]
 
     def context(self, **extra: str) -> Context:
-        base = ATTACKER_CONTEXT.with_values(aws__PrincipalArn=self.arn)
-        if self.kind == "user":
-            base = base.with_values(aws__username=self.name)
-        return base.with_values(**extra)
+        base = self._base_context
+        if base is None:
+            base = ATTACKER_CONTEXT.with_values(aws__PrincipalArn=self.arn)
+            if self.kind == "user":
+                base = base.with_values(aws__username=self.name)
+            self._base_context = base
+        return base.with_values(**extra) if extra else base
 
     def can(self, action: str, resource: str, **extra: str) -> Decision:
         if not self._may_allow(action):

@@ -28,6 +28,7 @@ class TfResource:
     name: str
     values: LineDict
     location: Location
+    display: str | None = None  # cached display name (aws.display_name)
 
     def at(self, key: str) -> Location:
         return Location(self.location.path, self.values.line_of(key))
