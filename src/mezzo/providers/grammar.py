@@ -85,9 +85,10 @@ class OutputPlan:
         if self.response_schema is None and not output.startswith("{"):
             return ParsedOutput(text=output)
         value = _load_json(output, "call or answer")
-        if _looks_like_call(value, self.tools):
+        # A free-text answer never starts with "{", so such output must be a call.
+        if self.response_schema is None or _looks_like_call(value, self.tools):
             return ParsedOutput(text="", tool_calls=(self._parse_call(value),))
-        _validate(value, self.response_schema or {}, "answer")
+        _validate(value, self.response_schema, "answer")
         return ParsedOutput(text=output)
 
     def _parse_call(self, value: Any) -> ToolCall:
@@ -218,7 +219,9 @@ def _validate(value: Any, schema: dict[str, Any], what: str) -> None:
     try:
         jsonschema.validate(value, schema)
     except jsonschema.ValidationError as exc:
-        raise OutputError(f"{what} does not match its schema: {exc.message}") from exc
+        raise OutputError(
+            f"{what} does not match its schema at {exc.json_path}: {exc.message}"
+        ) from exc
 
 
 def _load_json(output: str, what: str) -> Any:
