@@ -170,3 +170,34 @@ def test_length_distribution_is_exact() -> None:
     assert dist["N50"] == naive_n50(lengths)
     assert dist["median"] == sorted(lengths)[(len(lengths) - 1) // 2]
     assert dist["bins"] == {"0-9": 6, "100-999": 1, "1000-9999": 1}
+
+
+async def test_motif_hits_across_window_boundaries_of_a_big_record(
+    tmp_path: Path, store, attach
+) -> None:
+    rng = random.Random(12)
+    seq = "".join(rng.choice("ACGTacgt") for _ in range(2_600_000))
+    small = Rec("small", "GGATCCGGATCC")
+    path = write(tmp_path / "big.fa", fasta_text([Rec("big", seq), small], rng))
+    info = await attach(path)
+    motif = "GGWTCCR"
+    rc = reverse_complement_motif(motif)
+    to_re = {"W": "[AT]", "R": "[AG]", "Y": "[CT]"}
+    fwd_re = "".join(to_re.get(c, c) for c in motif)
+    rc_re = "".join(to_re.get(c, c) for c in rc)
+    expected = sorted(
+        [("big", m.start() + 1, "+") for m in re.finditer(f"(?={fwd_re})", seq.upper())]
+        + [("big", m.start() + 1, "-") for m in re.finditer(f"(?={rc_re})", seq.upper())]
+    )
+    with store.open("ws1", info.id) as opened:
+        query = SequenceQuery(info.name, opened.source, opened.index)
+        hits, total = query.search(motif, max_hits=100_000)
+        got = sorted((h.record, h.start, h.strand) for h in hits if h.record == "big")
+        assert got == expected
+        assert total == len(hits)
+        sequences = {"big": seq, "small": small.seq}
+        assert all(h.text == sequences[h.record][h.start - 1 : h.end] for h in hits)
+        assert any(h.record == "small" for h in hits)
+        _, sub_total = query.search(motif, ["big:1000000-2100000"], max_hits=10)
+        inside = [e for e in expected if e[1] >= 1_000_000 and e[1] + 6 <= 2_100_000]
+        assert sub_total == len(inside)

@@ -73,8 +73,68 @@ def motif_regex(motif: str, name: str) -> re.Pattern[bytes]:
     parts = []
     for ch in motif.upper():
         bases = IUPAC[ch]
-        parts.append(f"[{bases}{bases.lower()}]")
-    return re.compile(("(?=(" + "".join(parts) + "))").encode())
+        parts.append(f"[{bases}]" if len(bases) > 1 else bases)
+    return re.compile("".join(parts).encode())  # matched against upper-cased bases
+
+
+def _starts(regex: re.Pattern[bytes], upper: bytes) -> list[int]:
+    """Every (overlapping) match start; `search` from each start + 1 keeps re's fast prefix
+    scan, which a lookahead pattern would lose."""
+    starts = []
+    pos = 0
+    while (match := regex.search(upper, pos)) is not None:
+        starts.append(match.start())
+        pos = match.start() + 1
+    return starts
+
+
+_SMALL_RECORD = 1 << 20
+
+
+class _Readahead:
+    """Serves increasing byte ranges from one large read, for scans over many small records."""
+
+    def __init__(self, source: ByteSource, size: int = 4 << 20) -> None:
+        self.source = source
+        self.size = size
+        self.buf = b""
+        self.start = 0
+
+    def get(self, start: int, end: int) -> bytes:
+        if start < self.start or end > self.start + len(self.buf):
+            self.buf = self.source.read(start, max(end, start + self.size))
+            self.start = start
+        return self.buf[start - self.start : end - self.start]
+
+
+class _MotifSearch:
+    """Collects the first `max_hits` hits and counts all of them."""
+
+    def __init__(
+        self,
+        forward: re.Pattern[bytes],
+        reverse: re.Pattern[bytes] | None,
+        size: int,
+        max_hits: int,
+    ) -> None:
+        self.forward, self.reverse, self.size, self.max_hits = forward, reverse, size, max_hits
+        self.hits: list[Hit] = []
+        self.total = 0
+
+    def scan(self, record: str, buf: bytes, base: int) -> None:
+        """Search `buf`, whose first base is at 0-based position `base` of `record`."""
+        upper = buf.upper()
+        if b"U" in upper:  # RNA: U pairs like T
+            upper = upper.replace(b"U", b"T")
+        found = [(start, "+") for start in _starts(self.forward, upper)]
+        if self.reverse is not None:
+            found += [(start, "-") for start in _starts(self.reverse, upper)]
+            found.sort()
+        self.total += len(found)
+        for start, strand in found[: max(0, self.max_hits - len(self.hits))]:
+            first = base + start + 1
+            text = buf[start : start + self.size].decode()
+            self.hits.append(Hit(record, first, first + self.size - 1, strand, text))
 
 
 class SequenceQuery:
@@ -160,46 +220,29 @@ class SequenceQuery:
         forward = motif_regex(motif, self.name)
         rc = reverse_complement_motif(motif)
         reverse = motif_regex(rc, self.name) if rc != motif.upper() else None
-        spans = [self.span(r) for r in regions] or [
-            Span(rec, 1, rec.length) for rec in self.index.records() if rec.length
-        ]
-        hits: list[Hit] = []
-        total = 0
-        for span in spans:
-            total += self._search_span(span, forward, reverse, len(motif), hits, max_hits)
-        return hits, total
+        search = _MotifSearch(forward, reverse, len(motif), max_hits)
+        if regions:
+            for span in [self.span(r) for r in regions]:
+                self._search_span(span, search)
+            return search.hits, search.total
+        ahead = _Readahead(self.source)
+        for rec in self.index.records():
+            if rec.end_offset - rec.seq_offset <= _SMALL_RECORD:  # reads, contigs: read ahead
+                bases = ahead.get(rec.seq_offset, rec.end_offset).translate(None, b"\r\n")
+                search.scan(rec.name, bases, 0)
+            elif rec.length:
+                self._search_span(Span(rec, 1, rec.length), search)
+        return search.hits, search.total
 
-    def _search_span(
-        self,
-        span: Span,
-        forward: re.Pattern[bytes],
-        reverse: re.Pattern[bytes] | None,
-        size: int,
-        hits: list[Hit],
-        max_hits: int,
-    ) -> int:
-        total = 0
+    def _search_span(self, span: Span, search: _MotifSearch) -> None:
         carry = b""
         base = span.start - 1  # 0-based position of carry[0]
         for piece in self.iter_bases(span):
             buf = carry + piece
-            strands = [("+", forward)] + ([("-", reverse)] if reverse else [])
-            if len(hits) >= max_hits:
-                total += sum(len(regex.findall(buf)) for _, regex in strands)
-            else:
-                found = sorted(
-                    (m.start(), strand, m.group(1))
-                    for strand, regex in strands
-                    for m in regex.finditer(buf)
-                )
-                total += len(found)
-                for start, strand, text in found[: max(0, max_hits - len(hits))]:
-                    s = base + start + 1
-                    hits.append(Hit(span.record.name, s, s + size - 1, strand, text.decode()))
-            keep = min(size - 1, len(buf))
+            search.scan(span.record.name, buf, base)
+            keep = min(search.size - 1, len(buf))
             carry = buf[len(buf) - keep :] if keep else b""
             base += len(buf) - len(carry)
-        return total
 
     # --- statistics ---
 
