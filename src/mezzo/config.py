@@ -44,6 +44,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     store: str = ""
+    # FULL: a commit survives power loss (one fsync per group commit); NORMAL: survives a
+    # crash of the process, not of the machine.
+    sqlite_synchronous: str = "FULL"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8400
     concurrency: Annotated[int, Field(ge=1, le=1024)] = 8
@@ -74,6 +77,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _known_sync(cls, value: str) -> str:
+        if value.upper() not in ("FULL", "NORMAL"):
+            raise ValueError("sqlite_synchronous must be FULL or NORMAL")
+        return value.upper()
 
     @field_validator("openai_api")
     @classmethod

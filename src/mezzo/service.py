@@ -115,7 +115,9 @@ class Mezzo:
 
     async def start(self, *, workers: bool = True) -> None:
         if self.store is None:
-            self.store = await open_store(self.settings.store_url)
+            self.store = await open_store(
+                self.settings.store_url, sqlite_synchronous=self.settings.sqlite_synchronous
+            )
         else:
             await self.store.open()
         self.engine = Engine(self.store, self.settings, self.providers, self.tools, self.router)

@@ -173,7 +173,6 @@ class Engine:
                     case RunTool(call):
                         await self._run_tool(state, call)
                     case CallModel(number):
-                        record = await self.workspace(workspace)
                         await self._call_model(state, record, number)
             except VersionConflict:
                 state = await self.load(workspace, run)
@@ -577,17 +576,28 @@ class Engine:
                 events.append(NewEvent(type="yield", data=asked))
             else:
                 events.append(NewEvent(type="tool_call", data=tool_call.model_dump()))
-        await self._append(state, events)
-        if call.reservation:
-            commit = await self.store.commit(
+        if not call.reservation:
+            await self._append(state, events)
+            return
+        # Issued together so that a store that batches writes commits both at once. The usage
+        # is charged even if the append loses a race: the tokens were spent.
+        appended, commit = await asyncio.gather(
+            self._append(state, events),
+            self.store.commit(
                 state.workspace,
                 call.reservation,
                 usage.input_tokens + usage.output_tokens,
                 config.alert_thresholds,
-            )
-            await self._alerts(
-                state.workspace, commit.thresholds_crossed, commit.committed, commit.budget
-            )
+            ),
+            return_exceptions=True,
+        )
+        if isinstance(commit, BaseException):
+            raise commit
+        await self._alerts(
+            state.workspace, commit.thresholds_crossed, commit.committed, commit.budget
+        )
+        if isinstance(appended, BaseException):
+            raise appended
 
 
 class _Cancelled(Exception):

@@ -96,9 +96,21 @@ class WorkerPool:
             if jobs:
                 idle = self.idle_poll_s
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), idle)
+            await self._idle(idle)
             idle = min(idle * 2, 0.25)
+
+    async def _idle(self, within: float) -> None:
+        """Sleep until the store changes (a job may be ready), the pool stops, or `within` seconds pass."""
+        stopping = asyncio.create_task(self._stopping.wait())
+        changed = asyncio.create_task(self.store.wait_for_change(within))
+        try:
+            await asyncio.wait(
+                {stopping, changed}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (stopping, changed):
+                task.cancel()
+            await asyncio.gather(stopping, changed, return_exceptions=True)
 
     async def _handle(self, job: Job) -> None:
         holder = _LeaseHolder(self.store, job, self.lease_s)

@@ -99,6 +99,11 @@ class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
 
+    async def wait_for_change(self, within: float) -> None:
+        """Return when something in the store may have changed (a new job, a new event), or
+        after `timeout` seconds. Workers wait here when idle instead of polling hot."""
+        ...
+
     # ---- event log
     async def append(
         self,

@@ -6,11 +6,12 @@ from mezzo.errors import BadRequest
 from mezzo.store.base import Store
 
 
-def store_for_url(url: str) -> Store:
+def store_for_url(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
     if url.startswith("sqlite:///"):
         from mezzo.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url.removeprefix("sqlite:///") or "mezzo.sqlite3")
+        path = url.removeprefix("sqlite:///") or "mezzo.sqlite3"
+        return SQLiteStore(path, synchronous=sqlite_synchronous)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from mezzo.store.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
 
@@ -20,7 +21,7 @@ def store_for_url(url: str) -> Store:
     )
 
 
-async def open_store(url: str) -> Store:
-    store = store_for_url(url)
+async def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+    store = store_for_url(url, sqlite_synchronous=sqlite_synchronous)
     await store.open()
     return store

@@ -277,6 +277,11 @@ class SQLiteStore:
         finally:
             conn.close()
 
+    async def wait_for_change(self, within: float) -> None:
+        """Return when this or another process committed something, or after `within` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), within)
+
     # ---- event log
 
     async def append(
@@ -751,6 +756,14 @@ class SQLiteStore:
         tokens: int,
         limits: tuple[RateLimit | None, RateLimit | None],
     ) -> float:
+        if limits == (None, None):
+            # Nothing to take: only a retry-after block can make the caller wait. A read.
+            row = await self._read(
+                lambda c: c.execute("SELECT state FROM rate_state WHERE key = ?", (key,)).fetchone()
+            )
+            blocked = float(json.loads(row[0]).get("blocked_until", 0.0)) if row else 0.0
+            return max(0.0, blocked - time.time())
+
         def op(conn: sqlite3.Connection) -> float:
             row = conn.execute("SELECT state FROM rate_state WHERE key = ?", (key,)).fetchone()
             state = json.loads(row[0]) if row else {}

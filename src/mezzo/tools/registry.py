@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError, create_model
+from pydantic import BaseModel, ValidationError, create_model
 
 from mezzo.protocol import ToolDecl, ToolSide
 
@@ -26,16 +26,10 @@ def _first_paragraph(doc: str | None) -> str:
 
 def schema_of(function: ToolFunction) -> dict[str, Any]:
     """The JSON schema of a function's parameters, from its type hints (via pydantic)."""
-    hints = inspect.signature(function).parameters
-    fields: dict[str, Any] = {}
-    for name, param in hints.items():
+    for param in inspect.signature(function).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ToolError(f"tool {function.__name__}: *args/**kwargs cannot be described")
-        annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
-        default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[name] = (annotation, default)
-    model = create_model(f"{function.__name__}_args", **fields)
-    schema = model.model_json_schema()
+    schema = arguments_model(function).model_json_schema()
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
@@ -52,26 +46,30 @@ def declare(function: ToolFunction, side: ToolSide = "client") -> ToolDecl:
     )
 
 
+def arguments_model(function: ToolFunction) -> type[BaseModel]:
+    params = inspect.signature(function).parameters
+    fields: dict[str, Any] = {
+        name: (
+            Any if p.annotation is inspect.Parameter.empty else p.annotation,
+            ... if p.default is inspect.Parameter.empty else p.default,
+        )
+        for name, p in params.items()
+    }
+    return create_model(f"{function.__name__}_args", **fields)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerTool:
     decl: ToolDecl
     function: ToolFunction
+    arguments: type[BaseModel]
 
     async def call(self, arguments: dict[str, Any]) -> str:
-        params = inspect.signature(self.function).parameters
-        fields = {
-            name: (
-                Any if p.annotation is inspect.Parameter.empty else p.annotation,
-                ... if p.default is inspect.Parameter.empty else p.default,
-            )
-            for name, p in params.items()
-        }
-        model = create_model(f"{self.decl.name}_args", **fields)
         try:
-            validated = model.model_validate(arguments)
+            validated = self.arguments.model_validate(arguments)
         except ValidationError as exc:
             raise ToolError(f"invalid arguments for {self.decl.name}: {exc}") from exc
-        kwargs = {name: getattr(validated, name) for name in params}
+        kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         if inspect.iscoroutinefunction(self.function):
             result = await self.function(**kwargs)
         else:
@@ -89,7 +87,7 @@ class ToolRegistry:
         decl = declare(function, side="server")
         if name is not None:
             decl = decl.model_copy(update={"name": name})
-        tool = ServerTool(decl, function)
+        tool = ServerTool(decl, function, arguments_model(function))
         self._tools[decl.name] = tool
         return tool
 
