@@ -63,7 +63,14 @@ class ServerThread:
                 timeout_graceful_shutdown=2,
             )
         )
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=lambda: self.loop.run_until_complete(self.server.serve()), daemon=True
+        )
+
+    def call(self, coroutine: Any) -> Any:
+        """Run a coroutine on the server's own event loop (its store lives there)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
 
     def __enter__(self) -> ServerThread:
         self.thread.start()

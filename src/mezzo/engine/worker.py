@@ -102,7 +102,8 @@ class WorkerPool:
     async def _idle(self, within: float) -> None:
         """Sleep until the store changes (a job may be ready), the pool stops, or `within` seconds pass."""
         stopping = asyncio.create_task(self._stopping.wait())
-        changed = asyncio.create_task(self.store.wait_for_change(within))
+        waiter = getattr(self.store, "wait_for_change", None)
+        changed = asyncio.create_task(waiter(within) if waiter else asyncio.sleep(within))
         try:
             await asyncio.wait(
                 {stopping, changed}, timeout=within, return_when=asyncio.FIRST_COMPLETED
