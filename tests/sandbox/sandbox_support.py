@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,3 +27,14 @@ class LoopbackServer:
     port: int
     requests: list[str] = field(default_factory=list)
     cert: Path | None = None
+
+
+def tiny_rootfs(root: Path) -> Path:
+    """A root folder holding just dash and the C library, and one file to recognise it by."""
+    for binary in ("/bin/sh", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"):
+        copy = root / binary.lstrip("/")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(binary).resolve(), copy)
+    (root / "etc").mkdir()
+    (root / "etc/image-name").write_text("tiny")
+    return root

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sandbox_support import ALLOWED, LoopbackServer
+from sandbox_support import ALLOWED, LoopbackServer, tiny_rootfs
 
 from mezzo.sandbox.runner import Sandbox
 from mezzo.sandbox.spec import MiB, Mount, SandboxSpec
@@ -363,17 +362,6 @@ async def test_concurrent_runs_have_separate_pid_budgets(sandbox: Sandbox) -> No
     )
     # pid 1 (bwrap's init), time and python itself count too; each run gets its own 20
     assert 14 <= int(first.stdout) < 20 and 14 <= int(second.stdout) < 20
-
-
-def tiny_rootfs(root: Path) -> Path:
-    """A root folder holding just dash and the C library, and one file to recognise it by."""
-    for binary in ("/bin/sh", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"):
-        copy = root / binary.lstrip("/")
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(Path(binary).resolve(), copy)
-    (root / "etc").mkdir()
-    (root / "etc/image-name").write_text("tiny")
-    return root
 
 
 async def test_folder_image_is_the_whole_root(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -212,3 +212,32 @@ def spawn_worker(
     except SandboxUnavailable as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"sandbox worker stopped after {processed} job(s)", err=True)
+
+
+image_app = typer.Typer(no_args_is_help=True, help="Root filesystems for --sandbox=debian:SUITE.")
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+def image_build(
+    name: Annotated[str, typer.Argument(help="debian:SUITE, e.g. debian:bookworm")],
+    mirror: Annotated[str, typer.Option(help="Debian mirror.")] = "http://deb.debian.org/debian",
+) -> None:
+    """Build an image with debootstrap (minbase + python3, socat, time, CA certificates)."""
+    from mezzo.sandbox import images
+
+    try:
+        images.image_path(name)
+        path = images.build(name, mirror)
+    except images.ImageError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{name}: {path}")
+
+
+@image_app.command("list")
+def image_list() -> None:
+    """The images built on this machine."""
+    from mezzo.sandbox import images
+
+    for name in images.built_images():
+        typer.echo(f"{name}\t{images.image_path(name)}")

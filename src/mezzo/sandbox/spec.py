@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mezzo.sandbox import images
 from mezzo.sandbox.allowlist import validate_pattern
 
 HOST_IMAGE = "host"
@@ -113,9 +114,19 @@ class SandboxSpec(BaseModel):
         if image == HOST_IMAGE:
             return image
         root = Path(image).expanduser()
-        if not root.is_dir():
-            raise ValueError(f"unknown image {image!r}: use 'host' or a root filesystem folder")
-        return str(root.resolve())
+        if root.is_dir():
+            return str(root.resolve())
+        if images.IMAGE_NAME.match(image):
+            built = images.resolve(image)
+            if built is None:
+                raise ValueError(
+                    f"unknown image {image!r}: build it first with "
+                    f"`mezzo sandbox image build {image}`"
+                )
+            return str(built)
+        raise ValueError(
+            f"unknown image {image!r}: use 'host', a root filesystem folder or debian:SUITE"
+        )
 
     @field_validator("env")
     @classmethod
