@@ -209,3 +209,16 @@ async def test_resolver_is_asked_once_and_the_checked_address_is_used(
     assert answer.endswith(b"hello /once")
     assert calls == [ALLOWED]
     assert logs[-1]["address"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("proxy_socket", [strict()], indirect=True)
+async def test_connections_beyond_the_cap_are_refused(proxy_socket: str) -> None:
+    from mezzo.sandbox.egress import MAX_CONNECTIONS
+
+    held = [await asyncio.open_unix_connection(proxy_socket) for _ in range(MAX_CONNECTIONS)]
+    try:
+        answer = await exchange(proxy_socket, b"CONNECT allowed.test:443 HTTP/1.1\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 503")
+    finally:
+        for _, writer in held:
+            writer.close()

@@ -34,6 +34,7 @@ AddressPolicy = Callable[[Address], bool]
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 128  # per sandbox: the socket is reachable without going through socat
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "100.100.100.200", "fd00:ec2::254")
 )
@@ -109,6 +110,9 @@ class EgressProxy:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
         except (TimeoutError, asyncio.LimitOverrunError):
             raise Refused(400, "request head missing or too large") from None
+        if len(self._tasks) > MAX_CONNECTIONS:
+            log.info("egress", decision="deny", reason="too many open connections")
+            raise Refused(503, f"more than {MAX_CONNECTIONS} connections at once")
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts = request_line.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -266,7 +270,8 @@ def _split_host_port(text: str, default_port: int | None) -> tuple[str, int]:
 
 
 async def _reply(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
-    phrase = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}.get(status, "Error")
+    phrases = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway", 503: "Busy"}
+    phrase = phrases.get(status, "Error")
     body = f"mezzo sandbox egress: {reason}\n".encode()
     with contextlib.suppress(ConnectionError):
         writer.write(
