@@ -9,10 +9,11 @@ from typing import Annotated
 
 import structlog
 import typer
+from pydantic import ValidationError
 
 from mezzo.sandbox.limits import SandboxUnavailable
 from mezzo.sandbox.runner import Sandbox, SandboxSetupError
-from mezzo.sandbox.spec import Mount, SandboxSpec, SpecError
+from mezzo.sandbox.spec import Mount, SandboxSpec, SpecError, first_error
 from mezzo.sandbox.units import parse_duration, parse_size
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -188,6 +189,8 @@ def spawn_worker(
     try:
         url = store or Settings().store_url
         opened = store_for_url(url)
+    except ValidationError as exc:
+        raise _fail(f"settings: {first_error(exc)}") from None
     except (BadRequest, ValueError) as exc:
         raise _fail(str(exc)) from None
 
