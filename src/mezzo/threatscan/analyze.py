@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mezzo.threatscan import aws, iam_files, kubernetes, terraform
 from mezzo.threatscan.graph import INTERNET, AttackPath, Graph, shortest_paths
-from mezzo.threatscan.model import Edge, Finding, NodeKind, Severity, Skipped, Step
+from mezzo.threatscan.model import Edge, Finding, Location, NodeKind, Severity, Skipped, Step
 from mezzo.threatscan.privesc import ADMIN_NODE, Principal
 from mezzo.threatscan.rules import RULES
 from mezzo.threatscan.sources import discover
@@ -78,7 +78,7 @@ def scan(target: Path, depth: str = "deep") -> Report:
 
 
 def _link_irsa(
-    irsa: list[tuple[str, str, object]], principals: list[Principal], graph: Graph
+    irsa: list[tuple[str, str, Location]], principals: list[Principal], graph: Graph
 ) -> None:
     """A service account annotated with eks.amazonaws.com/role-arn can assume that role."""
     for sa_id, role_arn, location in irsa:
@@ -95,7 +95,7 @@ def _link_irsa(
                         f"exchanges its token for role {principal.name} (IRSA)",
                         location,
                     )
-                )  # type: ignore[arg-type]
+                )
 
 
 def _path_findings(graph: Graph, principals: list[Principal]) -> list[Finding]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mezzo.threatscan.aws_managed import managed_policy
 from mezzo.threatscan.graph import INTERNET, Graph
 from mezzo.threatscan.iam import (
     ACCOUNT,
+    ATTACKER_CONTEXT,
     REGION,
     Policy,
     PolicyError,
@@ -233,8 +234,6 @@ def _attach(
 
 
 def _relocate(statement: Statement, where: Location) -> Statement:
-    from dataclasses import replace
-
     return replace(statement, location=where)
 
 
@@ -864,7 +863,7 @@ def _datastores(index: _Index, graph: Graph, result: AwsResult) -> None:
                     a.lower() in ("s3:getobject", "s3:*", "*", "s3:get*")
                     for a in statement.actions or ()
                 )
-                and condition_result(statement.conditions, _anonymous()) is not False
+                and condition_result(statement.conditions, ATTACKER_CONTEXT) is not False
             ):
                 public[bucket.name] = (
                     bucket,
@@ -898,12 +897,6 @@ def _datastores(index: _Index, graph: Graph, result: AwsResult) -> None:
         )
 
 
-def _anonymous() -> Any:
-    from mezzo.threatscan.iam import ATTACKER_CONTEXT
-
-    return ATTACKER_CONTEXT
-
-
 _CONTROL_ACTIONS = {
     "aws_lambda_function": (
         ("lambda:UpdateFunctionCode", "replaces the code of function {name} and invokes it"),
@@ -928,11 +921,12 @@ def add_workload_control_edges(
         actions = _CONTROL_ACTIONS.get(resource.type)
         if resource.mode != "resource" or not actions or node_id(resource) not in graph.nodes:
             continue
+        arn = arn_of(resource)
         for principal in principals:
             if principal.node_id in admins:
                 continue
             for action, verb in actions:
-                decision = principal.can(action, arn_of(resource))
+                decision = principal.can(action, arn)
                 if decision.allowed:
                     location = decision.statement.location if decision.statement else None
                     graph.add_edge(

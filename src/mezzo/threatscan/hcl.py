@@ -1,8 +1,9 @@
 """HCL (Terraform) parsing with line numbers, and a small evaluator for attribute expressions.
 
-python-hcl2 8.x builds a rule tree whose nodes keep lark position metadata (`_meta.line`); its
-dict serializer drops it, so the blocks are walked here and every block and attribute keeps its
-line. Expressions stay as rule trees until the Terraform loader evaluates them in its scope.
+python-hcl2 8.x parses with lark and keeps positions (`propagate_positions=True`); its dict
+serializer drops them, and its rule-object transformer costs as much as a third of the parse.
+So the raw lark tree is walked here: every block and attribute keeps its line, and expressions
+stay lark subtrees until the Terraform loader evaluates them in its scope.
 """
 
 from __future__ import annotations
@@ -14,34 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hcl2
-from hcl2.rules.abstract import LarkRule, LarkToken
-from hcl2.rules.base import AttributeRule, BlockRule
-from hcl2.rules.containers import ObjectElemKeyExpressionRule, ObjectRule, TupleRule
-from hcl2.rules.expressions import ExprTermRule, UnaryOpRule
-from hcl2.rules.functions import FunctionCallRule
-from hcl2.rules.indexing import (
-    AttrSplatExprTermRule,
-    FullSplatExprTermRule,
-    GetAttrExprTermRule,
-    IndexExprTermRule,
-)
-from hcl2.rules.literal_rules import FloatLitRule, IdentifierRule, IntLitRule, LiteralValueRule
-from hcl2.rules.strings import HeredocTemplateRule, InterpolationRule, StringRule
-from hcl2.utils import (
-    HEREDOC_PATTERN,
-    HEREDOC_TRIM_PATTERN,
-    SerializationOptions,
-    process_escape_sequences,
-)
+from hcl2.utils import HEREDOC_PATTERN, HEREDOC_TRIM_PATTERN, process_escape_sequences
+from lark import Token, Tree
 
 from mezzo.threatscan.model import LineDict, Unknown
 
-_SOURCE_FORM = SerializationOptions(with_comments=False, explicit_blocks=False)
+NEWLINE = "new_line_or_comment"
+NAME_NODES = ("identifier", "keyword", "literal_value")
 
 
 @dataclass
 class Attribute:
-    expression: Any  # an hcl2 rule
+    expression: Any  # a lark subtree
     line: int
 
 
@@ -68,60 +53,64 @@ class HclError(ValueError):
 def parse(text: str) -> list[Block]:
     """Parse one .tf file into its top-level blocks."""
     try:
-        start = hcl2.parses(text, discard_comments=True)
+        tree = hcl2.parses_to_tree(text)
     except Exception as exc:  # lark raises many exception types for bad input
         raise HclError(_first_line(str(exc)) or type(exc).__name__) from None
-    return _body_blocks(start.body)[1]
+    return _body_blocks(tree.children[0])[1]
 
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-def _body_blocks(body: LarkRule) -> tuple[dict[str, Attribute], list[Block]]:
+def _subtrees(node: Tree) -> list[Tree]:
+    return [c for c in node.children if isinstance(c, Tree) and c.data != NEWLINE]
+
+
+def _line(node: Tree) -> int:
+    return int(getattr(node.meta, "line", 0) or 0)
+
+
+def _name(node: Tree) -> str:
+    return str(next(node.scan_values(lambda v: isinstance(v, Token))))
+
+
+def _body_blocks(body: Tree) -> tuple[dict[str, Attribute], list[Block]]:
     attributes: dict[str, Attribute] = {}
     blocks: list[Block] = []
-    for child in body.children:
-        if isinstance(child, AttributeRule):
-            name = _identifier(child.identifier)
-            attributes[name] = Attribute(child.expression, _line(child))
-        elif isinstance(child, BlockRule):
-            labels = [_label(label) for label in child.labels]
-            inner_attributes, inner_blocks = _body_blocks(child.body)
+    for child in _subtrees(body):
+        if child.data == "attribute":
+            attributes[_name(child.children[0])] = Attribute(child.children[-1], _line(child))
+        elif child.data == "block":
+            parts = _subtrees(child)
+            inner_body = parts[-1]
+            labels = [_label(p) for p in parts[:-1]]
+            inner_attributes, inner_blocks = _body_blocks(inner_body)
             blocks.append(
                 Block(labels[0], tuple(labels[1:]), _line(child), inner_attributes, inner_blocks)
             )
     return attributes, blocks
 
 
-def _line(rule: LarkRule) -> int:
-    return int(getattr(rule._meta, "line", 0) or 0)
-
-
-def _identifier(rule: Any) -> str:
-    return str(rule.token.value)
-
-
-def _label(rule: Any) -> str:
-    if isinstance(rule, StringRule):
+def _label(node: Tree) -> str:
+    if node.data == "string":
         return "".join(
-            str(part.content.value)
-            for part in rule.string_parts
-            if isinstance(part.content, LarkToken)
+            str(part.children[0]) for part in _subtrees(node) if isinstance(part.children[0], Token)
         )
-    return _identifier(rule)
+    return _name(node)
 
 
-def source_text(rule: Any) -> str:
-    try:
-        text = rule.serialize(_SOURCE_FORM)
-    except Exception:
-        return "?"
-    return text if isinstance(text, str) else json.dumps(text)
+def source_text(node: Any) -> str:
+    if isinstance(node, Token):
+        return str(node)
+    if isinstance(node, Tree):
+        return "".join(str(t) for t in node.scan_values(lambda v: isinstance(v, Token)))
+    return "?"
 
 
 Resolver = Callable[[list[str]], Any]
 _FUNCTIONS: dict[str, Callable[[list[Any]], Any]] = {}
+_LITERALS = {"true": True, "false": False, "null": None}
 
 
 class Evaluator:
@@ -131,69 +120,79 @@ class Evaluator:
         self._resolve = resolve
         self._read_file = read_file
 
-    def value(self, rule: Any) -> Any:
-        if isinstance(rule, ExprTermRule):
-            return self.value(rule.expression)
-        if isinstance(rule, StringRule):
-            return self._string(rule)
-        if isinstance(rule, IntLitRule):
-            return int(str(rule.token.value))
-        if isinstance(rule, FloatLitRule):
-            return float(str(rule.token.value))
-        if isinstance(rule, LiteralValueRule):
-            return {"true": True, "false": False, "null": None}.get(str(rule.token.value))
-        if isinstance(rule, UnaryOpRule):
-            inner = self.value(rule.expr_term)
-            if rule.operator == "-" and isinstance(inner, int | float):
+    def value(self, node: Any) -> Any:
+        if not isinstance(node, Tree):
+            return Unknown(source_text(node))
+        kind = node.data
+        if kind == "expr_term":
+            inner = _subtrees(node)
+            return self.value(inner[0]) if len(inner) == 1 else Unknown(source_text(node))
+        if kind == "string":
+            return self._string(node)
+        if kind == "int_lit":
+            return int(str(node.children[0]))
+        if kind == "float_lit":
+            return float(str(node.children[0]))
+        if kind == "literal_value":
+            return _LITERALS.get(str(node.children[0]))
+        if kind == "unary_op":
+            operator, operand = node.children[0], node.children[-1]
+            inner = self.value(operand)
+            if (
+                str(operator) == "-"
+                and isinstance(inner, int | float)
+                and not isinstance(inner, bool)
+            ):
                 return -inner
-            if rule.operator == "!" and isinstance(inner, bool):
+            if str(operator) == "!" and isinstance(inner, bool):
                 return not inner
-            return Unknown(source_text(rule))
-        if isinstance(rule, TupleRule):
-            return [self.value(element) for element in rule.elements]
-        if isinstance(rule, ObjectRule):
-            return self._object(rule)
-        if isinstance(rule, HeredocTemplateRule):
-            return self._heredoc(rule)
-        if isinstance(rule, FunctionCallRule):
-            return self._call(rule)
-        parts = reference_parts(rule)
+            return Unknown(source_text(node))
+        if kind == "tuple":
+            return [self.value(element) for element in _subtrees(node)]
+        if kind == "object":
+            return self._object(node)
+        if kind in ("heredoc_template", "heredoc_template_trim"):
+            return self._heredoc(str(node.children[0]))
+        if kind == "function_call":
+            return self._call(node)
+        parts = reference_parts(node)
         if parts is not None:
             return self._resolve(parts)
-        return Unknown(source_text(rule))
+        return Unknown(source_text(node))
 
-    def _string(self, rule: StringRule) -> Any:
+    def _string(self, node: Tree) -> Any:
         pieces: list[str] = []
-        for part in rule.string_parts:
-            content = part.content
-            if isinstance(content, InterpolationRule):
-                value = self.value(content.expression)
-                if isinstance(value, (Unknown, dict | list)):
-                    return Unknown(source_text(rule))
+        for part in _subtrees(node):
+            content = part.children[0]
+            if isinstance(content, Token):
+                if content.type == "STRING_CHARS":
+                    pieces.append(process_escape_sequences(str(content)))
+                else:  # $${ and %%{ escapes
+                    pieces.append(str(content)[1:])
+            elif content.data == "interpolation":
+                value = self.value(_subtrees(content)[0])
+                if isinstance(value, Unknown | dict | list):
+                    return Unknown(source_text(node))
                 pieces.append(_to_text(value))
-            elif isinstance(content, LarkToken):
-                pieces.append(process_escape_sequences(str(content.value)))
             else:  # template directives (%{ if }) are not evaluated
-                return Unknown(source_text(rule))
+                return Unknown(source_text(node))
         return "".join(pieces)
 
-    def _object(self, rule: ObjectRule) -> Any:
-        result = LineDict(line=_line(rule))
-        for element in rule.elements:
-            key_rule = element.key
-            if isinstance(key_rule, ObjectElemKeyExpressionRule):
-                key = self.value(key_rule.expression)
-            else:
-                inner = key_rule.value
-                key = _identifier(inner) if isinstance(inner, IdentifierRule) else self.value(inner)
+    def _object(self, node: Tree) -> Any:
+        result = LineDict(line=_line(node))
+        for element in _subtrees(node):
+            key_node, value_node = _subtrees(element)[0], _subtrees(element)[-1]
+            key_inner = _subtrees(key_node)[0] if _subtrees(key_node) else key_node
+            bare = _bare_identifier(key_inner)
+            key = bare if bare is not None else self.value(key_inner)
             if isinstance(key, Unknown):
-                return Unknown(source_text(rule))
-            result[_to_text(key)] = self.value(element.expression)
-            result.key_lines[_to_text(key)] = _line(element)
+                return Unknown(source_text(node))
+            text_key = _to_text(key)
+            result[text_key] = self.value(value_node)
+            result.key_lines[text_key] = _line(element)
         return result
 
-    def _heredoc(self, rule: HeredocTemplateRule) -> Any:
-        raw = str(rule.heredoc.value)
+    def _heredoc(self, raw: str) -> Any:
         match = (HEREDOC_TRIM_PATTERN if raw.startswith("<<-") else HEREDOC_PATTERN).match(raw)
         if not match:
             return Unknown("heredoc")
@@ -205,47 +204,70 @@ class Evaluator:
         def substitute(found: re.Match[str]) -> str:
             nonlocal failed
             value = self._resolve(found.group(1).strip().split("."))
-            if isinstance(value, (Unknown, dict | list)):
+            if isinstance(value, Unknown | dict | list):
                 failed = True
                 return ""
             return _to_text(value)
 
         text = re.sub(r"(?<!\$)\$\{([A-Za-z0-9_.\-]+)\}", substitute, body)
-        return Unknown("heredoc interpolation") if failed or "${" in text else text
+        if failed or re.search(r"(?<!\$)\$\{", text):
+            return Unknown("heredoc interpolation")
+        return text.replace("$${", "${")
 
-    def _call(self, rule: FunctionCallRule) -> Any:
-        name = "::".join(_identifier(i) for i in rule.identifiers)
-        arguments = rule.arguments
-        values = [self.value(a) for a in arguments.arguments] if arguments else []
+    def _call(self, node: Tree) -> Any:
+        names = [_name(c) for c in _subtrees(node) if c.data == "identifier"]
+        name = "::".join(names)
+        arguments = next((c for c in _subtrees(node) if c.data == "arguments"), None)
+        if arguments is not None and any(
+            isinstance(t, Token) and t.type == "ELLIPSIS" for t in arguments.children
+        ):
+            return Unknown(source_text(node))
+        values = [self.value(a) for a in _subtrees(arguments)] if arguments is not None else []
         if name == "file" and values and isinstance(values[0], str):
             text = self._read_file(values[0])
-            return Unknown(source_text(rule)) if text is None else text
+            return Unknown(source_text(node)) if text is None else text
         function = _FUNCTIONS.get(name)
         if function is None or any(isinstance(v, Unknown) for v in values):
-            return Unknown(source_text(rule))
+            return Unknown(source_text(node))
         try:
             return function(values)
         except (TypeError, ValueError, KeyError, IndexError):
-            return Unknown(source_text(rule))
+            return Unknown(source_text(node))
 
 
-def reference_parts(rule: Any) -> list[str] | None:
+def _bare_identifier(node: Tree) -> str | None:
+    """An object key written as a bare name (`Version = ...`) is the name, not a reference."""
+    if node.data == "expr_term":
+        inner = _subtrees(node)
+        has_parens = any(isinstance(c, Token) and c.type == "LPAR" for c in node.children)
+        return None if has_parens or len(inner) != 1 else _bare_identifier(inner[0])
+    if node.data in NAME_NODES:
+        return _name(node)
+    return None
+
+
+def reference_parts(node: Any) -> list[str] | None:
     """`aws_iam_role.admin[0].arn` -> ['aws_iam_role', 'admin', 'arn'] (indexes dropped)."""
-    if isinstance(rule, ExprTermRule):
-        return None if rule.parentheses else reference_parts(rule.expression)
-    if isinstance(rule, IdentifierRule):
-        return [_identifier(rule)]
-    if isinstance(rule, GetAttrExprTermRule):
-        base = reference_parts(rule.expr_term)
-        return None if base is None else [*base, _identifier(rule.get_attr.identifier)]
-    if isinstance(rule, IndexExprTermRule):
-        return reference_parts(rule.children[0])
-    if isinstance(rule, AttrSplatExprTermRule | FullSplatExprTermRule):
-        base = reference_parts(rule.expr_term)
+    if not isinstance(node, Tree):
+        return None
+    kind = node.data
+    if kind == "expr_term":
+        inner = _subtrees(node)
+        return reference_parts(inner[0]) if len(inner) == 1 else None
+    if kind == "identifier":
+        return [_name(node)]
+    if kind == "get_attr_expr_term":
+        base_node, get_attr = _subtrees(node)
+        base = reference_parts(base_node)
+        return None if base is None else [*base, _name(_subtrees(get_attr)[0])]
+    if kind == "index_expr_term":
+        return reference_parts(_subtrees(node)[0])
+    if kind in ("attr_splat_expr_term", "full_splat_expr_term"):
+        base_node, splat = _subtrees(node)
+        base = reference_parts(base_node)
         if base is None:
             return None
-        attrs = [c for c in rule.attr_splat.children if not isinstance(c, LarkToken)]
-        names = [_identifier(a.identifier) for a in attrs if hasattr(a, "identifier")]
+        names = [_name(_subtrees(a)[0]) for a in _subtrees(splat) if a.data == "get_attr"]
         return [*base, *names]
     return None
 

@@ -243,6 +243,7 @@ def arn_matches(pattern: str, arn: str) -> bool:
 def _substitute(pattern: str, context: Context) -> str:
     if "${" not in pattern:
         return pattern
+
     def value(found: re.Match[str]) -> str:
         values = context.values.get(found.group(1))
         return values[0] if values else found.group(0)

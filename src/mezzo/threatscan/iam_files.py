@@ -16,6 +16,7 @@ from mezzo.threatscan.aws_managed import managed_policy
 from mezzo.threatscan.graph import INTERNET, Graph
 from mezzo.threatscan.iam import (
     ACCOUNT,
+    ATTACKER_CONTEXT,
     Policy,
     PolicyError,
     condition_result,
@@ -98,8 +99,6 @@ def _policy_file(
     for statement in with_principal:
         if statement.effect != "Allow" or not is_public_principal(statement):
             continue
-        from mezzo.threatscan.iam import ATTACKER_CONTEXT
-
         if condition_result(statement.conditions, ATTACKER_CONTEXT) is False:
             continue
         actions = ", ".join(statement.actions or ("NotAction …",))

@@ -59,6 +59,7 @@ class Principal:
     group_arns: list[str] = field(default_factory=list)
     _mentioned: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
     _base_context: Context | None = field(default=None, repr=False, compare=False)
+    _services: set[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def statements(self) -> list[Statement]:
@@ -72,6 +73,11 @@ class Principal:
                 base = base.with_values(aws__username=self.name)
             self._base_context = base
         return base.with_values(**extra) if extra else base
+
+    def trusted_services(self) -> set[str]:
+        if self._services is None:
+            self._services = trusted_services(self.trust)
+        return self._services
 
     def can(self, action: str, resource: str, **extra: str) -> Decision:
         if not self._may_allow(action):
@@ -269,7 +275,25 @@ _SELF_VERBS = {
 }
 
 
+OTHER_PRINCIPAL_ACTIONS = (
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:AddUserToGroup",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PassRole",
+)
+
+
 def _edges_to(p: Principal, q: Principal) -> list[Edge]:
+    if not any(p._may_allow(action) for action in OTHER_PRINCIPAL_ACTIONS):
+        # Only a trust policy can still let p in (naming p directly needs no permission of p).
+        assume = _assume(p, q) if q.kind == "role" else None
+        if assume is None:
+            return []
+        return [
+            _edge(p, q.node_id, "can_assume", "sts:AssumeRole", f"assumes role {q.name}", assume)
+        ]
     edges: list[Edge] = []
     if q.kind == "user":
         for action, verb in (
@@ -317,7 +341,7 @@ def _role_edges(p: Principal, q: Principal) -> list[Edge]:
                 decision,
             )
         )
-    services = trusted_services(q.trust)
+    services = q.trusted_services()
     for technique in PASSROLE_TECHNIQUES:
         if technique.service not in services:
             continue
