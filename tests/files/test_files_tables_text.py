@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mezzo.files import FileFormatError, FileStore, QueryError
+from mezzo.files import FileFormatError, FileStore, QueryError, summary_for_context
 from mezzo.files.tools import (
     column_stats,
     grep_file,
@@ -97,7 +97,8 @@ async def test_text_log_lines_grep_tail(tmp_path: Path, store: FileStore, attach
     info = await attach(path)
     assert info.format == "text" and info.compression == "gzip"
     assert info.summary["lines"] == 60_000
-    assert info.summary["levels"]["ERROR"] == sum(" ERROR " in x for x in lines)
+    assert info.summary["level_words"]["ERROR"] == sum(" ERROR " in x for x in lines)
+    assert "log level words: INFO" in summary_for_context(info)
     got = read_lines(store, "ws1", info.id, 45_001, 45_010, max_tokens=BIG).splitlines()
     assert got == [f"{45_001 + i}: {lines[45_000 + i]}" for i in range(10)]
     grep = grep_file(store, "ws1", info.id, r"value=99\d$", max_matches=10_000, max_tokens=BIG)
@@ -150,3 +151,19 @@ async def test_csv_quoted_newlines_keep_row_numbers(tmp_path: Path, store, attac
     )
     hit = table_rows(store, "ws1", info.id, where=["note ~ two 3999$"], max_tokens=BIG)
     assert hit.splitlines()[0] == "1 matching rows" and "3999,3999" in hit
+
+
+async def test_jsonl_bad_line_far_into_a_multi_chunk_file(tmp_path: Path, attach) -> None:
+    lines = [json.dumps({"id": i, "pad": "x" * 40}) for i in range(120_000)]
+    lines[99_999] = '{"id": 99999, "pad": oops}'
+    lines[5] = ""
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 5 << 20  # spans several 4 MiB scan chunks
+    with pytest.raises(FileFormatError, match=r"big.jsonl \(line 100000\): not JSON"):
+        await attach(path)
+    lines[99_999] = '{"id": 99999}'
+    path.write_text("\n".join(lines) + "\n")
+    info = await attach(path)
+    assert info.summary["records"] == 119_999 and info.summary["blank_lines"] == 1
+    assert {k["key"]: k["present"] for k in info.summary["keys"]} == {"id": 119_999, "pad": 119_998}

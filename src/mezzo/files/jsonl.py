@@ -6,13 +6,14 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import chain
+from typing import Any, NoReturn
 
 from mezzo.files.compression import ByteSource
 from mezzo.files.conditions import Condition
 from mezzo.files.errors import FileFormatError, QueryError
 from mezzo.files.index_db import IndexDB
-from mezzo.files.lines import LineCheckpointer, lines_from, split_lines
+from mezzo.files.lines import LineCheckpointer, lines_from
 
 KEY_CAP = 200
 
@@ -44,49 +45,86 @@ def lookup(record: Any, path: str) -> Any:
     return value
 
 
+_TYPE_NAMES = {
+    type(None): "null", bool: "bool", int: "int", float: "float", str: "string",
+    list: "array", dict: "object",
+}  # fmt: skip
+
+
 @dataclass
 class JsonlScanner:
+    """Parses each block of lines as one JSON array (one C call), and tallies keys and value
+    types with C-level counters; a block that fails is re-parsed line by line to name the line."""
+
     source: str
     index: IndexDB
-    keys: Counter[str] = field(default_factory=Counter)
-    types: dict[str, Counter[str]] = field(default_factory=dict)
-    top_types: Counter[str] = field(default_factory=Counter)
+    key_types: Counter[tuple[str, type]] = field(default_factory=Counter)
+    top_types: Counter[type] = field(default_factory=Counter)
+    records: int = 0
+    blank: int = 0
 
     def run(self, chunks: Iterable[bytes]) -> dict[str, Any]:
         checkpoints = LineCheckpointer(self.index)
+        carry = b""
+        for chunk in chunks:
+            first_line = checkpoints.line - carry.count(b"\n")
+            checkpoints.feed(chunk)
+            buf = carry + chunk if carry else chunk
+            cut = buf.rfind(b"\n") + 1
+            carry = buf[cut:]
+            if cut:
+                self._block(buf[:cut].split(b"\n")[:-1], first_line)
+        if carry:
+            self._block([carry], checkpoints.line)
+        keys: dict[str, Counter[str]] = {}
+        for (key, kind), count in self.key_types.items():
+            keys.setdefault(key, Counter())[_TYPE_NAMES.get(kind, kind.__name__)] += count
+        ranked = sorted(keys.items(), key=lambda item: -sum(item[1].values()))
+        return {
+            "records": self.records,
+            "lines": checkpoints.total_lines,
+            "blank_lines": self.blank,
+            "types": {_TYPE_NAMES.get(t, t.__name__): c for t, c in self.top_types.items()},
+            "keys": [
+                {"key": key, "present": sum(types.values()), "types": dict(types.most_common())}
+                for key, types in ranked
+            ],
+            "keys_capped": len(keys) >= KEY_CAP,
+        }
 
-        def counted() -> Iterator[bytes]:
-            for chunk in chunks:
-                checkpoints.feed(chunk)
-                yield chunk
+    def _block(self, lines: list[bytes], first_line: int) -> None:
+        present = list(filter(None, map(bytes.strip, lines)))
+        self.blank += len(lines) - len(present)
+        if not present:
+            return
+        try:
+            values = json.loads(b"[" + b",".join(present) + b"]")
+        except ValueError:
+            values = None
+        if values is None or len(values) != len(present):
+            self._find_bad_line(lines, first_line)
+        self.records += len(values)
+        self.top_types.update(map(type, values))
+        objects = [v for v in values if type(v) is dict]
+        pairs = zip(
+            chain.from_iterable(map(dict.keys, objects)),
+            map(type, chain.from_iterable(map(dict.values, objects))),
+            strict=True,
+        )
+        if len(self.key_types) < KEY_CAP * 4:
+            self.key_types.update(pairs)
+        else:  # many distinct keys: keep counting the ones already seen
+            self.key_types.update(filter(self.key_types.__contains__, pairs))
 
-        records = blank = 0
-        number = 0
-        for number, (_, line) in enumerate(split_lines(counted()), start=1):
+    def _find_bad_line(self, lines: list[bytes], first_line: int) -> NoReturn:
+        for number, line in enumerate(lines, start=first_line):
             if not line.strip():
-                blank += 1
                 continue
             try:
-                value = json.loads(line)
+                json.loads(line)
             except ValueError as exc:
                 raise FileFormatError(self.source, f"not JSON: {exc}", line=number) from None
-            records += 1
-            self.top_types[json_type(value)] += 1
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    if key in self.types or len(self.types) < KEY_CAP:
-                        self.keys[key] += 1
-                        self.types.setdefault(key, Counter())[json_type(item)] += 1
-        return {
-            "records": records,
-            "lines": number,
-            "blank_lines": blank,
-            "types": dict(self.top_types),
-            "keys": [
-                {"key": key, "present": count, "types": dict(self.types[key].most_common())}
-                for key, count in self.keys.most_common()
-            ],
-        }
+        raise FileFormatError(self.source, "a block of lines is not JSON Lines", line=first_line)
 
 
 @dataclass

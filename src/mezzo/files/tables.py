@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import filterfalse, zip_longest
+from operator import methodcaller
 from typing import Any
 
 from mezzo.files.compression import ByteSource
@@ -17,6 +20,7 @@ from mezzo.files.index_db import IndexDB
 from mezzo.files.lines import split_lines
 
 ROW_CHECKPOINT = 1024
+STATS_BATCH = 4096
 DISTINCT_CAP = 1000
 csv.field_size_limit(1 << 26)
 
@@ -66,6 +70,10 @@ def _kind(value: str) -> str:
         return "string"
 
 
+_strip_sign = methodcaller("lstrip", "+-")
+_numberish = re.compile(r"\s*[+-]?(?:\d|\.\d|inf|nan|infinity)", re.IGNORECASE).match
+
+
 @dataclass
 class ColumnStats:
     name: str
@@ -81,32 +89,43 @@ class ColumnStats:
     values: Counter[str] = field(default_factory=Counter)
     distinct_overflow: bool = False
 
-    def observe(self, value: str) -> None:
-        if not value:
-            self.empty += 1
+    def observe(self, values: list[str]) -> None:
+        """Fold a batch of this column's cells in, with C-level passes where possible."""
+        present = list(filter(None, values))
+        self.empty += len(values) - len(present)
+        if not present:
             return
-        self.non_empty += 1
+        self.non_empty += len(present)
         try:
-            number = float(value)
+            numbers, numeric, texts = list(map(float, present)), present, []
         except ValueError:
-            if self.min_text is None or value < self.min_text:
-                self.min_text = value
-            if self.max_text is None or value > self.max_text:
-                self.max_text = value
-        else:
-            if value.lstrip("+-").isdigit():
-                self.ints += 1
-            else:
-                self.floats += 1
-            self.total += number
-            if self.minimum is None or number < self.minimum:
-                self.minimum = number
-            if self.maximum is None or number > self.maximum:
-                self.maximum = number
-        if value in self.values or len(self.values) < DISTINCT_CAP:
-            self.values[value] += 1
-        else:
+            numbers, numeric = [], []
+            texts = list(filterfalse(_numberish, present))  # cheap pre-filter, no exceptions
+            for value in filter(_numberish, present):
+                try:
+                    numbers.append(float(value))
+                    numeric.append(value)
+                except ValueError:
+                    texts.append(value)
+        if numbers:
+            ints = sum(map(str.isdigit, map(_strip_sign, numeric)))
+            self.ints += ints
+            self.floats += len(numbers) - ints
+            self.total += sum(numbers)
+            low, high = min(numbers), max(numbers)
+            self.minimum = low if self.minimum is None else min(self.minimum, low)
+            self.maximum = high if self.maximum is None else max(self.maximum, high)
+        if texts:
+            low_text, high_text = min(texts), max(texts)
+            self.min_text = low_text if self.min_text is None else min(self.min_text, low_text)
+            self.max_text = high_text if self.max_text is None else max(self.max_text, high_text)
+        if self.distinct_overflow:
+            self.values.update(filter(self.values.__contains__, present))
+            return
+        self.values.update(present)
+        if len(self.values) > DISTINCT_CAP:
             self.distinct_overflow = True
+            self.values = Counter(dict(self.values.most_common(DISTINCT_CAP)))
 
     def summary(self) -> dict[str, Any]:
         numbers = self.ints + self.floats
@@ -127,6 +146,8 @@ class ColumnStats:
         out["distinct"] = f">{DISTINCT_CAP}" if self.distinct_overflow else distinct
         if kind == "string" or distinct <= 20:
             out["top"] = [[v[:80], c] for v, c in self.values.most_common(5)]
+            if self.distinct_overflow:
+                out["top_is_approximate"] = True
         return out
 
 
@@ -182,6 +203,7 @@ class TableScanner:
         ragged = 0
         first_ragged: int | None = None
         data_offset = 0
+        batch: list[list[str]] = []
         for offset, line, row in rows:
             if not columns:
                 header = row if self.dialect.has_header else [f"c{i + 1}" for i in range(len(row))]
@@ -197,8 +219,11 @@ class TableScanner:
             if len(row) != len(columns):
                 ragged += 1
                 first_ragged = first_ragged or line
-            for stats, value in zip(columns, row, strict=False):
-                stats.observe(value)
+            batch.append(row)
+            if len(batch) >= STATS_BATCH:
+                _observe(columns, batch)
+                batch = []
+        _observe(columns, batch)
         self.index.set_meta(
             "table",
             {
@@ -216,6 +241,13 @@ class TableScanner:
             "ragged_rows": ragged,
             "first_ragged_line": first_ragged,
         }
+
+
+def _observe(columns: list[ColumnStats], rows: list[list[str]]) -> None:
+    """Column-wise statistics for a batch of rows; a missing cell counts as empty."""
+    if rows:
+        for stats, cells in zip(columns, zip_longest(*rows, fillvalue=""), strict=False):
+            stats.observe(list(cells))
 
 
 @dataclass

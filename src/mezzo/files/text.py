@@ -13,8 +13,9 @@ from mezzo.files.errors import FileFormatError, QueryError
 from mezzo.files.index_db import IndexDB
 from mezzo.files.lines import LineCheckpointer, lines_from, split_lines
 
-_LEVEL_RE = re.compile(rb"\b(FATAL|CRITICAL|ERROR|WARN|WARNING|INFO|DEBUG|TRACE)\b")
-_LEVEL_NAMES = {b"WARNING": "WARN"}
+# Log levels are counted as occurrences of the upper-case word anywhere (one C-level count
+# each, no regex): "WARN" includes "WARNING", and a message quoting "ERROR" counts too.
+LEVEL_WORDS = (b"FATAL", b"CRITICAL", b"ERROR", b"WARN", b"INFO", b"DEBUG", b"TRACE")
 PREVIEW_CHARS = 200
 
 
@@ -64,8 +65,9 @@ class TextScanner:
         if self.first_line is None:
             self.first_line = decode(lines[0][: PREVIEW_CHARS * 4])
         self.last_line = decode(lines[-1][-PREVIEW_CHARS * 4 :])
-        for level in _LEVEL_RE.findall(block):
-            self.levels[_LEVEL_NAMES.get(level, level.decode())] += 1
+        for word in LEVEL_WORDS:
+            if word in block:
+                self.levels[word.decode()] += block.count(word)
         if not self.invalid_utf8:
             try:
                 block.decode("utf-8")
@@ -78,7 +80,7 @@ class TextScanner:
         return {
             "lines": self._lines.total_lines,
             "longest_line": self.max_line,
-            "levels": dict(self.levels.most_common()),
+            "level_words": dict(self.levels.most_common()),
             "first_line": (self.first_line or "")[:PREVIEW_CHARS],
             "last_line": self.last_line[:PREVIEW_CHARS],
             "utf8": not self.invalid_utf8,

@@ -99,8 +99,9 @@ def summary_for_context(info: FileInfo) -> str:
         tools = "jsonl_records (filters like 'user.id == 7'), grep_file, read_lines"
     else:
         parts = [f"{s.get('lines', 0):,} lines"]
-        if s.get("levels"):
-            parts.append("levels " + ", ".join(f"{k} {v:,}" for k, v in s["levels"].items()))
+        if s.get("level_words"):
+            words = ", ".join(f"{k} {v:,}" for k, v in s["level_words"].items())
+            parts.append(f"log level words: {words}")
         tools = "read_lines, tail_lines, grep_file"
     return (
         f"{head}; "
