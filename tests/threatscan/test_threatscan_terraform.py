@@ -60,13 +60,18 @@ def test_public_resources_and_their_near_misses() -> None:
 
 def test_running_code_on_workloads_reaches_admin_and_deny_or_mfa_stop_it() -> None:
     positive = scan_fixture("terraform/workload-control/positive")
-    assert rule_ids(positive) == ["MZ-PATH-005"]
-    techniques = {e.technique for e in positive.graph.edges.values()}  # type: ignore[union-attr]
-    assert {"ssm:SendCommand", "lambda:UpdateFunctionCode"} <= techniques
+    assert rule_ids(positive) == ["MZ-PATH-005"] * 3  # dev, ops, oncall
+    edges = {(e.source, e.technique) for e in positive.graph.edges.values()}  # type: ignore[union-attr]
+    assert {
+        ("tf:aws_iam_user.dev", "ssm:SendCommand"),
+        ("tf:aws_iam_user.dev", "lambda:UpdateFunctionCode"),
+        ("tf:aws_iam_user.ops", "ec2-instance-connect:SendSSHPublicKey"),
+        ("tf:aws_iam_user.oncall", "ssm:StartSession"),
+    } <= edges
     negative = scan_fixture("terraform/workload-control/negative")
     assert negative.findings == []
-    techniques = {e.technique for e in negative.graph.edges.values()}  # type: ignore[union-attr]
-    assert not {"ssm:SendCommand", "lambda:UpdateFunctionCode"} & techniques
+    kinds = {e.kind for e in negative.graph.edges.values()}  # type: ignore[union-attr]
+    assert "can_exec" not in kinds
 
 
 def test_unknown_values_are_never_taken_as_safe() -> None:

@@ -34,7 +34,6 @@ def render(report: Report, uri_prefix: str = "") -> str:
         "tool": {
             "driver": {
                 "name": "mezzo-threatscan",
-                "informationUri": "https://github.com/mezzo-dev/mezzo",
                 "semanticVersion": __version__,
                 "rules": [_rule(rule) for rule in rules],
             }
