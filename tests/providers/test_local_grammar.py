@@ -41,9 +41,10 @@ def test_shape_follows_tools_and_tool_choice(
 ) -> None:
     plan = plan_output(tools, tool_choice, schema)
     assert plan.shape == shape
-    assert (plan.grammar is None) == (shape == "text")
-    if plan.grammar is not None:
-        assert plan.grammar.startswith("root ::=") or "\nroot ::=" in plan.grammar
+    grammar = plan.grammar or plan.call_grammar
+    assert (grammar is None) == (shape == "text")
+    if grammar is not None:
+        assert grammar.startswith("root ::=") or "\nroot ::=" in grammar
 
 
 def test_forced_call_parses_arguments_and_validates_them() -> None:

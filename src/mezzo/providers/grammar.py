@@ -11,7 +11,10 @@ from JSON schemas (llama.cpp's own schema converter). The shapes:
   for exactly one of the offered tools.
 - ``call_or_answer``: ``tool_choice="auto"`` with tools; the model either writes a call as
   above (the output starts with ``{``) or an answer (text that does not start with ``{``,
-  or a JSON value matching ``response_schema`` when one is given).
+  or a JSON value matching ``response_schema`` when one is given). For a free-text answer the
+  grammar is applied lazily: decoding starts unconstrained, and only if the first
+  non-blank character is ``{`` does it restart under ``call_grammar`` (a grammar costs about
+  as much per token as the model itself here, and most turns are answers).
 
 Every plan parses its output back and validates it with ``jsonschema``, so what leaves the
 provider is a valid call, a valid answer, or an error.
@@ -32,9 +35,6 @@ Shape = Literal["text", "json", "arguments", "call", "call_or_answer"]
 # Arrays without maxItems let a small model repeat items until max_tokens; the grammar bounds
 # them (the schema used for validation is left as the caller wrote it).
 MAX_ARRAY_ITEMS = 16
-
-# First character of a free-text answer in call_or_answer: anything but "{" and whitespace.
-_FREE_ANSWER_RULE = r"[^{ \t\r\n] .*"
 
 
 class GrammarError(ValueError):
@@ -58,6 +58,9 @@ class OutputPlan:
     instructions: str
     tools: tuple[ToolSpec, ...] = ()
     response_schema: dict[str, Any] | None = None
+    # call_or_answer with a free-text answer: no grammar until the output turns out to be a
+    # call (its first non-blank character is "{"), then this one.
+    call_grammar: str | None = None
 
     @property
     def streams_text(self) -> bool:
@@ -140,21 +143,28 @@ def plan_output(
             tools=tools,
         )
 
+    instructions = (
+        f"{_describe_tools(tools)}\nTo call a tool, reply only with "
+        '{"name": <tool name>, "arguments": <JSON object>}. Otherwise answer directly.'
+    )
     if response_schema is None:
-        grammar = _grammar({"call": call_schema}, "call | answer", answer=_FREE_ANSWER_RULE)
-    else:
-        grammar = _grammar({"call": call_schema, "answer": response_schema}, "call | answer")
+        return OutputPlan(
+            "call_or_answer",
+            None,
+            instructions,
+            tools=tools,
+            call_grammar=_grammar({"root": call_schema}, "root"),
+        )
     return OutputPlan(
         "call_or_answer",
-        grammar,
-        f"{_describe_tools(tools)}\nTo call a tool, reply only with "
-        '{"name": <tool name>, "arguments": <JSON object>}. Otherwise answer directly.',
+        _grammar({"call": call_schema, "answer": response_schema}, "call | answer"),
+        instructions,
         tools=tools,
         response_schema=response_schema,
     )
 
 
-def _grammar(schemas: dict[str, dict[str, Any]], root: str, **extra_rules: str) -> str:
+def _grammar(schemas: dict[str, dict[str, Any]], root: str) -> str:
     from llama_cpp.llama_grammar import SchemaConverter
 
     converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
@@ -168,7 +178,6 @@ def _grammar(schemas: dict[str, dict[str, Any]], root: str, **extra_rules: str) 
         raise GrammarError(f"the grammar cannot express this schema: {exc}") from exc
     if root != "root":
         lines.append(f"root ::= {root}")
-    lines.extend(f"{name} ::= {rule}" for name, rule in extra_rules.items())
     return "\n".join(lines) + "\n"
 
 

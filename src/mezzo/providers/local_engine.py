@@ -138,21 +138,26 @@ class LocalEngine:
         llm = self.load()
         prompt, trimmed = self._fit_prompt(llm, request, plan, overflow)
         max_tokens = min(request.max_output_tokens or self.n_ctx, self.n_ctx - len(prompt))
-        grammar = _checked_grammar(llm, plan.grammar)
+        temperature = request.temperature or 0.0
+        call_grammar = _checked_grammar(llm, plan.call_grammar)
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
         streaming = plan.streams_text
-        undecided = plan.shape == "call_or_answer" and plan.response_schema is None
+        undecided = call_grammar is not None
         output_tokens = 0
         finish = "length"
         # Lazy: it runs from the first next(), after _prefill, and finds the prompt cached.
         generator = llm.generate(
-            prompt, temp=request.temperature or 0.0, reset=True, grammar=grammar
+            prompt, temp=temperature, reset=True, grammar=_checked_grammar(llm, plan.grammar)
         )
         try:
             self._prefill(llm, prompt, cancel)
-            for token in generator:
+            while output_tokens < max_tokens:
+                token = next(generator, None)
+                if token is None:
+                    finish = "stop"
+                    break
                 if cancel.is_set():
                     raise Cancelled
                 if _is_end_of_generation(llm, token):
@@ -160,16 +165,25 @@ class LocalEngine:
                     break
                 output_tokens += 1
                 piece = decoder.decode(llm.detokenize([token]))
-                if piece:
-                    pieces.append(piece)
-                    if undecided and "".join(pieces).strip():
-                        undecided = False
-                        streaming = not "".join(pieces).lstrip().startswith("{")
-                        piece = "".join(pieces)
-                    if streaming:
-                        emit(TextDelta(piece))
-                if output_tokens >= max_tokens:
-                    break
+                if not piece:
+                    continue
+                pieces.append(piece)
+                if undecided and "".join(pieces).strip():
+                    undecided = False
+                    head = "".join(pieces).lstrip()
+                    if head.startswith("{"):
+                        # A call after all: start over from the prompt under the call grammar.
+                        generator.close()
+                        generator = llm.generate(
+                            prompt, temp=temperature, reset=True, grammar=call_grammar
+                        )
+                        pieces.clear()
+                        decoder.reset()
+                        continue
+                    streaming = True
+                    pieces, piece = [head], head
+                if streaming:
+                    emit(TextDelta(piece))
         except Cancelled:
             self.recent.append(RunRecord("cancelled", len(prompt), output_tokens))
             raise
