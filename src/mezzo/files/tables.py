@@ -6,18 +6,17 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import filterfalse, zip_longest
-from operator import methodcaller
+from itertools import accumulate, chain, filterfalse, repeat, zip_longest
+from operator import add, methodcaller
 from typing import Any
 
 from mezzo.files.compression import ByteSource
 from mezzo.files.conditions import Condition
 from mezzo.files.errors import FileFormatError, QueryError
 from mezzo.files.index_db import IndexDB
-from mezzo.files.lines import split_lines
 
 ROW_CHECKPOINT = 1024
 STATS_BATCH = 4096
@@ -151,42 +150,71 @@ class ColumnStats:
         return out
 
 
-class _OffsetLines:
-    """Feeds decoded lines to csv.reader and remembers where the next line starts."""
+class RowReader:
+    """CSV rows from a byte stream. Lines are decoded a block at a time and handed to one
+    `csv.reader` (quoted newlines may span blocks); byte offsets are computed per block with
+    C-level passes and looked up only for the rows that need one (`offset_of`)."""
 
-    def __init__(self, lines: Iterator[tuple[int, bytes]]) -> None:
-        self._lines = lines
-        self.next_offset = 0
-        self.line = 0
+    def __init__(
+        self, chunks: Iterable[bytes], dialect: Dialect, source: str, start_offset: int = 0
+    ) -> None:
+        self._chunks = chunks
+        self._dialect = dialect
+        self._source = source
+        self._start = start_offset
+        self._loaded_lines = 0
+        self._loaded_end = start_offset
+        self._recent: deque[tuple[int, int, list[int]]] = deque(maxlen=4)
 
-    def __iter__(self) -> _OffsetLines:
-        return self
+    def offset_of(self, line_index: int) -> int:
+        """Byte offset of the line `line_index` (0-based, counted from the start offset)."""
+        if line_index >= self._loaded_lines:
+            return self._loaded_end
+        for first, offset, starts in reversed(self._recent):
+            if line_index >= first:
+                return offset + starts[line_index - first]
+        raise ValueError(f"line {line_index} is no longer buffered")
 
-    def __next__(self) -> str:
-        offset, line = next(self._lines)
-        self.next_offset = offset + len(line) + 1
-        self.line += 1
-        return line.decode("utf-8", errors="replace") + "\n"
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        """(index of the row's first line, cells) for every row, header included."""
+        reader = self._dialect.reader(chain.from_iterable(self._blocks()))
+        first = True
+        while True:
+            line_index = reader.line_num
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise FileFormatError(
+                    self._source, f"cannot parse CSV: {exc}", line=reader.line_num
+                ) from None
+            if first and self._start == 0 and row and row[0].startswith("\ufeff"):
+                row[0] = row[0][1:]
+            first = False
+            yield line_index, row
 
+    def _blocks(self) -> Iterator[list[str]]:
+        carry = b""
+        for chunk in self._chunks:
+            buf = carry + chunk if carry else chunk
+            cut = buf.rfind(b"\n") + 1
+            carry = buf[cut:]
+            if cut:
+                yield self._load(buf[:cut])
+        if carry:
+            yield self._load(carry + b"\n")
 
-def iter_rows(
-    chunks: Iterable[bytes], dialect: Dialect, source: str, start_offset: int = 0
-) -> Iterator[tuple[int, int, list[str]]]:
-    """(row start offset, line number, cells) for every row, header included."""
-    lines = _OffsetLines(split_lines(chunks, start_offset))
-    lines.next_offset = start_offset
-    reader = dialect.reader(lines)
-    while True:
-        start, line = lines.next_offset, lines.line + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise FileFormatError(source, f"cannot parse CSV: {exc}", line=lines.line) from None
-        if start == start_offset and row and row[0].startswith("\ufeff"):
-            row[0] = row[0][1:]
-        yield start, line, row
+    def _load(self, block: bytes) -> list[str]:
+        raw = block.split(b"\n")
+        raw.pop()
+        starts = list(accumulate(map(add, map(len, raw), repeat(1)), initial=0))
+        self._recent.append((self._loaded_lines, self._loaded_end, starts))
+        self._loaded_lines += len(raw)
+        self._loaded_end += len(block)
+        lines = block.decode("utf-8", errors="replace").split("\n")
+        lines.pop()
+        return [line + "\n" for line in lines]
 
 
 @dataclass
@@ -196,29 +224,27 @@ class TableScanner:
     dialect: Dialect
 
     def run(self, chunks: Iterable[bytes]) -> dict[str, Any]:
-        rows = iter_rows(chunks, self.dialect, self.source)
+        rows = RowReader(chunks, self.dialect, self.source)
         columns: list[ColumnStats] = []
         header: list[str] = []
         count = 0
         ragged = 0
         first_ragged: int | None = None
-        data_offset = 0
         batch: list[list[str]] = []
-        for offset, line, row in rows:
+        for line_index, row in rows:
             if not columns:
                 header = row if self.dialect.has_header else [f"c{i + 1}" for i in range(len(row))]
                 columns = [ColumnStats(name) for name in header]
                 if self.dialect.has_header:
-                    data_offset = offset
                     continue
             if not row:
                 continue
             count += 1
             if count % ROW_CHECKPOINT == 1:
-                self.index.add_checkpoint(count, offset)
+                self.index.add_checkpoint(count, rows.offset_of(line_index))
             if len(row) != len(columns):
                 ragged += 1
-                first_ragged = first_ragged or line
+                first_ragged = first_ragged or line_index + 1
             batch.append(row)
             if len(batch) >= STATS_BATCH:
                 _observe(columns, batch)
@@ -230,7 +256,6 @@ class TableScanner:
                 "delimiter": self.dialect.delimiter,
                 "has_header": self.dialect.has_header,
                 "columns": header,
-                "data_offset": data_offset,
             },
         )
         return {
@@ -276,7 +301,7 @@ class TableQuery:
         layout = self.layout
         skip_header = layout["has_header"] and offset == 0
         chunks = self.source.iter_range(offset, self.size, 1 << 20)
-        for _, _, row in iter_rows(chunks, self._dialect(), self.name, offset):
+        for _, row in RowReader(chunks, self._dialect(), self.name, offset):
             if skip_header:
                 skip_header = False
                 continue
