@@ -121,3 +121,28 @@ def test_capped_output_keeps_head_and_tail() -> None:
     exact = CappedOutput(10)
     exact.feed(b"0123456789")
     assert (exact.text(), exact.truncated) == ("0123456789", False)
+
+
+def test_sandbox_etc_copies_only_what_any_user_may_read(tmp_path: Path) -> None:
+    from mezzo.sandbox.bwrap import build_etc
+
+    host = tmp_path / "host-etc"
+    (host / "ssl" / "private").mkdir(parents=True)
+    (host / "ssl" / "certs").mkdir()
+    (host / "ssl" / "certs" / "ca.pem").write_text("public cert")
+    (host / "ssl" / "certs" / "ca.pem").chmod(0o644)
+    (host / "ssl" / "certs" / "secret.key").write_text("private key")
+    (host / "ssl" / "certs" / "secret.key").chmod(0o600)
+    (host / "ssl" / "certs" / "link.pem").symlink_to("/usr/share/ca-certificates/x.crt")
+    (host / "ssl" / "private" / "server.key").write_text("private key")
+    (host / "ssl" / "private").chmod(0o710)
+    (host / "shadow").write_text("root:hash")
+    (host / "shadow").chmod(0o640)
+    sandbox_etc = tmp_path / "sandbox-etc"
+    entries = [str(host / "ssl"), str(host / "shadow"), str(host / "missing")]
+    build_etc(sandbox_etc, entries, base=str(host))
+    copied = sorted(str(p.relative_to(sandbox_etc)) for p in sandbox_etc.rglob("*"))
+    assert copied == [
+        "group", "hosts", "passwd", "ssl", "ssl/certs", "ssl/certs/ca.pem", "ssl/certs/link.pem",
+    ]  # fmt: skip
+    assert (sandbox_etc / "ssl/certs/link.pem").is_symlink()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +31,8 @@ HOST_ETC_ENTRIES = (
     "/etc/localtime",
     "/etc/nsswitch.conf",
     "/etc/mime.types",
-    "/etc/ssl",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
     "/etc/ca-certificates",
     "/etc/python3",
     "/etc/python3.11",
@@ -63,8 +66,37 @@ BRIDGE_SCRIPT = (
 )
 
 
-def write_generated_etc(folder: Path) -> None:
+def _world_readable(path: Path) -> bool:
+    mode = path.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        return True
+    wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+    return mode & wanted == wanted
+
+
+def _hide_private(folder: str, names: list[str]) -> set[str]:
+    return {name for name in names if not _world_readable(Path(folder) / name)}
+
+
+def build_etc(folder: Path, entries: Sequence[str] = HOST_ETC_ENTRIES, base: str = "/etc") -> None:
+    """The sandbox's /etc for `host` images: copies of the few host entries it needs, only what
+    any user of the host may read (the sandbox's user maps to ours, root here, so the file
+    modes would not stop it), symlinks kept, plus the generated files. One bind of this folder
+    instead of one per entry saves about 2 ms a run; host changes show in later Sandboxes."""
     folder.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        source = Path(entry)
+        target = folder / source.relative_to(base)
+        try:
+            if not source.exists() or not _world_readable(source):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir() and not source.is_symlink():
+                shutil.copytree(source, target, symlinks=True, ignore=_hide_private)
+            else:
+                shutil.copy2(source, target, follow_symlinks=False)
+        except OSError:
+            continue  # vanished or unreadable: the sandbox goes without it
     for name, content in GENERATED_ETC.items():
         (folder / name).write_text(content)
 
@@ -89,12 +121,7 @@ def _runtime_args(spec: SandboxSpec, etc_dir: Path) -> list[str]:
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    for path in HOST_ETC_ENTRIES:
-        if os.path.lexists(path):
-            args += ["--ro-bind", path, path]
-    for name in GENERATED_ETC:
-        args += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
-    return args
+    return [*args, "--ro-bind", str(etc_dir), "/etc"]
 
 
 def _folder_image_args(root: Path) -> list[str]:

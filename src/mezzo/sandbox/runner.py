@@ -29,7 +29,7 @@ from pathlib import Path
 import structlog
 
 from mezzo.sandbox import seccomp
-from mezzo.sandbox.bwrap import build_argv, write_generated_etc
+from mezzo.sandbox.bwrap import build_argv, build_etc
 from mezzo.sandbox.egress import AddressPolicy, EgressProxy, Resolver, is_public_address
 from mezzo.sandbox.limits import (
     PidLimiter,
@@ -78,7 +78,7 @@ class Sandbox:
         self.resolver = resolver
         self.address_allowed = address_allowed
         self._workspace = Path(tempfile.mkdtemp(prefix="mezzo-sandbox-"))
-        write_generated_etc(self._workspace / "etc")
+        build_etc(self._workspace / "etc")
         self._pid_limiter: PidLimiter | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
         self._pending_cgroups: dict[Path, PidsCgroup] = {}
