@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,40 @@ def test_agent_tool_returns_errors_and_a_compact_report() -> None:
     limited = scan_for_agent(str(FIXTURES), max_findings=2)
     assert limited.count("\n- [") == 2 and "more findings not shown" in limited
     assert limited == scan_for_agent(str(FIXTURES), max_findings=2)
+
+
+def _mutants(count: int) -> list[tuple[str, str]]:
+    """Fixture files with values swapped for values of the wrong type (fixed seed)."""
+    rng = random.Random(7)
+    files = sorted(
+        p
+        for p in FIXTURES.rglob("*")
+        if p.suffix in (".tf", ".yaml", ".json") and "bad" not in p.parts
+    )
+    values = {
+        ".tf": ['"x"', "5", "true", "null", "[]", "{}", '["a", 1]', "{a = 1}", "var.nope", "f(1)"],
+        ".yaml": ['"x"', "5", "true", "null", "[]", "{}", "[a, 1]", "{a: 1}"],
+        ".json": ['"x"', "5", "true", "null", "[]", "{}"],
+    }
+    out = []
+    for _ in range(count):
+        source = rng.choice(files)
+        lines = source.read_text().splitlines()
+        separator = "=" if source.suffix == ".tf" else ":"
+        candidates = [i for i, line in enumerate(lines) if separator in line]
+        for index in rng.sample(candidates, min(3, len(candidates))):
+            line = lines[index]
+            cut = line.index(separator) + 1
+            comma = "," if source.suffix == ".json" and line.rstrip().endswith(",") else ""
+            lines[index] = line[:cut] + " " + rng.choice(values[source.suffix]) + comma
+        out.append((source.name, "\n".join(lines) + "\n"))
+    return out
+
+
+def test_values_of_the_wrong_type_never_crash_the_scan(tmp_path: Path) -> None:
+    for number, (name, text) in enumerate(_mutants(80)):
+        directory = tmp_path / str(number)
+        directory.mkdir()
+        (directory / name).write_text(text)
+        report = scan(directory)  # must not raise
+        assert report.stats["files"] == 1

@@ -146,11 +146,9 @@ def _document(value: Any, name: str, location: Location) -> Policy | None:
 
 def _authorization_details(document: LineDict, path: str, notes: list[str]) -> list[Principal]:
     managed: dict[str, Policy] = {}
-    for item in document.get("Policies", []) or []:
-        if not isinstance(item, LineDict):
-            continue
-        for version in item.get("PolicyVersionList", []) or []:
-            if isinstance(version, LineDict) and version.get("IsDefaultVersion"):
+    for item in _entries(document.get("Policies")):
+        for version in _entries(item.get("PolicyVersionList")):
+            if version.get("IsDefaultVersion") is True:
                 policy = _document(
                     version.get("Document"),
                     str(item.get("PolicyName")),
@@ -160,7 +158,7 @@ def _authorization_details(document: LineDict, path: str, notes: list[str]) -> l
                     managed[str(item.get("Arn"))] = policy
 
     def attach(principal: Principal, entry: LineDict) -> None:
-        for attached in entry.get("AttachedManagedPolicies", []) or []:
+        for attached in _entries(entry.get("AttachedManagedPolicies")):
             arn = str(attached.get("PolicyArn", ""))
             policy = managed.get(arn)
             if policy is None and (doc := managed_policy(arn)) is not None:
@@ -170,7 +168,8 @@ def _authorization_details(document: LineDict, path: str, notes: list[str]) -> l
                 continue
             principal.policies.append(policy)
             principal.attached_policy_arns.append(arn)
-        boundary = (entry.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        limit = entry.get("PermissionsBoundary")
+        boundary = limit.get("PermissionsBoundaryArn") if isinstance(limit, dict) else None
         if isinstance(boundary, str) and boundary in managed:
             principal.boundary = list(managed[boundary].statements)
 
@@ -181,9 +180,7 @@ def _authorization_details(document: LineDict, path: str, notes: list[str]) -> l
         ("role", "RoleDetailList", "RoleName", "RolePolicyList"),
         ("user", "UserDetailList", "UserName", "UserPolicyList"),
     ):
-        for entry in document.get(list_key, []) or []:
-            if not isinstance(entry, LineDict):
-                continue
+        for entry in _entries(document.get(list_key)):
             name = str(entry.get(name_key))
             where = Location(path, entry.line)
             principal = Principal(
@@ -193,7 +190,7 @@ def _authorization_details(document: LineDict, path: str, notes: list[str]) -> l
                 str(entry.get("Arn") or f"arn:aws:iam::{ACCOUNT}:{kind}/{name}"),
                 where,
             )
-            for inline in entry.get(inline_key, []) or []:
+            for inline in _entries(entry.get(inline_key)):
                 policy = _document(
                     inline.get("PolicyDocument"),
                     str(inline.get("PolicyName")),
@@ -208,7 +205,7 @@ def _authorization_details(document: LineDict, path: str, notes: list[str]) -> l
             if kind == "group":
                 groups[name] = principal
             if kind == "user":
-                for group_name in entry.get("GroupList", []) or []:
+                for group_name in _list(entry.get("GroupList")):
                     group = groups.get(str(group_name))
                     if group:
                         principal.group_arns.append(group.arn)
@@ -217,3 +214,11 @@ def _authorization_details(document: LineDict, path: str, notes: list[str]) -> l
                         principal.attached_policy_arns.extend(group.attached_policy_arns)
             principals.append(principal)
     return principals
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _entries(value: Any) -> list[LineDict]:
+    return [item for item in _list(value) if isinstance(item, LineDict)]
