@@ -162,3 +162,21 @@ def test_explain_writes_inert_scripts(tmp_path: Path) -> None:
         ["sh", str(script)], capture_output=True, text=True, timeout=10, check=False
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_text_report_is_coloured_on_a_terminal() -> None:
+    from mezzo.threatscan.analyze import scan
+    from mezzo.threatscan.render import text
+
+    report = scan(FIXTURES / "k8s/exposed-secrets")
+    coloured, plain = text(report, color=True), text(report, color=False)
+    assert "\x1b[" in coloured and "\x1b[" not in plain
+    assert "MZ-PATH-003" in plain and "app.yaml:48" in plain
+
+
+def test_unwritable_explain_directory_is_one_error_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = invoke("--target", str(FIXTURES / "mixed/irsa"), "--explain", str(blocker / "x"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot write to")

@@ -78,7 +78,10 @@ def analyze(
             raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
         typer.echo(f"{render.summary(report)}; written to {output}", err=True)
     if explain_dir is not None:
-        written = explain.write(report, explain_dir)
+        try:
+            written = explain.write(report, explain_dir)
+        except OSError as exc:
+            raise _fail(f"cannot write to {explain_dir}: {exc.strerror or exc}") from None
         typer.echo(f"{len(written)} explain scripts written to {explain_dir}", err=True)
     if threshold is not None and any(f.severity >= threshold for f in report.findings):
         raise typer.Exit(EXIT_FINDINGS)

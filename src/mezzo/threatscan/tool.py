@@ -12,6 +12,20 @@ TOOL_DESCRIPTION = (
     "misconfigurations and chained attack paths (internet -> workload -> identity -> data/admin). "
     "Offline and deterministic."
 )
+TOOL_PARAMETERS = {
+    "type": "object",
+    "properties": {
+        "target": {"type": "string", "description": "Directory or file to scan."},
+        "depth": {
+            "type": "string",
+            "enum": list(DEPTHS),
+            "description": "quick: single-resource findings; deep: also attack paths.",
+        },
+        "max_findings": {"type": "integer", "minimum": 1, "default": 20},
+    },
+    "required": ["target"],
+    "additionalProperties": False,
+}
 
 
 def scan_for_agent(target: str, depth: str = "deep", max_findings: int = 20) -> str:
