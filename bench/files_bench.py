@@ -63,7 +63,12 @@ for name, a, b in slices:
     lat.append(time.perf_counter() - t)
     assert len(seq) == b - a + 1
 gc = indexed.summary["gc_fraction"]
-print(json.dumps({"parse_s": parse, "cpu_s": cpu, "lat": lat, "gc": gc,
+motifs = {}
+for motif in ("GAATTC", "GGNCC", "TATAWAWR"):
+    c = time.process_time()
+    hits, total = query.search(motif, ["chr1:1-20000000"], max_hits=50)
+    motifs[motif] = [total, 20 / (time.process_time() - c)]
+print(json.dumps({"parse_s": parse, "cpu_s": cpu, "lat": lat, "gc": gc, "motifs": motifs,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -245,6 +250,10 @@ def main() -> None:
         print(
             f"{name:30} {size_mb / r['parse_s']:9.1f} {size_mb / r['cpu_s']:9.1f} "
             f"{base / r['cpu_s']:11.2f}x {r['rss_mb']:12.0f} {p50:>12} {p95:>7}"
+        )
+    for motif, (total, speed) in results["mezzo"]["motifs"].items():
+        print(
+            f"mezzo motif search {motif} on chr1:1-20000000: {total} hits, {speed:.0f} Mbases/s CPU"
         )
     if "gc" in results.get("biopython SeqIO (parse + GC)", {}):
         print(
