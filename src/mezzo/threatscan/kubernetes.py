@@ -119,7 +119,6 @@ class K8sObject:
 class K8sResult:
     findings: list[Finding] = field(default_factory=list)
     irsa: list[tuple[str, str, Location]] = field(default_factory=list)
-    objects: int = 0
 
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "Node", "PersistentVolume"}
@@ -208,7 +207,7 @@ class _Builder:
     def __init__(self, objects: list[K8sObject], graph: Graph) -> None:
         self.objects = objects
         self.graph = graph
-        self.result = K8sResult(objects=len(objects))
+        self.result = K8sResult()
         self.by_kind: dict[str, list[K8sObject]] = defaultdict(list)
         for obj in objects:
             self.by_kind[obj.kind].append(obj)

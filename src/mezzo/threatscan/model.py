@@ -52,7 +52,6 @@ class Severity(IntEnum):
 
 class NodeKind:
     INTERNET = "internet"
-    CREDENTIALS = "credentials"
     ENTRY = "entry"
     WORKLOAD = "workload"
     IDENTITY = "identity"
