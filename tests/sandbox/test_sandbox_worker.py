@@ -65,3 +65,15 @@ async def test_worker_refuses_to_start_where_it_cannot_confine(store: SQLiteStor
         with pytest.raises(SandboxUnavailable):
             await worker.serve(asyncio.Event(), drain=True)
     assert len(await store.lease(QUEUE, "other", 10, 5)) == 1  # the job was never taken
+
+
+async def test_a_sandbox_that_cannot_start_is_retried_then_dead_lettered(
+    store: SQLiteStore, sandbox: Sandbox
+) -> None:
+    await store.enqueue(QUEUE, "stuck-1", {"command": "true"}, max_attempts=1)
+    worker = SandboxWorker(store, SandboxSpec(workdir="/no/such/dir"), sandbox=sandbox)
+    await asyncio.wait_for(worker.serve(asyncio.Event(), drain=True), 30)
+    assert await store.kv_get(result_key("stuck-1")) is None
+    dead = await store.dead_letters(QUEUE)
+    assert [job.id for job in dead] == ["stuck-1"]
+    assert dead[0].last_error is not None and "Can't chdir" in dead[0].last_error
