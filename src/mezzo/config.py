@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8400
     concurrency: Annotated[int, Field(ge=1, le=1024)] = 8
     lease_seconds: Annotated[float, Field(gt=1)] = 30.0
-    max_attempts: Annotated[int, Field(ge=1)] = 5
+    max_attempts: Annotated[int, Field(ge=1)] = 10
     retry_base_seconds: Annotated[float, Field(gt=0)] = 1.0
     retry_max_seconds: Annotated[float, Field(gt=0)] = 60.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         default_factory=lambda: {"high": float("inf"), "normal": 30.0, "low": 2.0}
     )
     openai_api: str = "responses"
+    # Tokenizer per model id where mezzo cannot infer it: o200k_base, cl100k_base, mezzo-stub
+    # (the stub LLM's own), or estimate.
+    model_tokenizers: dict[str, str] = Field(default_factory=dict)
     # Default to the OpenAI SDK's own variables, OPENAI_BASE_URL and OPENAI_API_KEY.
     openai_base_url: str | None = None
     openai_api_key: str | None = None

@@ -30,6 +30,8 @@ from mezzo.engine.decide import (
     decide,
 )
 from mezzo.engine.state import RunState, fold, fold_new
+from mezzo.governor.budget import hold_bounds, output_allowance
+from mezzo.governor.calibration import InputCalibration
 from mezzo.governor.limits import (
     CircuitBreaker,
     LearnedLimits,
@@ -38,7 +40,13 @@ from mezzo.governor.limits import (
     parse_rate_limit_headers,
 )
 from mezzo.governor.router import PrimaryStatus, Reason, RouteDecision, Router, RoutingError
-from mezzo.governor.tokens import estimate_request
+from mezzo.governor.tokens import (
+    CallableTokenizer,
+    EstimateTokenizer,
+    TiktokenTokenizer,
+    Tokenizer,
+    estimate_request,
+)
 from mezzo.protocol import (
     Event,
     ModelCallData,
@@ -62,8 +70,6 @@ from mezzo.tools.builtin import HUMAN_INPUT_TOOL
 from mezzo.tools.registry import ToolError, ToolRegistry
 
 log = structlog.get_logger("mezzo.engine")
-
-MIN_OUTPUT_TOKENS = 16
 
 
 class RetryLater(Exception):
@@ -119,6 +125,24 @@ class Engine:
         self.router = router
         self.breakers: dict[str, CircuitBreaker] = {}
         self.learned: dict[str, LearnedLimits] = {}
+        self.calibration = InputCalibration()
+
+    def tokenizer(self, provider: str, model: str) -> Tokenizer | None:
+        """The model's own tokenizer where mezzo has it; None lets the counter choose."""
+        configured = self.settings.model_tokenizers.get(model)
+        if configured in ("o200k_base", "cl100k_base"):
+            return TiktokenTokenizer(configured)
+        if configured == "mezzo-stub":
+            from mezzo.testing.tokens import StubTokenizer
+
+            return StubTokenizer()
+        if configured == "estimate":
+            return EstimateTokenizer()
+        if provider == "local":
+            counter = getattr(self.providers.get("local"), "count_tokens", None)
+            if counter is not None:
+                return CallableTokenizer(f"local:{model}", counter)
+        return None
 
     # ---- loading and appending
 
@@ -319,20 +343,22 @@ class Engine:
         config = record.config
         route = self.router.route(config.route)
         reservation_id = f"{state.run}:{step}"
-        request = self._request(state, config, route.primary.model)
-        estimate = estimate_request(request)
+        primary = route.primary
+        request = self._request(state, config, primary.model)
+        counted = estimate_request(request, self.tokenizer(primary.provider, primary.model))
+        estimate = self.calibration.scale(str(primary), counted)
         reservation = None
         pre_events: list[NewEvent] = []
         if not state.downgraded:
-            wanted = estimate + self.settings.max_output_tokens
-            reservation = await self.store.reserve(
-                state.workspace, reservation_id, estimate + MIN_OUTPUT_TOKENS, wanted
-            )
+            minimum, wanted = hold_bounds(estimate, self.settings.max_output_tokens)
+            reservation = await self.store.reserve(state.workspace, reservation_id, minimum, wanted)
             if reservation is None:
                 await self._budget_exhausted(state, record, estimate)
                 return
         try:
-            decision, route_events = await self._choose_route(state, record, estimate)
+            # Providers count `max_output_tokens` against TPM when a request arrives.
+            paced = hold_bounds(estimate, self.settings.max_output_tokens)[1]
+            decision, route_events = await self._choose_route(state, record, paced)
         except (_Throttled, _RateLimited) as limited:
             if reservation is not None:
                 await self.store.release_reservation(state.workspace, reservation_id)
@@ -345,7 +371,7 @@ class Engine:
             return
         pre_events.extend(route_events)
         max_output = (
-            reservation.granted - estimate
+            output_allowance(reservation.granted, estimate)
             if reservation is not None
             else self.settings.max_output_tokens
         )
@@ -382,6 +408,8 @@ class Engine:
             return
         self._breaker(provider_key).record(None)
         self._learn(provider_key, response.headers)
+        if response.usage is not None and decision.reason is Reason.PRIMARY:
+            self.calibration.observe(str(primary), counted, response.usage.input_tokens)
         await self._model_succeeded(state, record, call, response, estimate)
 
     async def _budget_exhausted(
@@ -392,7 +420,7 @@ class Engine:
         exhausted = NewEvent(
             type="budget_exhausted",
             data={
-                "needed": estimate + MIN_OUTPUT_TOKENS,
+                "needed": hold_bounds(estimate, 0)[0],
                 "remaining": ledger.remaining,
                 "budget": ledger.budget,
             },
@@ -427,7 +455,7 @@ class Engine:
             await self._append(state, [exhausted, routed])
         else:
             error = (
-                f"token budget exhausted: the next call needs {estimate + MIN_OUTPUT_TOKENS} tokens, "
+                f"token budget exhausted: the next call needs {hold_bounds(estimate, 0)[0]} tokens, "
                 f"{ledger.remaining} of {ledger.budget} are left"
             )
             await self._append(state, [exhausted, NewEvent(type="failed", data={"error": error})])

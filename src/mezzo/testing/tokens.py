@@ -15,8 +15,8 @@ Framing follows the OpenAI cookbook's count for chat messages, with this tokeniz
 costs `ITEM_OVERHEAD` plus the tokens of each of its string fields (role, content, and for a
 tool output its call id), a participant `name` costs its tokens plus `NAME_OVERHEAD`, an
 assistant tool call costs `TOOL_CALL_OVERHEAD` plus its name and JSON arguments, and every
-request costs `REPLY_PRIMING` more. Tool schemas cost the tokens of their compact JSON (the
-cookbook's function framing is not imitated). Responses API items are counted the same way:
+request costs `REPLY_PRIMING` more. Tool schemas are framed with the cookbook's function
+recipe (as mezzo's governor counts them), in this tokenizer. Responses API items are counted the same way:
 instructions as a system message, `function_call` as a tool call, `function_call_output` as a
 tool message.
 """
@@ -56,8 +56,29 @@ class StubTokenizer:
 def count_tools(tools: list[dict[str, Any]]) -> int:
     if not tools:
         return 0
-    return _count_cached(json.dumps(tools, sort_keys=True, separators=(",", ":")))
+    return _count_tools_json(json.dumps(tools, sort_keys=True, separators=(",", ":")))
 
 
 # The same tool schemas come with every request of a conversation.
-_count_cached = lru_cache(maxsize=1024)(count_tokens)
+@lru_cache(maxsize=1024)
+def _count_tools_json(tools_json: str) -> int:
+    """Tool schemas framed as OpenAI frames them (the cookbook's recipe), in this tokenizer.
+
+    Both wire shapes: Chat Completions `{"type": "function", "function": {...}}` and the
+    Responses API's flat `{"type": "function", "name": ...}`.
+    """
+    from mezzo.governor.tokens import O200K_FRAMING, ChatCounter
+    from mezzo.providers.base import ToolSpec
+
+    specs = []
+    for tool in json.loads(tools_json):
+        spec = tool.get("function", tool) if isinstance(tool, dict) else {}
+        specs.append(
+            ToolSpec(
+                name=str(spec.get("name", "")),
+                description=str(spec.get("description") or ""),
+                parameters=spec.get("parameters") or {},
+            )
+        )
+    counter = ChatCounter(StubTokenizer(), O200K_FRAMING)
+    return sum(counter.tool(s) for s in specs) + counter.tools_end(len(specs))
