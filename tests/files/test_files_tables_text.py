@@ -167,3 +167,18 @@ async def test_jsonl_bad_line_far_into_a_multi_chunk_file(tmp_path: Path, attach
     info = await attach(path)
     assert info.summary["records"] == 119_999 and info.summary["blank_lines"] == 1
     assert {k["key"]: k["present"] for k in info.summary["keys"]} == {"id": 119_999, "pad": 119_998}
+
+
+async def test_tail_keeps_the_last_lines_under_a_small_cap(tmp_path: Path, store, attach) -> None:
+    path = tmp_path / "x.txt"
+    path.write_text("".join(f"line number {i} with some words\n" for i in range(1, 501)))
+    info = await attach(path)
+    out = tail_lines(store, "ws1", info.id, count=100, max_tokens=100)
+    lines = out.splitlines()
+    shown = lines[:-1]
+    assert shown == [f"{i}: line number {i} with some words" for i in range(501 - len(shown), 501)]
+    assert lines[-1] == (
+        f"[truncated: the last {len(shown)} lines shown, {100 - len(shown)} earlier ones not; "
+        "ask for fewer lines or use read_lines]"
+    )
+    assert (len(out) + 3) // 4 <= 100

@@ -63,7 +63,11 @@ class IndexDB:
         self.path = path
         if create:
             path.unlink(missing_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        else:
+            # written once, never changed: no locks, which also suits network filesystems
+            uri = f"{path.absolute().as_uri()}?immutable=1"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         if create:
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("PRAGMA synchronous=OFF")

@@ -443,13 +443,21 @@ def tail_lines(
         if total_lines is not None and opened.info.format is FileFormat.TEXT:
             first = total_lines - len(picked) + 1
             picked = [f"{first + i}: {text}" for i, text in enumerate(picked)]
-        shown = list(reversed(picked))
-        text = trim_lines(
-            "", shown, total=len(shown), max_tokens=max_tokens, count_tokens=count_tokens
-        )
-        body, _, marker = text.partition("\n[truncated")
-        kept = body.splitlines()[::-1]
-        return "\n".join(kept) + (f"\n[truncated{marker}" if marker else "")
+        budget = max_tokens - 40
+        kept: list[str] = []
+        for line in reversed(picked):  # keep the last lines that fit
+            budget -= count_tokens(line) + 1
+            if budget < 0:
+                break
+            kept.append(line)
+        kept.reverse()
+        text = "\n".join(kept)
+        if len(kept) < len(picked):
+            text += (
+                f"\n[truncated: the last {len(kept)} lines shown, {len(picked) - len(kept)} "
+                "earlier ones not; ask for fewer lines or use read_lines]"
+            )
+        return text
 
 
 def grep_file(
