@@ -222,3 +222,14 @@ async def test_connections_beyond_the_cap_are_refused(proxy_socket: str) -> None
     finally:
         for _, writer in held:
             writer.close()
+
+
+@pytest.mark.parametrize("proxy_socket", [strict()], indirect=True)
+async def test_every_refusal_is_logged_once(proxy_socket: str) -> None:
+    with capture_logs() as logs:
+        await exchange(proxy_socket, b"NONSENSE\r\n\r\n")
+        await exchange(proxy_socket, b"CONNECT evil.test:443 HTTP/1.1\r\n\r\n")
+    assert [(entry["decision"], entry["reason"]) for entry in logs] == [
+        ("deny", "malformed request line"),
+        ("deny", "host not in allowlist"),
+    ]

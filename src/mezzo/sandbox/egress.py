@@ -58,10 +58,13 @@ def is_public_address(address: Address) -> bool:
 
 
 class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    """A request the proxy answers with an error; `logged` once its decision was logged."""
+
+    def __init__(self, status: int, reason: str, *, logged: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.logged = logged
 
 
 class EgressProxy:
@@ -98,6 +101,8 @@ class EgressProxy:
         try:
             await self._handle(reader, writer)
         except Refused as refused:
+            if not refused.logged:
+                log.info("egress", decision="deny", kind="request", reason=refused.reason)
             await _reply(writer, refused.status, refused.reason)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
@@ -111,7 +116,6 @@ class EgressProxy:
         except (TimeoutError, asyncio.LimitOverrunError):
             raise Refused(400, "request head missing or too large") from None
         if len(self._tasks) > MAX_CONNECTIONS:
-            log.info("egress", decision="deny", reason="too many open connections")
             raise Refused(503, f"more than {MAX_CONNECTIONS} connections at once")
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts = request_line.split(" ")
@@ -127,17 +131,17 @@ class EgressProxy:
     def _check_name(self, host: str, port: int, kind: str) -> None:
         if not self.allowlist.allows(host):
             self._decide("deny", kind, host, port, "host not in allowlist")
-            raise Refused(403, f"{host} is not in the sandbox's network allowlist")
+            raise Refused(403, f"{host} is not in the sandbox's network allowlist", logged=True)
         if port not in self.allowed_ports:
             self._decide("deny", kind, host, port, "port not allowed")
-            raise Refused(403, f"port {port} is not allowed")
+            raise Refused(403, f"port {port} is not allowed", logged=True)
 
     async def _pin(self, host: str, port: int, kind: str) -> str:
         try:
             found = await asyncio.wait_for(self.resolver(host, port), CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             self._decide("deny", kind, host, port, f"resolution failed: {exc}")
-            raise Refused(502, f"cannot resolve {host}") from None
+            raise Refused(502, f"cannot resolve {host}", logged=True) from None
         for text in found:
             address = ipaddress.ip_address(text)
             if self.address_allowed(address):
@@ -145,7 +149,7 @@ class EgressProxy:
         self._decide(
             "deny", kind, host, port, "resolves only to non-public addresses", addresses=found
         )
-        raise Refused(403, f"{host} resolves to a forbidden address")
+        raise Refused(403, f"{host} resolves to a forbidden address", logged=True)
 
     async def _open(
         self, address: str, port: int, host: str, kind: str
@@ -156,7 +160,7 @@ class EgressProxy:
             self._decide(
                 "error", kind, host, port, f"upstream connect failed: {exc}", address=address
             )
-            raise Refused(502, f"cannot connect to {host}") from None
+            raise Refused(502, f"cannot connect to {host}", logged=True) from None
 
     async def _connect(
         self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -209,7 +213,11 @@ class EgressProxy:
         url = urlsplit(target)
         if url.scheme != "http" or not url.hostname:
             self._decide("deny", "http", target, 0, "not an absolute http:// URL")
-            raise Refused(400, "plain requests need an absolute http:// URL (use CONNECT for TLS)")
+            raise Refused(
+                400,
+                "plain requests need an absolute http:// URL (use CONNECT for TLS)",
+                logged=True,
+            )
         host = normalize_host(url.hostname)
         port = url.port or 80
         for line in headers:
@@ -225,7 +233,7 @@ class EgressProxy:
                         "Host header differs from URL",
                         header_host=header_host,
                     )
-                    raise Refused(403, "Host header differs from the request URL")
+                    raise Refused(403, "Host header differs from the request URL", logged=True)
         self._check_name(host, port, "http")
         address = await self._pin(host, port, "http")
         up_reader, up_writer = await self._open(address, port, host, "http")
