@@ -99,3 +99,22 @@ async def test_bound_tools_expose_only_model_parameters_and_work(store: FileStor
     rec = next(r for r in records if len(r.seq) > 20)
     out = tools["fetch_sequence"](file_id=info.id, region=f"{rec.name}:11-20")
     assert out.splitlines() == [f">{rec.name}:11-20 (10 bases)", rec.seq[10:20]]
+
+
+async def test_protein_fasta(tmp_path: Path, store: FileStore, attach) -> None:
+    rng = random.Random(4)
+    proteins = {
+        f"P{i:05d}": "".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(300))
+        for i in range(20)
+    }
+    path = tmp_path / "prot.faa"
+    path.write_text(
+        "".join(f">{n} protein\n{s[:80]}\n{s[80:160]}\n{s[160:]}\n" for n, s in proteins.items())
+    )
+    info = await attach(path)
+    assert info.summary["alphabet"] == "protein" and "gc_fraction" not in info.summary
+    assert "GC" not in summary_for_context(info)
+    out = fetch_sequence(store, "ws1", info.id, "P00007:75-90")
+    assert out.splitlines()[1] == proteins["P00007"][74:90]
+    with pytest.raises(QueryError, match="holds protein sequences"):
+        search_motif(store, "ws1", info.id, "ACG")

@@ -214,6 +214,10 @@ def search_motif(
     report where the reverse complement lies on the forward strand."""
     with store.open(workspace, file_id) as opened:
         _require(opened, SEQUENCE_FORMATS, "search_motif")
+        if opened.info.summary.get("alphabet") == "protein":
+            raise QueryError(
+                opened.info.name, "holds protein sequences; search_motif takes nucleotide motifs"
+            )
         hits, total = _sequences(opened).search(motif, regions or (), max(1, max_hits))
         head = f"{total} hits for {motif} (both strands); record\tstart\tend\tstrand\tmatch"
         rows = (f"{h.record}\t{h.start}\t{h.end}\t{h.strand}\t{h.text}" for h in hits)
