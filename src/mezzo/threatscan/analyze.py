@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mezzo.threatscan import aws, iam_files, kubernetes, terraform
+from mezzo.threatscan import aws, aws_data, iam_files, kubernetes, terraform
 from mezzo.threatscan.graph import INTERNET, AttackPath, Graph, shortest_paths
 from mezzo.threatscan.model import Edge, Finding, Location, NodeKind, Severity, Skipped, Step
 from mezzo.threatscan.privesc import ADMIN_NODE, Principal
@@ -51,7 +51,7 @@ def scan(target: Path, depth: str = "deep") -> Report:
     file_principals, file_findings, file_notes = iam_files.build(documents, graph)
     principals = aws_result.principals + file_principals
     aws.add_identity_edges(principals, graph, aws_result)
-    aws.add_data_edges(principals, aws.data_targets(resources), graph)
+    aws_data.add_data_edges(principals, aws_data.data_targets(resources), graph)
     aws.add_workload_control_edges(principals, resources, graph)
     k8s_result = kubernetes.build(objects, graph)
     _link_irsa(k8s_result.irsa, principals, graph)
