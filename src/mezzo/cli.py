@@ -163,11 +163,15 @@ def run(
     ] = None,
     api_key: Annotated[str | None, typer.Option(envvar="MEZZO_API_KEY")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print events as JSON lines.")] = False,
+    ask: Annotated[
+        bool, typer.Option(help="Let the agent ask you questions (request_human_input).")
+    ] = False,
 ) -> None:
     """Submit a task and stream its events live until it ends. Exits 1 if the run fails."""
     from mezzo.cli_run import run_task
 
-    code = asyncio.run(run_task(task, workspace, budget, url, api_key, json_out))
+    configure_logging("warning")
+    code = asyncio.run(run_task(task, workspace, budget, url, api_key, json_out, ask))
     raise typer.Exit(code)
 
 

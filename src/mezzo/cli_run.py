@@ -22,6 +22,7 @@ async def run_task(
     url: str | None,
     api_key: str | None,
     json_out: bool,
+    ask: bool = False,
 ) -> int:
     out = Console()
     err = Console(stderr=True)
@@ -29,6 +30,7 @@ async def run_task(
         workspace = await AgentWorkspace.create(
             id=workspace_id or f"cli_{uuid.uuid4().hex[:10]}",
             budget_tokens=budget,
+            human_input=ask,
             url=url,
             api_key=api_key,
         )

@@ -174,6 +174,8 @@ class WorkspaceConfig(Strict):
     fallback_behavior: FallbackBehavior = "suspend"
     priority: Priority = "normal"
     max_steps: Annotated[int, Field(gt=0, le=10_000)] = 50
+    # Offer the built-in `request_human_input` tool (the run yields and waits for an answer).
+    human_input: bool = True
 
     @field_validator("alert_thresholds")
     @classmethod

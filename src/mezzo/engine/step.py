@@ -229,7 +229,7 @@ class Engine:
         if config.instructions:
             messages.append(Message(role="system", content=config.instructions))
         messages.extend(state.transcript)
-        decls = [*config.tools, HUMAN_INPUT_TOOL]
+        decls = [*config.tools, HUMAN_INPUT_TOOL] if config.human_input else list(config.tools)
         tools = tuple(ToolSpec(d.name, d.description, d.parameters) for d in decls)
         return ModelRequest(model=model, messages=tuple(messages), tools=tools)
 
