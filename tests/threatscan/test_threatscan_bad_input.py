@@ -8,8 +8,8 @@ import random
 from pathlib import Path
 
 import pytest
+from threatscan_support import FIXTURES, rule_ids
 
-from conftest import FIXTURES, rule_ids
 from mezzo.threatscan.analyze import scan
 from mezzo.threatscan.sources import MAX_FILE_BYTES
 from mezzo.threatscan.tool import scan_for_agent

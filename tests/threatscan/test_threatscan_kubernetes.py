@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import rule_ids, scan_fixture
+from threatscan_support import rule_ids, scan_fixture
+
 from mezzo.threatscan.kubernetes import CLUSTER_ADMIN_NODE, HOST_NODE
 
 
@@ -86,7 +87,8 @@ def test_rbac_near_misses_are_clean() -> None:
 
 
 def test_pod_creation_in_a_restricted_namespace_is_not_a_host_escape(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from conftest import FIXTURES
+    from threatscan_support import FIXTURES
+
     from mezzo.threatscan.analyze import scan
 
     text = (

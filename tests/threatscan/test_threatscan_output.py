@@ -11,9 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import Result
+from threatscan_support import FIXTURES, SCHEMA
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, SCHEMA
 from mezzo.cli import app
 
 MEZZO = Path(sys.executable).parent / "mezzo"

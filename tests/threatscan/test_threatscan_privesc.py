@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from threatscan_support import FIXTURES, scan_fixture
 
-from conftest import FIXTURES, scan_fixture
 from mezzo.threatscan.privesc import ADMIN_NODE
 
 CASES = json.loads((FIXTURES / "privesc" / "cases.json").read_text())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import rule_ids, scan_fixture
+from threatscan_support import rule_ids, scan_fixture
+
 from mezzo.threatscan import hcl, terraform
 from mezzo.threatscan.model import Unknown
 from mezzo.threatscan.sources import SourceFile

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from mezzo.threatscan.analyze import Report, scan
 from mezzo.threatscan.graph import Graph
 
@@ -28,8 +26,3 @@ def edge_techniques(graph: Graph | None) -> set[tuple[str, str, str]]:
 
 def rule_ids(report: Report) -> list[str]:
     return [f.rule.id for f in report.findings]
-
-
-@pytest.fixture
-def fixtures() -> Path:
-    return FIXTURES
