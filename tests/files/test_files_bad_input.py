@@ -72,3 +72,20 @@ async def test_list_get_delete(tmp_path: Path, store: FileStore, attach) -> None
     assert store.get("ws2", second.id).name == "g.fa"
     with pytest.raises(Exception, match="invalid workspace id"):
         store.list("../etc")
+
+
+async def test_abandoned_uploads_are_cleaned(tmp_path: Path, store: FileStore, attach) -> None:
+    import os
+
+    path = tmp_path / "g.fa"
+    path.write_bytes(genome())
+    kept = await attach(path)
+    stale = store.root / "ws1" / ".incoming" / "crashed"
+    stale.mkdir(parents=True)
+    (stale / "data").write_bytes(b">half")
+    fresh = store.root / "ws1" / ".incoming" / "running"
+    fresh.mkdir()
+    os.utime(stale, (0, 0))
+    assert store.clean_incoming(older_than_s=3600) == 1
+    assert not stale.exists() and fresh.exists()
+    assert [i.id for i in store.list("ws1")] == [kept.id]

@@ -16,7 +16,7 @@ from typing import Any
 
 from mezzo.files.errors import FileFormatError
 from mezzo.files.index_db import IndexDB, RecordRow
-from mezzo.files.seqstats import length_distribution, nx_from_desc
+from mezzo.files.seqstats import length_distribution
 
 SEQUENCE_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz*-."
 # G/C -> S, g/c -> s, A/T/U -> W, a/t/u -> w, N/n -> N, everything else -> '.'
@@ -327,6 +327,3 @@ class FastaScanner:
                 soft_masked_fraction=round(agg["lower"] / bases, 4) if bases else 0.0,
             )
         return out
-
-
-__all__ = ["FastaScanner", "nx_from_desc", "split_header"]

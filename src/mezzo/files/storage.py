@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import re
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -142,6 +143,16 @@ class FileStore:
                     pending, pending_size = [], 0
             await asyncio.to_thread(write, f, pending)
         return size, digest.hexdigest()
+
+    def clean_incoming(self, older_than_s: float = 3600.0) -> int:
+        """Remove uploads abandoned by a crashed process; returns how many were removed."""
+        removed = 0
+        cutoff = time.time() - older_than_s
+        for incoming in self.root.glob("*/.incoming/*"):
+            if incoming.stat().st_mtime < cutoff:
+                shutil.rmtree(incoming, ignore_errors=True)
+                removed += 1
+        return removed
 
     def list(self, workspace: str) -> list[FileInfo]:
         folder = self.root / _checked_id("workspace", workspace)
