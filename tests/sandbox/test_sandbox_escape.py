@@ -399,3 +399,20 @@ async def test_host_abstract_unix_sockets_are_unreachable(sandbox: Sandbox) -> N
     finally:
         listener.close()
     assert result.stdout == "ConnectionRefusedError\n", result
+
+
+def test_stale_run_cgroups_are_swept_only_when_old_and_empty(sandbox: Sandbox) -> None:
+    from mezzo.sandbox.limits import PidsCgroup, sweep_stale
+
+    parent = sandbox.check().parent
+    if parent is None:
+        pytest.skip("this machine limits pids with RLIMIT_NPROC, not cgroups")
+    old, young = PidsCgroup.create(parent, 5), PidsCgroup.create(parent, 5)
+    try:
+        os.utime(old.path, (time.time() - 3600, time.time() - 3600))
+        sweep_stale(parent)
+        assert not old.path.exists()
+        assert young.path.exists()
+    finally:
+        young.kill_and_remove()
+        old.kill_and_remove()

@@ -74,10 +74,14 @@ class PidsCgroup:
     async def kill_and_remove_async(self, within_s: float = 2.0) -> None:
         """The same, without blocking: right after bwrap exits, the pid namespace's last
         processes are often still being torn down, so the first rmdir fails."""
-        for _ in range(int(within_s / 0.005)):
-            if self.try_remove():
-                return
-            await asyncio.sleep(0.005)
+        try:
+            for _ in range(int(within_s / 0.005)):
+                if self.try_remove():
+                    return
+                await asyncio.sleep(0.005)
+        except asyncio.CancelledError:  # the event loop is closing: finish the job now
+            self.kill_and_remove(within_s)
+            raise
         self.kill_and_remove(within_s)
 
 
@@ -100,7 +104,21 @@ def _writable_cgroup_parent(root: Path) -> Path | None:
     except OSError:
         return None
     probe.kill_and_remove()
+    sweep_stale(parent)
     return parent
+
+
+def sweep_stale(parent: Path, older_than_s: float = 600.0) -> int:
+    """Remove empty run cgroups left by processes that died before cleaning up (kill -9).
+    Only old ones: a young empty cgroup may belong to a run that is just starting."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    for path in parent.glob("run-*"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff and not (path / "cgroup.procs").read_text().strip():
+                path.rmdir()
+                removed += 1
+    return removed
 
 
 def _own_v2_cgroup() -> Path | None:

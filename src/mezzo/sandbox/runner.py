@@ -23,6 +23,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class Sandbox:
         self.resolver = resolver
         self.address_allowed = address_allowed
         self._workspace = Path(tempfile.mkdtemp(prefix="mezzo-sandbox-"))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._workspace, True)
         build_etc(self._workspace / "etc")
         self._pid_limiter: PidLimiter | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -92,7 +94,7 @@ class Sandbox:
         for cgroup in list(self._pending_cgroups.values()):
             cgroup.kill_and_remove()
         self._pending_cgroups.clear()
-        shutil.rmtree(self._workspace, ignore_errors=True)
+        self._finalizer()
 
     def __enter__(self) -> Sandbox:
         return self
