@@ -250,6 +250,9 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
+    from mezzo.server.dashboard import dashboard_router  # imports Tenant from this module
+
+    app.include_router(dashboard_router(mezzo))
     return app
 
 
