@@ -73,3 +73,36 @@ def test_gzip_member_ending_exactly_at_a_read_boundary(tmp_path: Path) -> None:
     source = GzipSource(path, "aligned.gz", len(whole))
     assert source.read(len(whole) - 5000, len(whole)) == whole[-5000:]
     source.close()
+
+
+async def test_large_gzip_gets_a_bgzf_copy_for_random_access(tmp_path: Path) -> None:
+    from files_seqgen import fasta_text, random_records, write
+
+    from mezzo.files import FileStore
+    from mezzo.files.compression import BgzfSource
+    from mezzo.files.sequences import SequenceQuery
+
+    records = [r for r in random_records(random.Random(41), 60, max_len=200_000) if r.seq]
+    path = write(tmp_path / "g.fa.gz", fasta_text(records, random.Random(42)), "gzip")
+    store = FileStore(tmp_path / "files", gzip_sidecar_min_bytes=1 << 16)
+    info = await store.save_file("ws", path, 1 << 30)
+    assert info.compression == "gzip"
+    folder = store.data_path("ws", info.id).parent
+    assert (folder / "data.bgz").is_file()
+    assert b"".join(
+        compression.bgzf_chunks([(folder / "data.bgz").read_bytes()], "copy")
+    ) == gzip.decompress(path.read_bytes())
+    rng = random.Random(43)
+    with store.open("ws", info.id) as opened:
+        assert isinstance(opened.source, BgzfSource)
+        query = SequenceQuery(info.name, opened.source, opened.index)
+        for _ in range(100):
+            rec = rng.choice(records)
+            a = rng.randint(1, len(rec.seq))
+            b = min(len(rec.seq), a + rng.randint(0, 5000))
+            assert query.fetch(query.span(f"{rec.name}:{a}-{b}")) == rec.seq[a - 1 : b]
+    small = FileStore(tmp_path / "small")  # default threshold: a small gzip keeps no copy
+    small_info = await small.save_file("ws", path, 1 << 30)
+    assert not (small.data_path("ws", small_info.id).parent / "data.bgz").exists()
+    with small.open("ws", small_info.id) as opened:
+        assert isinstance(opened.source, GzipSource)

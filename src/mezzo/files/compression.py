@@ -6,11 +6,11 @@ Scanning is streaming, O(1) memory. Random access (`open_source`) is:
 - BGZF: the block table (uncompressed offset -> compressed offset of each block) is stored in
   the index when the file is scanned; a read decompresses only the blocks it touches.
 - plain gzip: deflate cannot be entered mid-stream without the preceding 32 KiB window and a
-  bit offset, which Python's zlib cannot set, so nothing useful can be persisted. A read
-  decompresses from the start, and on the way keeps in-process checkpoints (copies of the
-  decompressor, about 40 KiB each) every `max(16 MiB, size / 256)` of output; later reads in the
-  same process resume from the nearest checkpoint. Cold cost is O(offset); upload bgzip for
-  constant-time access.
+  bit offset, which Python's zlib cannot set, so no restart point can be persisted. The store
+  therefore writes a BGZF copy beside a large gzip file while indexing it (`BgzfWriter`) and
+  reads that. Without the copy, a read decompresses from the start, keeping in-process
+  checkpoints (copies of the decompressor, about 40 KiB each) every `max(16 MiB, size / 256)`
+  of output, so later reads in the same process resume from the nearest one.
 """
 
 from __future__ import annotations
@@ -181,6 +181,47 @@ def uncompressed_chunks(
             yield from bgzf_chunks(raw, name, on_block)
         else:
             yield from gunzip_chunks(raw, name)
+
+
+BGZF_BLOCK = 0xFF00  # uncompressed bytes per block, as bgzip writes them
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+class BgzfWriter:
+    """Writes a byte stream as BGZF, reporting (uncompressed, compressed) offsets per block."""
+
+    def __init__(self, f: BinaryIO, on_block: Callable[[int, int], None], level: int = 1) -> None:
+        self._f = f
+        self._on_block = on_block
+        self._level = level
+        self._pending = bytearray()
+        self.uoffset = 0
+        self.coffset = 0
+
+    def write(self, data: bytes) -> None:
+        self._pending += data
+        while len(self._pending) >= BGZF_BLOCK:
+            self._block(bytes(self._pending[:BGZF_BLOCK]))
+            del self._pending[:BGZF_BLOCK]
+
+    def close(self) -> None:
+        if self._pending:
+            self._block(bytes(self._pending))
+            self._pending.clear()
+        self._f.write(BGZF_EOF)
+
+    def _block(self, data: bytes) -> None:
+        comp = zlib.compressobj(self._level, zlib.DEFLATED, -15)
+        payload = comp.compress(data) + comp.flush()
+        header = struct.pack(
+            "<4BI2BH2BHH", 31, 139, 8, 4, 0, 0, 255, 6, 66, 67, 2, len(payload) + 25
+        )
+        self._f.write(header)
+        self._f.write(payload)
+        self._f.write(struct.pack("<II", zlib.crc32(data), len(data)))
+        self._on_block(self.uoffset, self.coffset)
+        self.uoffset += len(data)
+        self.coffset += len(payload) + 26
 
 
 # --- random access -------------------------------------------------------------------------

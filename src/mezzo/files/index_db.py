@@ -86,6 +86,9 @@ class IndexDB:
     def add_block(self, uoffset: int, coffset: int) -> None:
         self._db.execute("INSERT INTO blocks VALUES (?, ?)", (uoffset, coffset))
 
+    def clear_blocks(self) -> None:
+        self._db.execute("DELETE FROM blocks")
+
     def add_checkpoint(self, number: int, offset: int) -> None:
         self._db.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?)", (number, offset))
 

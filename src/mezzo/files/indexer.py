@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mezzo.files.compression import detect_compression, uncompressed_chunks
+from mezzo.files.compression import BgzfWriter, detect_compression, uncompressed_chunks
 from mezzo.files.detect import SNIFF_BYTES, detect_format
 from mezzo.files.errors import FileFormatError
 from mezzo.files.fasta import FastaScanner
@@ -25,6 +26,7 @@ class Indexed:
     compression: Compression
     uncompressed_size: int
     summary: dict[str, Any]
+    sidecar: bool = False  # a BGZF copy of a plain gzip file was written for random access
 
 
 class _Counted:
@@ -78,7 +80,21 @@ def _head(path: Path, compression: Compression, name: str) -> bytes:
     return b"".join(parts)[:SNIFF_BYTES]
 
 
-def build_index(path: Path, index_path: Path, name: str) -> Indexed:
+def _teed(chunks: Iterable[bytes], writer: BgzfWriter) -> Iterator[bytes]:
+    for chunk in chunks:
+        writer.write(chunk)
+        yield chunk
+
+
+def build_index(
+    path: Path,
+    index_path: Path,
+    name: str,
+    sidecar: Path | None = None,
+    sidecar_min_bytes: int = 64 << 20,
+) -> Indexed:
+    """Scan `path` once and write its index. For plain gzip, when `sidecar` is given, also
+    write a BGZF copy there (kept if the file inflates to at least `sidecar_min_bytes`)."""
     with path.open("rb") as f:
         compression = detect_compression(f.read(64))
     head = _head(path, compression, name)
@@ -86,17 +102,30 @@ def build_index(path: Path, index_path: Path, name: str) -> Indexed:
         raise FileFormatError(name, "the file is empty")
     fmt = detect_format(head, name)
     index = IndexDB(index_path, create=True)
+    copy = sidecar if compression is Compression.GZIP else None
     try:
-        counted = _Counted(uncompressed_chunks(path, compression, name, index.add_block))
-        summary = scan_chunks(counted, fmt, name, index, head)
+        with contextlib.ExitStack() as stack:
+            chunks = uncompressed_chunks(path, compression, name, index.add_block)
+            if copy is not None:
+                writer = BgzfWriter(stack.enter_context(copy.open("wb")), index.add_block)
+                chunks = _teed(chunks, writer)
+            counted = _Counted(chunks)
+            summary = scan_chunks(counted, fmt, name, index, head)
+            if copy is not None:
+                writer.close()
+        if copy is not None and counted.size < sidecar_min_bytes:
+            copy.unlink()
+            index.clear_blocks()
+            copy = None
         for key, value in (
             ("format", fmt.value),
             ("compression", compression.value),
             ("uncompressed_size", counted.size),
             ("summary", summary),
+            ("sidecar", copy is not None),
         ):
             index.set_meta(key, value)
         index.commit()
     finally:
         index.close()
-    return Indexed(fmt, compression, counted.size, summary)
+    return Indexed(fmt, compression, counted.size, summary, copy is not None)

@@ -1,7 +1,8 @@
 """Files attached to workspaces, stored by reference under one root folder.
 
 Layout: `<root>/<workspace>/<file id>/` holds `data` (the bytes as uploaded), `index.sqlite`
-(built once, on arrival) and `info.json` (the `FileInfo`). An upload streams into
+(built once, on arrival), `info.json` (the `FileInfo`) and, for a large plain gzip file,
+`data.bgz` (a BGZF copy for random access). An upload streams into
 `<root>/<workspace>/.incoming/<id>/` and is renamed into place only once it is complete and
 indexed, so readers never see half a file. The root can be a shared folder (NFS, a mounted
 bucket) when many API nodes and workers share one Redis: nothing here is kept in memory.
@@ -28,7 +29,7 @@ from mezzo.files.models import Compression, FileInfo
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _WRITE_BATCH = 1 << 20
-DATA, INDEX, INFO = "data", "index.sqlite", "info.json"
+DATA, INDEX, INFO, SIDECAR = "data", "index.sqlite", "info.json", "data.bgz"
 
 
 def _checked_id(kind: str, value: str) -> str:
@@ -62,8 +63,11 @@ class OpenFile:
 
 
 class FileStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, gzip_sidecar_min_bytes: int | None = 64 << 20) -> None:
+        """`gzip_sidecar_min_bytes`: plain gzip files inflating to at least this many bytes get
+        a BGZF copy (`data.bgz`) for random access; None never writes one."""
         self.root = Path(root)
+        self.gzip_sidecar_min_bytes = gzip_sidecar_min_bytes
 
     def _dir(self, workspace: str, file_id: str) -> Path:
         return self.root / _checked_id("workspace", workspace) / _checked_id("file", file_id)
@@ -87,7 +91,14 @@ class FileStore:
         incoming.mkdir(parents=True)
         try:
             size, digest = await self._receive(incoming / DATA, name, chunks, max_bytes)
-            indexed = await asyncio.to_thread(build_index, incoming / DATA, incoming / INDEX, name)
+            indexed = await asyncio.to_thread(
+                build_index,
+                incoming / DATA,
+                incoming / INDEX,
+                name,
+                None if self.gzip_sidecar_min_bytes is None else incoming / SIDECAR,
+                self.gzip_sidecar_min_bytes or 0,
+            )
             info = FileInfo(
                 id=file_id,
                 workspace=workspace,
@@ -191,6 +202,8 @@ class FileStore:
         source: ByteSource
         if info.compression is Compression.BGZF:
             source = BgzfSource(data, info.name, index.block_at)
+        elif info.compression is Compression.GZIP and (folder / SIDECAR).is_file():
+            source = BgzfSource(folder / SIDECAR, info.name, index.block_at)
         elif info.compression is Compression.GZIP:
             source = GzipSource(data, info.name, info.uncompressed_size)
         else:
