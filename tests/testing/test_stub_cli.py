@@ -9,23 +9,12 @@ import sys
 import httpx
 
 RUN_CLI = "from mezzo.testing.cli import app; app()"
+OPTIONS = "--port 0 --rpm 7 --model tiny --seed 3 --fail-midstream 0.01"
 
 
 def test_cli_serves_with_its_options() -> None:
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            RUN_CLI,
-            "--port",
-            "0",
-            "--rpm",
-            "7",
-            "--model",
-            "tiny",
-            "--seed",
-            "3",
-        ],
+        [sys.executable, "-c", RUN_CLI, *OPTIONS.split()],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -39,6 +28,7 @@ def test_cli_serves_with_its_options() -> None:
             config = client.get("/_stub/config").json()
             answer = client.post("/v1/responses", json={"model": "tiny", "input": "ping"})
         assert (config["rpm"], config["seed"], config["models"]) == (7, 3, ["tiny"])
+        assert config["fail_midstream"] == 0.01
         assert answer.json()["output"][0]["content"][0]["text"] == "echo: ping"
         assert answer.headers["x-ratelimit-limit-requests"] == "7"
     finally:

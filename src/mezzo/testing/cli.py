@@ -24,6 +24,9 @@ def stub_llm(
     fail_429: float = typer.Option(0.0, "--fail-429", help="Share of requests answered 429."),
     fail_500: float = typer.Option(0.0, "--fail-500", help="Share of requests answered 500."),
     fail_503: float = typer.Option(0.0, "--fail-503", help="Share of requests answered 503."),
+    fail_midstream: float = typer.Option(
+        0.0, "--fail-midstream", help="Share of streams broken off halfway with an error."
+    ),
     fault_retry_after: float = typer.Option(1.0, help="retry-after (s) of an injected 429."),
     seed: int = typer.Option(0, help="Seed of the fault RNG."),
     reply_tokens: int | None = typer.Option(None, help="Pad or cut text replies to N tokens."),
@@ -42,6 +45,7 @@ def stub_llm(
             fail_429=fail_429,
             fail_500=fail_500,
             fail_503=fail_503,
+            fail_midstream=fail_midstream,
             fault_retry_after_s=fault_retry_after,
             seed=seed,
             reply_tokens=reply_tokens,
