@@ -3,6 +3,7 @@ multi-GB FASTA, against Biopython SeqIO and pyfaidx on the same file in the same
 
     .venv/bin/python bench/files_bench.py --size-mb 2048
     .venv/bin/python bench/files_bench.py --other-formats   # FASTQ, CSV, JSONL, log vs stdlib
+    .venv/bin/python bench/files_bench.py --gzip-mb 512      # plain gzip: BGZF copy or not
 
 Biopython and pyfaidx are installed into a throwaway venv under /tmp (not project deps).
 Each contender runs in its own subprocess so its peak RSS (ru_maxrss) is its own.
@@ -200,20 +201,83 @@ def other_formats(work: Path) -> None:
         )
 
 
+GZIP_CHILD = """
+import asyncio, json, random, sys, time
+from pathlib import Path
+from mezzo.files import FileStore
+from mezzo.files.sequences import SequenceQuery
+root, path, threshold, slices = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+store = FileStore(root, gzip_sidecar_min_bytes=None if threshold == "off" else int(threshold))
+c = time.process_time()
+info = asyncio.run(store.save_file("ws", path, 1 << 40))
+upload_cpu = time.process_time() - c
+folder = store.data_path("ws", info.id).parent
+copy = folder / "data.bgz"
+lat = []
+for name, a, b in json.loads(slices):
+    t = time.perf_counter()
+    with store.open("ws", info.id) as opened:  # a fresh open, as each tool call does
+        query = SequenceQuery(info.name, opened.source, opened.index)
+        assert len(query.fetch(query.span(f"{name}:{a}-{b}"))) == b - a + 1
+    lat.append(time.perf_counter() - t)
+print(json.dumps({"upload_cpu": upload_cpu, "lat": lat,
+                  "copy_mb": copy.stat().st_size / 2**20 if copy.exists() else 0}))
+"""
+
+
+def gzip_bench(work: Path, size_mb: int) -> None:
+    import gzip
+    import shutil
+
+    fasta = work / "genome.fa"
+    layout = generate(fasta, size_mb)
+    packed = work / "genome.fa.gz"
+    with fasta.open("rb") as src, gzip.open(packed, "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst, 4 << 20)
+    fasta.unlink()
+    rng = random.Random(3)
+    slices = []
+    for _ in range(20):
+        name, length = rng.choice(layout)
+        a = rng.randint(1, length - SLICE_LEN)
+        slices.append((name, a, a + SLICE_LEN - 1))
+    mib = packed.stat().st_size / (1 << 20)
+    print(
+        f"gzip -6 FASTA: {mib:.0f} MiB compressed, {size_mb} MiB inflated; 20 random "
+        f"{SLICE_LEN}-base slices, one process, each through a fresh store.open"
+    )
+    print(
+        f"{'store':28} {'upload CPU s':>12} {'copy MiB':>9} {'slice p50 ms':>13} "
+        f"{'first slice ms':>15}"
+    )
+    for label, threshold in (("BGZF copy", "0"), ("no copy (checkpoints)", "off")):
+        root = work / f"store-{threshold}"
+        r = run(sys.executable, GZIP_CHILD, str(root), str(packed), threshold, json.dumps(slices))
+        print(
+            f"{label:28} {r['upload_cpu']:12.1f} {r['copy_mb']:9.0f} "
+            f"{percentile(r['lat'], 0.5) * 1e3:13.1f} {r['lat'][0] * 1e3:15.1f}"
+        )
+        shutil.rmtree(root)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=2048)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--other-formats", action="store_true")
+    parser.add_argument("--gzip-mb", type=int, default=0)
     args = parser.parse_args()
-    if args.other_formats:
+    if args.other_formats or args.gzip_mb:
+        import shutil
+
         work = Path(tempfile.mkdtemp(dir=args.dir, prefix="mezzo-files-bench-"))
         try:
-            other_formats(work)
+            if args.other_formats:
+                other_formats(work)
+            else:
+                gzip_bench(work, args.gzip_mb)
         finally:
-            for path in work.iterdir():
-                path.unlink()
-            work.rmdir()
+            shutil.rmtree(work)
         return
     work = Path(tempfile.mkdtemp(dir=args.dir, prefix="mezzo-files-bench-"))
     fasta = work / "genome.fa"
