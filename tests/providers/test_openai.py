@@ -265,6 +265,8 @@ def test_missing_key_for_openai_itself_is_a_clear_error(monkeypatch: pytest.Monk
         ({"retry-after-ms": "1500", "retry-after": "2"}, 1.5),
         ({"retry-after": "7"}, 7.0),
         ({"retry-after": "soon"}, None),
+        ({"retry-after-ms": "nan", "retry-after": "3"}, 3.0),
+        ({"retry-after": "inf"}, None),
         ({}, None),
     ],
 )
