@@ -4,7 +4,8 @@ The stub runs as a separate process (`mezzo stub-llm`), the client here. Same ru
 
 - raw httpx, non-streamed and streamed `POST /v1/responses` (the baseline),
 - `OpenAIProvider` (official SDK, streaming) for the Responses API and Chat Completions,
-- raw httpx with N requests in flight: the stub's throughput,
+- raw httpx with N requests in flight: throughput (bounded by the one client process here)
+  and the stub's own CPU time per request (from /proc), i.e. its capacity per core,
 - with a 200-message history: the SDK's idiomatic typed `responses.create(**params)` against
   the provider (the SDK's generic `client.post` with raw events), both consuming the stream.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import subprocess
@@ -44,6 +46,13 @@ def start_stub() -> tuple[subprocess.Popen[str], str]:
         process.kill()
         raise SystemExit("the stub did not start")
     return process, match.group(1)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -140,9 +149,11 @@ async def main(requests: int, concurrency: int) -> None:
                         (await loaded.post("/v1/responses", json=BODY)).raise_for_status()
 
                 total = requests * 4
+                cpu_before = process_cpu_seconds(process.pid)
                 started = time.perf_counter()
                 await asyncio.gather(*(one() for _ in range(total)))
                 throughput = total / (time.perf_counter() - started)
+                stub_cpu_ms = (process_cpu_seconds(process.pid) - cpu_before) / total * 1000
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -154,7 +165,8 @@ async def main(requests: int, concurrency: int) -> None:
         p50 = statistics.median(samples)
         print(f"{name:42} {p50:8.2f} {percentile(samples, 0.99):8.2f} {p50 / baseline:14.2f}x")
     print(
-        f"stub throughput, {concurrency} in flight (raw httpx, JSON): {throughput:.0f} requests/s"
+        f"{concurrency} in flight (raw httpx, JSON): {throughput:.0f} requests/s; "
+        f"stub CPU {stub_cpu_ms:.2f} ms per request (~{1000 / stub_cpu_ms:.0f} requests/s per core)"
     )
     typed, generic = (statistics.median(samples) for samples in long_history.values())
     for name, samples in long_history.items():
