@@ -7,7 +7,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from mezzo.testing.config import StubConfig
-from mezzo.testing.server import bind_loopback
+from mezzo.testing.server import bind_loopback, server_config
 from mezzo.testing.stub_llm import create_stub_app
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -63,7 +63,5 @@ def stub_llm(
         raise typer.Exit(1) from None
     bound_port = sock.getsockname()[1]
     typer.echo(f"stub LLM listening on http://{host}:{bound_port}/v1", err=True)
-    server = uvicorn.Server(
-        uvicorn.Config(create_stub_app(config), log_level=log_level, lifespan="off")
-    )
+    server = uvicorn.Server(server_config(create_stub_app(config), log_level=log_level))
     server.run(sockets=[sock])

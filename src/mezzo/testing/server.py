@@ -30,6 +30,17 @@ def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+# Longer than clients keep idle pooled connections, so a request never meets a connection the
+# server is closing (a spurious connection error for a client that does not retry).
+KEEP_ALIVE_S = 120
+
+
+def server_config(app: Any, log_level: str = "warning", **options: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, log_level=log_level, lifespan="off", timeout_keep_alive=KEEP_ALIVE_S, **options
+    )
+
+
 class StubServer:
     """The stub on a real socket; `base_url` ends in `/v1` like OpenAI's."""
 
@@ -39,11 +50,7 @@ class StubServer:
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-            )
-        )
+        self._server = uvicorn.Server(server_config(self.app, timeout_graceful_shutdown=1))
         self._thread = threading.Thread(target=self._run, name=f"stub-llm:{self.port}", daemon=True)
 
     def _run(self) -> None:
