@@ -304,18 +304,25 @@ class Mezzo:
             "max_steps": body.max_steps or record.config.max_steps,
             "metadata": body.metadata,
         }
-        await self.store.kv_put(f"run/{run}", {"workspace": workspace, "tenant": tenant})
-        await self.store.kv_put(f"active/{run}", {"workspace": workspace, "priority": priority})
-        created = True
-        try:
-            stored = await self.store.append(
-                workspace, run, [NewEvent(type="run_queued", data=data)], 0
-            )
-            seq = stored[0].seq or 0
-        except VersionConflict:
-            created = False
+        # Issued together: a store that batches writes commits all three at once. The job is
+        # enqueued only after the run's first event exists.
+        *keys, appended = await asyncio.gather(
+            self.store.kv_put(f"run/{run}", {"workspace": workspace, "tenant": tenant}),
+            self.store.kv_put(f"active/{run}", {"workspace": workspace, "priority": priority}),
+            self.store.append(workspace, run, [NewEvent(type="run_queued", data=data)], 0),
+            return_exceptions=True,
+        )
+        for outcome in keys:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        created = not isinstance(appended, VersionConflict)
+        if isinstance(appended, VersionConflict):
             first = await self.store.read(workspace, 0, ["run_queued"], 1, run)
-            seq = first[0].seq or 0 if first else 0
+            seq = (first[0].seq or 0) if first else 0
+        elif isinstance(appended, BaseException):
+            raise appended
+        else:
+            seq = appended[0].seq or 0
         await enqueue_run(self.store, workspace, run, priority, self.settings.max_attempts)
         return (
             RunAccepted(

@@ -95,7 +95,7 @@ async def test_the_snippet_works_as_written(mode: str) -> None:
 
 async def test_budget_alert_and_throttle_through_the_sdk(mode: str) -> None:
     workspace = await AgentWorkspace.create(
-        id="alerting", budget_tokens=100_000, alert_thresholds=[0.001], fallback_behavior="fail"
+        id="alerting", budget_tokens=10_000, alert_thresholds=[0.001], fallback_behavior="fail"
     )
     await workspace.submit("hello")
     async for event in workspace.subscribe(events=["budget_alert"]):

@@ -175,6 +175,7 @@ class Engine:
         """Advance the run as far as it can go now. Returns why it stopped."""
         state = await self.load(workspace, run)
         if state.version == 0:
+            await self.store.kv_delete(f"active/{run}")
             return "unknown run"
         record = await self.workspace(workspace)
         await self._settle_last_commit(state, record)
