@@ -166,12 +166,16 @@ def run(
     ask: Annotated[
         bool, typer.Option(help="Let the agent ask you questions (request_human_input).")
     ] = False,
+    attach: Annotated[
+        list[Path] | None,
+        typer.Option(help="Attach a file (repeatable).", exists=True, dir_okay=False),
+    ] = None,
 ) -> None:
     """Submit a task and stream its events live until it ends. Exits 1 if the run fails."""
     from mezzo.cli_run import run_task
 
     configure_logging("warning")
-    code = asyncio.run(run_task(task, workspace, budget, url, api_key, json_out, ask))
+    code = asyncio.run(run_task(task, workspace, budget, url, api_key, json_out, ask, attach or []))
     raise typer.Exit(code)
 
 

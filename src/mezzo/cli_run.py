@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,6 +25,7 @@ async def run_task(
     api_key: str | None,
     json_out: bool,
     ask: bool = False,
+    attach: Sequence[Path] = (),
 ) -> int:
     out = Console()
     err = Console(stderr=True)
@@ -34,6 +37,12 @@ async def run_task(
             url=url,
             api_key=api_key,
         )
+        for path in attach:
+            info = await workspace.attach(path)
+            if not json_out:
+                err.print(
+                    f"[dim]attached {info.name} ({info.format.value}, {info.size} bytes) as {info.id}[/]"
+                )
         accepted = await workspace.submit(task)
         if not json_out:
             err.print(f"[dim]run {accepted.run} in workspace {workspace.id} (queued)[/]")

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     retry_base_seconds: Annotated[float, Field(gt=0)] = 1.0
     retry_max_seconds: Annotated[float, Field(gt=0)] = 60.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    # Attached files live here (a shared path or mounted object store when scaled out).
+    files_dir: Path | None = None
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 64 * 1024**3
     max_output_tokens: Annotated[int, Field(ge=16)] = 4096
     tool_output_max_chars: Annotated[int, Field(ge=256)] = 16_000
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
@@ -94,6 +97,10 @@ class Settings(BaseSettings):
         if value not in ("responses", "chat"):
             raise ValueError("openai_api must be 'responses' or 'chat'")
         return value
+
+    @property
+    def files_root(self) -> Path:
+        return self.files_dir or self.data_dir / "files"
 
     @property
     def store_url(self) -> str:

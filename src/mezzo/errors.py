@@ -38,6 +38,10 @@ class PayloadTooLarge(MezzoError):
     status = 413
 
 
+class Unprocessable(MezzoError):
+    status = 422
+
+
 class TooManyRequests(MezzoError):
     status = 429
 

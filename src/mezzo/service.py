@@ -18,7 +18,9 @@ from mezzo.config import Settings
 from mezzo.engine.state import RunState
 from mezzo.engine.step import Engine, WorkspaceRecord, workspace_key
 from mezzo.engine.worker import WorkerPool, enqueue_run
-from mezzo.errors import BadRequest, Conflict, NotFound
+from mezzo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
+from mezzo.files.errors import FileError, FileFormatError, FileNotFound, FileTooLarge
+from mezzo.files.models import FileInfo
 from mezzo.governor.router import Router, RoutingError
 from mezzo.protocol import (
     ALL_EVENT_TYPES,
@@ -428,6 +430,42 @@ class Mezzo:
             )
             return await self.get_run(tenant, run)
         raise Conflict(f"run {run!r} is changing too fast; try again")
+
+    # ---- files
+
+    async def upload_file(
+        self, tenant: str, workspace: str, name: str, chunks: AsyncIterator[bytes]
+    ) -> FileInfo:
+        await self._record(tenant, workspace)
+        assert self.engine is not None
+        try:
+            return await self.engine.files.save_stream(
+                workspace, name, chunks, self.settings.max_upload_bytes
+            )
+        except FileTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
+        except FileFormatError as exc:
+            raise Unprocessable(str(exc)) from None
+        except (FileError, ValueError) as exc:
+            raise BadRequest(str(exc)) from None
+
+    async def list_files(self, tenant: str, workspace: str) -> list[FileInfo]:
+        await self._record(tenant, workspace)
+        assert self.engine is not None
+        return await asyncio.to_thread(self.engine.files.list, workspace)
+
+    async def get_file(self, tenant: str, workspace: str, file_id: str) -> FileInfo:
+        await self._record(tenant, workspace)
+        assert self.engine is not None
+        try:
+            return await asyncio.to_thread(self.engine.files.get, workspace, file_id)
+        except (FileNotFound, ValueError):
+            raise NotFound(f"file {file_id!r} not found in workspace {workspace!r}") from None
+
+    async def delete_file(self, tenant: str, workspace: str, file_id: str) -> None:
+        await self.get_file(tenant, workspace, file_id)
+        assert self.engine is not None
+        await asyncio.to_thread(self.engine.files.delete, workspace, file_id)
 
     # ---- events
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 from mezzo.config import Settings
+from mezzo.files.models import FileInfo
 from mezzo.protocol import (
     CreateWorkspace,
     Event,
@@ -84,5 +87,14 @@ class EmbeddedTransport:
         async for event in self.mezzo.subscribe(self.tenant, workspace, after, types):
             yield event
 
+    async def attach(self, workspace: str, path: Path) -> FileInfo:
+        return await self.mezzo.upload_file(self.tenant, workspace, path.name, read_chunks(path))
+
     async def aclose(self) -> None:
         return None
+
+
+async def read_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, size):
+            yield chunk

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -13,6 +14,7 @@ import websockets
 from pydantic import BaseModel
 
 from mezzo import errors
+from mezzo.files.models import FileInfo
 from mezzo.protocol import (
     CreateWorkspace,
     Event,
@@ -172,6 +174,19 @@ class HttpTransport:
                 pass
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def attach(self, workspace: str, path: Path) -> FileInfo:
+        from mezzo.client.embedded import read_chunks
+
+        response = await self.client.post(
+            f"/v1/workspaces/{workspace}/files",
+            params={"name": path.name},
+            content=read_chunks(path),
+            headers={"content-type": "application/octet-stream"},
+            timeout=None,
+        )
+        _raise_for(response)
+        return FileInfo.model_validate(response.json())
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
+from mezzo.files.models import FileInfo
 from mezzo.protocol import (
     CreateWorkspace,
     Event,
@@ -34,4 +36,5 @@ class Transport(Protocol):
     def subscribe(
         self, workspace: str, after: int, types: Sequence[str] | None
     ) -> AsyncIterator[Event]: ...
+    async def attach(self, workspace: str, path: Path) -> FileInfo: ...
     async def aclose(self) -> None: ...

@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mezzo.client.embedded import EmbeddedTransport, shared_mezzo
 from mezzo.client.events import AgentEvent
 from mezzo.client.http import HttpTransport
 from mezzo.client.transport import Transport
+from mezzo.files.models import FileInfo
 from mezzo.protocol import (
     CreateWorkspace,
     RunAccepted,
@@ -143,6 +145,11 @@ class AgentWorkspace:
         if run is None:
             raise ValueError("no run to answer: pass run=")
         return await self.transport.input(run, text)
+
+    async def attach(self, path: str | Path) -> FileInfo:
+        """Upload a file by reference: it is streamed, recognised, summarised and indexed; the
+        agent sees the summary and reads it through file tools, never as raw tokens."""
+        return await self.transport.attach(self.id, Path(path))
 
     async def throttle(self, rate: float) -> Workspace:
         """Scale this workspace's share of the provider's token rate by `rate` in (0, 1]."""

@@ -30,6 +30,8 @@ from mezzo.engine.decide import (
     decide,
 )
 from mezzo.engine.state import RunState, fold, fold_new
+from mezzo.files.storage import FileStore
+from mezzo.files.tools import FILE_TOOLS, bind_file_tools, summary_for_context
 from mezzo.governor.budget import hold_bounds, output_allowance
 from mezzo.governor.calibration import InputCalibration
 from mezzo.governor.limits import (
@@ -67,9 +69,12 @@ from mezzo.providers.base import (
 from mezzo.providers.registry import Providers
 from mezzo.store.base import RateLimit, Store, VersionConflict
 from mezzo.tools.builtin import HUMAN_INPUT_TOOL
-from mezzo.tools.registry import ToolError, ToolRegistry
+from mezzo.tools.registry import ServerTool, ToolError, ToolRegistry, arguments_model, declare
 
 log = structlog.get_logger("mezzo.engine")
+
+
+FILE_TOOL_NAMES = frozenset(tool.__name__ for tool in FILE_TOOLS)
 
 
 class RetryLater(Exception):
@@ -126,6 +131,8 @@ class Engine:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.learned: dict[str, LearnedLimits] = {}
         self.calibration = InputCalibration()
+        self.files = FileStore(settings.files_root)
+        self._bound_file_tools: dict[str, dict[str, ServerTool]] = {}
 
     def tokenizer(self, provider: str, model: str) -> Tokenizer | None:
         """The model's own tokenizer where mezzo has it; None lets the counter choose."""
@@ -204,10 +211,24 @@ class Engine:
 
     # ---- tools
 
+    def _file_tools(self, workspace: str) -> dict[str, ServerTool]:
+        """The file tools bound to this workspace (its files, the model's token cap)."""
+        tools = self._bound_file_tools.get(workspace)
+        if tools is None:
+            tools = {}
+            for function in bind_file_tools(self.files, workspace):
+                decl = declare(function, side="server")
+                tools[decl.name] = ServerTool(decl, function, arguments_model(function))
+            if len(self._bound_file_tools) >= 1024:
+                self._bound_file_tools.clear()
+            self._bound_file_tools[workspace] = tools
+        return tools
+
     async def _run_tool(self, state: RunState, call: ToolCallData) -> None:
         is_error = False
         try:
-            output = await self.tools.get(call.name).call(call.arguments)
+            tool = self._file_tools(state.workspace).get(call.name) or self.tools.get(call.name)
+            output = await tool.call(call.arguments)
         except ToolError as exc:
             output, is_error = str(exc), True
         except Exception as exc:  # a tool's own failure is the model's to handle
@@ -225,17 +246,26 @@ class Engine:
 
     # ---- model calls
 
-    def _request(self, state: RunState, config: WorkspaceConfig, model: str) -> ModelRequest:
+    async def _request(self, state: RunState, config: WorkspaceConfig, model: str) -> ModelRequest:
         messages: list[Message] = []
-        if config.instructions:
-            messages.append(Message(role="system", content=config.instructions))
+        files = await asyncio.to_thread(self.files.list, state.workspace)
+        context = [config.instructions] if config.instructions else []
+        if files:
+            context.append(
+                "Files attached to this workspace (read them with the file tools, by file_id):\n"
+                + "\n".join(summary_for_context(info) for info in files)
+            )
+        if context:
+            messages.append(Message(role="system", content="\n\n".join(context)))
         messages.extend(state.transcript)
         decls = [*config.tools, HUMAN_INPUT_TOOL] if config.human_input else list(config.tools)
+        if files:
+            decls.extend(tool.decl for tool in self._file_tools(state.workspace).values())
         tools = tuple(ToolSpec(d.name, d.description, d.parameters) for d in decls)
         return ModelRequest(model=model, messages=tuple(messages), tools=tools)
 
     def _tool_side(self, config: WorkspaceConfig, name: str) -> str:
-        if name == HUMAN_INPUT_TOOL.name:
+        if name == HUMAN_INPUT_TOOL.name or name in FILE_TOOL_NAMES:
             return "server"
         for decl in config.tools:
             if decl.name == name:
@@ -345,7 +375,7 @@ class Engine:
         route = self.router.route(config.route)
         reservation_id = f"{state.run}:{step}"
         primary = route.primary
-        request = self._request(state, config, primary.model)
+        request = await self._request(state, config, primary.model)
         counted = estimate_request(request, self.tokenizer(primary.provider, primary.model))
         estimate = self.calibration.scale(str(primary), counted)
         reservation = None

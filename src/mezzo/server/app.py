@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mezzo import __version__
 from mezzo.errors import MezzoError
+from mezzo.files.models import FileInfo
 from mezzo.protocol import (
     BudgetIn,
     CancelIn,
@@ -187,6 +188,39 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
     async def submit_input(run: str, body: InputIn, who: Tenant) -> RunView:
         return await mezzo.submit_input(who, run, body)
 
+    # ---- files
+
+    @app.post(
+        "/v1/workspaces/{workspace}/files",
+        response_model=FileInfo,
+        status_code=201,
+        responses={**ERRORS, 201: {"description": "stored and indexed"}},
+        openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}},
+    )
+    async def upload_file(
+        workspace: str,
+        request: Request,
+        who: Tenant,
+        name: Annotated[str, Query(min_length=1, max_length=255)],
+    ) -> FileInfo:
+        """Stream the request body to disk (never whole in memory), detect, summarise, index."""
+        return await mezzo.upload_file(who, workspace, name, request.stream())
+
+    @app.get("/v1/workspaces/{workspace}/files", response_model=list[FileInfo], responses=ERRORS)
+    async def list_files(workspace: str, who: Tenant) -> list[FileInfo]:
+        return await mezzo.list_files(who, workspace)
+
+    @app.get(
+        "/v1/workspaces/{workspace}/files/{file_id}", response_model=FileInfo, responses=ERRORS
+    )
+    async def get_file(workspace: str, file_id: str, who: Tenant) -> FileInfo:
+        return await mezzo.get_file(who, workspace, file_id)
+
+    @app.delete("/v1/workspaces/{workspace}/files/{file_id}", status_code=204, responses=ERRORS)
+    async def delete_file(workspace: str, file_id: str, who: Tenant) -> Response:
+        await mezzo.delete_file(who, workspace, file_id)
+        return Response(status_code=204)
+
     # ---- events: JSON page, SSE, WebSocket
 
     @app.get(
@@ -300,4 +334,5 @@ def build_asgi(
     mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = True
 ) -> BodySizeLimit:
     app = create_app(mezzo, manage_lifecycle=manage_lifecycle, workers=workers)
-    return BodySizeLimit(app, mezzo.settings.max_body_bytes)
+    # Uploads stream to disk under their own limit (max_upload_bytes).
+    return BodySizeLimit(app, mezzo.settings.max_body_bytes, exempt_suffixes=("/files",))
