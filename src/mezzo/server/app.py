@@ -287,6 +287,9 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
     from mezzo.server.dashboard import dashboard_router  # imports Tenant from this module
 
     app.include_router(dashboard_router(mezzo))
+    from mezzo.server.gateway import gateway_router
+
+    app.include_router(gateway_router(mezzo))
     return app
 
 
