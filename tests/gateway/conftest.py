@@ -1,0 +1,114 @@
+"""A mezzo server with its gateway around the stub LLM, shared by the module's tests.
+
+Routes: `default` (stub-model) and `limited` (stub-limited at 1 request a minute, falling back
+to stub-small), so fallback routing can be seen without touching the other tests' routes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openai import AsyncOpenAI, OpenAI
+
+from core_support import ServerThread, core_settings
+from mezzo.config import ProviderLimits, RouteConfig
+from mezzo.testing.config import StubConfig
+from mezzo.testing.server import StubServer
+
+MODELS = ["stub-model", "stub-small", "stub-limited"]
+TOOLS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "name": "read",
+        "description": "Read a file.",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+    }
+]
+
+
+def gateway_settings(data_dir: Path, stub: StubServer, **overrides: Any) -> Any:
+    values: dict[str, Any] = {
+        "routes": {
+            "default": RouteConfig(primary="openai:stub-model"),
+            "limited": RouteConfig(primary="openai:stub-limited", fallback="openai:stub-small"),
+        },
+        "provider_limits": {"openai:stub-limited": ProviderLimits(rpm=1)},
+        "openai_api": "responses",
+        "model_tokenizers": {m: "mezzo-stub" for m in MODELS},
+        "max_output_tokens": 256,
+    }
+    values.update(overrides)
+    return core_settings(data_dir, stub, **values)
+
+
+@pytest.fixture(scope="module")
+def gw_stub() -> Iterator[StubServer]:
+    with StubServer(StubConfig(models=MODELS)) as stub:
+        yield stub
+
+
+@pytest.fixture(scope="module")
+def gw_server(
+    tmp_path_factory: pytest.TempPathFactory, gw_stub: StubServer
+) -> Iterator[ServerThread]:
+    settings = gateway_settings(tmp_path_factory.mktemp("gw") / "data", gw_stub)
+    with ServerThread(settings, workers=False) as running:
+        yield running
+
+
+@pytest.fixture
+def stub(gw_stub: StubServer) -> StubServer:
+    gw_stub.configure(**StubConfig(models=MODELS).model_dump())
+    gw_stub.reset()
+    return gw_stub
+
+
+@pytest.fixture
+def workspace(gw_server: ServerThread) -> str:
+    """A fresh workspace of its own for each test (default configuration)."""
+    return make_workspace(gw_server)
+
+
+def make_workspace(server: ServerThread, **config: Any) -> str:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    response = httpx.post(
+        f"{server.url}/v1/workspaces", json={"id": name, **config}, trust_env=False
+    )
+    response.raise_for_status()
+    return name
+
+
+def ledger(server: ServerThread, workspace: str) -> dict[str, int]:
+    return httpx.get(f"{server.url}/v1/workspaces/{workspace}", trust_env=False).json()["budget"]
+
+
+def workspace_events(server: ServerThread, workspace: str) -> list[dict[str, Any]]:
+    return httpx.get(f"{server.url}/v1/workspaces/{workspace}/events", trust_env=False).json()
+
+
+@pytest.fixture
+def client(gw_server: ServerThread, workspace: str) -> Iterator[OpenAI]:
+    with OpenAI(
+        base_url=f"{gw_server.url}/v1",
+        api_key="unused",
+        max_retries=0,
+        default_headers={"X-Mezzo-Workspace": workspace},
+    ) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+async def aclient(gw_server: ServerThread, workspace: str) -> AsyncIterator[AsyncOpenAI]:
+    sdk = AsyncOpenAI(
+        base_url=f"{gw_server.url}/v1",
+        api_key="unused",
+        max_retries=0,
+        default_headers={"X-Mezzo-Workspace": workspace},
+    )
+    yield sdk
+    await sdk.close()
