@@ -320,7 +320,7 @@ class Gateway:
         except ProviderError as error:
             turn.failed = True
             await gate.release(admission)
-            code = "rate_limit_exceeded" if error.status == 429 else "upstream_error"
+            code = "rate_limit_exceeded" if error.status == 429 else "server_error"
             for event in writer.fail(code, f"{admission.model_key}: {error}"):
                 yield event
             return

@@ -284,7 +284,7 @@ def parse_responses_body(raw: Any) -> ResponsesBody:
             "background",
             "unsupported_value",
         )
-    model = _str(raw.get("model"), "model")
+    model = _str(raw.get("model") or "", "model")
     if not model:
         raise WireError(
             400, "Missing required parameter: 'model'.", "missing_required_parameter", "model"
@@ -350,7 +350,7 @@ def output_message(response: ModelResponse) -> Message | None:
 def usage_object(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,
@@ -561,7 +561,7 @@ class ChatBody:
 def parse_chat_body(raw: Any) -> ChatBody:
     if not isinstance(raw, dict):
         raise bad("The body must be a JSON object.", None, "invalid_json")
-    model = _str(raw.get("model"), "model")
+    model = _str(raw.get("model") or "", "model")
     if not model:
         raise WireError(
             400, "Missing required parameter: 'model'.", "missing_required_parameter", "model"
