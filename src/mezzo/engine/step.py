@@ -29,7 +29,8 @@ from mezzo.engine.decide import (
     Wait,
     decide,
 )
-from mezzo.engine.state import RunState, fold, fold_new
+from mezzo.engine.snapshot import load_run, snapshot_if_due
+from mezzo.engine.state import RunState, fold
 from mezzo.files.storage import FileStore
 from mezzo.files.tools import FILE_TOOLS, bind_file_tools, summary_for_context
 from mezzo.governor.budget import hold_bounds, output_allowance
@@ -154,14 +155,7 @@ class Engine:
     # ---- loading and appending
 
     async def load(self, workspace: str, run: str) -> RunState:
-        state = fold_new(run, workspace, [])
-        after = 0
-        while True:
-            batch = await self.store.read(workspace, after, None, 1000, run)
-            fold(batch, state)
-            if len(batch) < 1000:
-                return state
-            after = batch[-1].seq or after
+        return await load_run(self.store, workspace, run, self.settings.snapshot_every)
 
     async def workspace(self, workspace: str) -> WorkspaceRecord:
         value = await self.store.kv_get(workspace_key(workspace))
@@ -170,8 +164,10 @@ class Engine:
         return WorkspaceRecord.from_kv(value)
 
     async def _append(self, state: RunState, events: Sequence[NewEvent]) -> list[Event]:
+        before = state.version
         stored = await self.store.append(state.workspace, state.run, events, state.version)
         fold(stored, state)
+        await snapshot_if_due(self.store, state, before, self.settings.snapshot_every)
         if state.terminal:
             await self.store.kv_delete(f"active/{state.run}")
         return stored
