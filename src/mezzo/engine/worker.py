@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from mezzo.engine.presence import keep_presence, withdraw
 from mezzo.engine.step import Engine, RetryLater, backoff
 from mezzo.protocol import NewEvent
 from mezzo.store.base import Job, LeaseLost, Store, StoreError, VersionConflict
@@ -72,9 +73,26 @@ class WorkerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
+        self._presence: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._main = asyncio.create_task(self.run(), name=f"worker-pool:{self.name}")
+        self._presence = asyncio.create_task(keep_presence(self), name=f"presence:{self.name}")
+
+    @property
+    def in_flight(self) -> list[str]:
+        return sorted(task.get_name().removeprefix("job:") for task in self._tasks)
+
+    @property
+    def draining(self) -> bool:
+        return self._stopping.is_set()
+
+    def drain(self) -> None:
+        """Take nothing new; in-flight jobs run to their end."""
+        self._stopping.set()
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self.stats, k) for k in self.stats.__slots__}  # type: ignore[attr-defined]
 
     async def run(self) -> None:
         idle = self.idle_poll_s
@@ -190,6 +208,7 @@ class WorkerPool:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await withdraw(self, self._presence)
 
 
 class _LeaseHolder:
