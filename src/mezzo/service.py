@@ -41,6 +41,7 @@ from mezzo.protocol import (
 from mezzo.providers.registry import Providers
 from mezzo.store.base import Store, VersionConflict
 from mezzo.store.factory import open_store
+from mezzo.store.metered import metered
 from mezzo.tools.builtin import default_registry
 from mezzo.tools.registry import ToolRegistry
 
@@ -122,6 +123,7 @@ class Mezzo:
             )
         else:
             await self.store.open()
+        self.store = metered(self.store)
         self.engine = Engine(self.store, self.settings, self.providers, self.tools, self.router)
         if workers:
             await self.recover()
