@@ -9,6 +9,8 @@ need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 [ -x /usr/bin/time ] || need_apt+=(time)  # GNU time: the sandbox's peak-memory figure
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it; it downloads none).
+if [[ ",$extras," == *",test,"* ]] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
