@@ -20,9 +20,7 @@ from mezzo.service import Mezzo
 STATIC = Path(__file__).with_name("static")
 PRIORITY_NAME = {value: name for name, value in PRIORITY_VALUE.items()}
 DEAD_SCAN_LIMIT = 10_000
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 404)
-}
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 404)}
 
 
 class DeadLetter(BaseModel):
