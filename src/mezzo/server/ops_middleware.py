@@ -1,0 +1,105 @@
+"""ASGI middleware for operations: counts requests and open subscriptions, and applies the
+per-API-key request rate limit (GCRA in the store, shared by every API node) with 429 and
+`retry-after`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mezzo import metrics
+from mezzo.service import Mezzo
+from mezzo.store.base import RateLimit, StoreError
+
+LIMITED_PREFIX = "/v1/"
+
+
+def client_key(scope: Scope) -> str:
+    """Who is asking: a hash of the presented API key, else the client's address."""
+    token = ""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            token = value.decode("latin-1").partition(" ")[2].strip()
+            break
+    if not token:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        token = (query.get("token") or [""])[0]
+    if token:
+        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    client = scope.get("client")
+    return f"addr:{client[0] if client else 'unknown'}"
+
+
+class OpsMiddleware:
+    def __init__(self, app: ASGIApp, mezzo: Mezzo) -> None:
+        self.app = app
+        self.mezzo = mezzo
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if scope["path"].endswith("/events"):
+                with metrics.subscribers.labels("websocket").track_inprogress():
+                    await self.app(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        wait = await self._rate_limited(scope)
+        if wait > 0:
+            metrics.http_requests.labels(scope["method"], "4xx").inc()
+            await self._refuse(send, wait)
+            return
+        sse = scope["path"].endswith("/events") and any(
+            name == b"accept" and b"text/event-stream" in value
+            for name, value in scope.get("headers", [])
+        )
+        status = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if sse and status == 200:
+                    metrics.subscribers.labels("sse").inc()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            if sse and status == 200:
+                metrics.subscribers.labels("sse").dec()
+            metrics.http_requests.labels(scope["method"], f"{status // 100}xx").inc()
+
+    async def _rate_limited(self, scope: Scope) -> float:
+        settings = self.mezzo.settings
+        if settings.rate_limit_per_minute is None or not scope["path"].startswith(LIMITED_PREFIX):
+            return 0.0
+        limit = RateLimit(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        try:
+            return await self.mezzo.store.acquire(f"api:{client_key(scope)}", 1, 0, (limit, None))
+        except StoreError:
+            return 0.0  # the route answers 503 itself if the store is down
+
+    async def _refuse(self, send: Send, wait: float) -> None:
+        metrics.requests_rate_limited.inc()
+        retry_after = max(1, math.ceil(wait))
+        body = json.dumps(
+            {"error": f"too many requests for this API key; retry after {retry_after} s"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", str(retry_after).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
