@@ -34,6 +34,7 @@ from mezzo.protocol import (
 )
 from mezzo.server.auth import Authenticator
 from mezzo.server.limits import BodySizeLimit
+from mezzo.server.ops_middleware import OpsMiddleware
 from mezzo.service import Mezzo, parse_types
 from mezzo.store.base import StoreUnavailable
 
@@ -290,6 +291,9 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
     from mezzo.server.gateway import gateway_router
 
     app.include_router(gateway_router(mezzo))
+    from mezzo.server.admin import admin_router
+
+    app.include_router(admin_router(mezzo))
     return app
 
 
@@ -338,4 +342,5 @@ def build_asgi(
 ) -> BodySizeLimit:
     app = create_app(mezzo, manage_lifecycle=manage_lifecycle, workers=workers)
     # Uploads stream to disk under their own limit (max_upload_bytes).
-    return BodySizeLimit(app, mezzo.settings.max_body_bytes, exempt_suffixes=("/files",))
+    limited = OpsMiddleware(app, mezzo)
+    return BodySizeLimit(limited, mezzo.settings.max_body_bytes, exempt_suffixes=("/files",))
