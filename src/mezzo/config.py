@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # Default to the OpenAI SDK's own variables, OPENAI_BASE_URL and OPENAI_API_KEY.
     openai_base_url: str | None = None
     openai_api_key: str | None = None
+    # `compat:MODEL` routes: any OpenAI-compatible server (Ollama, vLLM, llama_cpp.server),
+    # typically as the fallback beside a real OpenAI primary. Chat Completions API.
+    compat_base_url: str | None = None
+    compat_api_key: str | None = None
     # Operations: requests per minute per API key (per client address without keys), None: off.
     rate_limit_per_minute: Annotated[float, Field(gt=0)] | None = None
     rate_limit_burst: Annotated[float, Field(ge=1)] | None = None

@@ -38,7 +38,7 @@ from mezzo.protocol import (
     Workspace,
     WorkspaceConfig,
 )
-from mezzo.providers.registry import Providers
+from mezzo.providers.registry import PROVIDERS, Providers
 from mezzo.store.base import Store, VersionConflict
 from mezzo.store.factory import open_store
 from mezzo.store.metered import metered
@@ -110,6 +110,7 @@ class Mezzo:
                 k: (None if v == float("inf") else v)
                 for k, v in self.settings.priority_max_wait.items()
             },
+            providers=PROVIDERS,
         )
         self.engine: Engine | None = None
         self.pool: WorkerPool | None = None

@@ -259,3 +259,28 @@ def test_downgrade_moves_an_exhausted_run_to_the_fallback(tmp_path: Path, stub: 
         assert (
             httpx.get(f"{url}/v1/workspaces/dg", trust_env=False).json()["budget"]["committed"] == 0
         )
+
+
+def test_fallback_to_a_second_openai_compatible_server(tmp_path: Path, stub: StubServer) -> None:
+    """A real-OpenAI-style primary with an Ollama/vLLM-style server as the fallback route."""
+    from mezzo.testing.config import StubConfig
+
+    stub.configure(fail_503=1.0)
+    with StubServer(StubConfig(models=["llama3"])) as local_server:
+        routes = {"default": RouteConfig(primary="openai:stub-model", fallback="compat:llama3")}
+        settings = core_settings(
+            tmp_path / "data", stub, routes=routes, compat_base_url=local_server.base_url
+        )
+        with ServerThread(settings) as server:
+            url = server.url
+            httpx.post(f"{url}/v1/workspaces", json={"id": "c", "priority": "low"}, trust_env=False)
+            run = httpx.post(
+                f"{url}/v1/workspaces/c/runs", json={"input": "hi"}, trust_env=False
+            ).json()["run"]
+            wait_until(lambda: run in terminal_runs(url, "c"), 60, "the run")
+            log = events(url, "c")
+            assert [e["data"]["to_route"] for e in log if e["type"] == "routed"] == [
+                "compat:llama3"
+            ]
+            assert log[-1]["type"] == "completed" and log[-1]["data"]["output"] == "echo: hi"
+        assert local_server.stats()["completed"] == 1

@@ -7,6 +7,8 @@ import os
 from mezzo.config import Settings
 from mezzo.providers.base import Provider
 
+PROVIDERS = frozenset({"openai", "compat", "local"})
+
 
 class UnknownProvider(ValueError):
     pass
@@ -14,7 +16,8 @@ class UnknownProvider(ValueError):
 
 class Providers:
     """`openai` talks to the OpenAI API (or any server at OPENAI_BASE_URL) with the `openai` SDK;
-    `local` runs the embedded GGUF model in-process."""
+    `compat` to a second OpenAI-compatible server (MEZZO_COMPAT_BASE_URL); `local` runs the
+    embedded GGUF model in-process."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -35,13 +38,28 @@ class Providers:
             return OpenAIProvider(
                 api,
                 base_url=self._settings.openai_base_url or os.environ.get("OPENAI_BASE_URL"),
-                api_key=self._settings.openai_api_key or os.environ.get("OPENAI_API_KEY") or "unset",
+                api_key=self._settings.openai_api_key
+                or os.environ.get("OPENAI_API_KEY")
+                or "unset",
+            )
+        if name == "compat":
+            from mezzo.providers.openai import OpenAIProvider
+
+            if not self._settings.compat_base_url:
+                raise UnknownProvider(
+                    "provider 'compat' needs MEZZO_COMPAT_BASE_URL (e.g. http://127.0.0.1:11434/v1)"
+                )
+            return OpenAIProvider(
+                "chat",
+                base_url=self._settings.compat_base_url,
+                api_key=self._settings.compat_api_key or "none",
+                name="compat",
             )
         if name == "local":
             from mezzo.providers.local import LocalProvider
 
             return LocalProvider()
-        raise UnknownProvider(f"unknown provider {name!r}; known: openai, local")
+        raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
 
     async def aclose(self) -> None:
         for provider in self._built.values():
