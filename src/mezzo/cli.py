@@ -14,6 +14,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from mezzo.cli_admin import app as admin_app
+from mezzo.cli_admin import doctor, refuse_misconfiguration
 from mezzo.config import Settings, is_loopback
 from mezzo.logs import configure_logging
 from mezzo.sandbox.cli import app as sandbox_app
@@ -30,6 +32,8 @@ app.add_typer(
 )
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed) mapped to tenants.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(admin_app, name="admin")
+app.command()(doctor)
 
 err = Console(stderr=True)
 
@@ -80,6 +84,7 @@ def serve(
     from mezzo.service import Mezzo
 
     settings = load_settings(host=host, port=port, store=store, concurrency=concurrency)
+    refuse_misconfiguration(settings)
     mezzo = Mezzo(settings)
 
     async def main() -> None:
@@ -135,6 +140,7 @@ def worker(
     from mezzo.service import Mezzo
 
     settings = load_settings(store=store, concurrency=concurrency)
+    refuse_misconfiguration(settings)
     configure_logging()
 
     async def main() -> None:
