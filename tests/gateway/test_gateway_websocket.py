@@ -74,6 +74,10 @@ async def test_tool_loop_over_one_connection_from_its_cache(
     budget = ledger(gw_server, workspace)
     assert budget["committed"] == sum(r.usage.total_tokens for r in served)
     assert budget["reserved"] == 0
+    # Upstream, the connection kept one WebSocket of its own and sent only the new items.
+    stats = stub.stats()
+    assert stats["ws_connections"] == 1 and stats["by_path"] == {"ws:/v1/responses": 7}
+    assert [e["input_tokens"] for e in stats["log"]] == inputs
     # store=false: the chain lived only on that connection.
     async with aclient.responses.connect() as connection:
         await connection.response.create(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -235,11 +235,17 @@ class Gate:
 
     # ---- the call
 
-    async def stream(self, admission: Admission, request: ModelRequest) -> AsyncIterator[Chunk]:
-        """The provider's chunks for the admitted route; counts output for a cut-off call and
-        feeds the breaker, the learned limits and the calibration."""
+    async def stream(
+        self,
+        admission: Admission,
+        request: ModelRequest,
+        via: Callable[[ModelRequest], AsyncIterator[Chunk]] | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """The provider's chunks for the admitted route (or `via`'s, a caller's own connection
+        to that provider); counts output for a cut-off call and feeds the breaker, the learned
+        limits and the calibration."""
         decision = admission.decision
-        provider = self.engine.providers.get(decision.provider)
+        stream = via or self.engine.providers.get(decision.provider).stream
         routed = ModelRequest(
             model=decision.model,
             messages=request.messages,
@@ -251,7 +257,7 @@ class Gate:
         )
         key = admission.model_key
         try:
-            async for chunk in provider.stream(routed):
+            async for chunk in stream(routed):
                 if isinstance(chunk, TextDelta):
                     admission.output_tokens += 1
                 elif isinstance(chunk, ModelResponse):

@@ -16,7 +16,7 @@ import hashlib
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from mezzo.providers.base import (
     TextDelta,
     Usage,
 )
+from mezzo.server.gateway_upstream import UpstreamSession
 from mezzo.server.gateway_wire import (
     ChatBody,
     ResponsesBody,
@@ -292,8 +293,10 @@ class Gateway:
         turn: Turn,
         *,
         defer_save: bool = False,
+        upstream: Callable[[str], UpstreamSession | None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """The turn's stream events. Raises WireError before the first event when refused;
+        """The turn's stream events (`upstream` gives a connection's own session to a provider,
+        where it has one). Raises WireError before the first event when refused;
         a provider failure after that ends the stream with `response.failed`."""
         if not body.generate:
             async for event in self._warm(caller, body, history, turn, defer_save):
@@ -310,7 +313,10 @@ class Gateway:
             for event in writer.start():
                 yield event
             result: ModelResponse | None = None
-            async for chunk in _until_cancelled(gate.stream(admission, request), turn.cancel):
+            session = upstream(admission.decision.provider) if upstream is not None else None
+            via = session.stream if session is not None else None
+            chunks = gate.stream(admission, request, via)
+            async for chunk in _until_cancelled(chunks, turn.cancel):
                 if isinstance(chunk, TextDelta):
                     for event in writer.delta(chunk.text):
                         yield event

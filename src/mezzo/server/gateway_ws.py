@@ -21,6 +21,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mezzo.errors import MezzoError
+from mezzo.providers.openai import OpenAIProvider
 from mezzo.server.gateway_service import (
     PRIORITY_HEADER,
     WORKSPACE_HEADER,
@@ -30,6 +31,7 @@ from mezzo.server.gateway_service import (
     as_wire_error,
     not_found_previous,
 )
+from mezzo.server.gateway_upstream import UpstreamSession, speaks_responses_ws
 from mezzo.server.gateway_wire import WireError, parse_responses_body
 
 # OpenAI closes a Responses WebSocket after 60 minutes.
@@ -55,6 +57,18 @@ class Connection:
         self.refreshing: asyncio.Task[Caller] | None = None
         self.max_frame = gateway.mezzo.settings.max_body_bytes
         self._sending = asyncio.Lock()
+        self.upstreams: dict[str, UpstreamSession] = {}
+
+    def upstream(self, provider_name: str) -> UpstreamSession | None:
+        """This connection's own WebSocket to the provider, where it speaks one."""
+        session = self.upstreams.get(provider_name)
+        if session is None:
+            provider = self.gateway.mezzo.providers.get(provider_name)
+            if not speaks_responses_ws(provider):
+                return None
+            assert isinstance(provider, OpenAIProvider)
+            session = self.upstreams[provider_name] = UpstreamSession(provider)
+        return session
 
     async def send(self, event: dict[str, Any]) -> None:
         text = json.dumps(event, separators=(",", ":"))
@@ -161,7 +175,9 @@ class Connection:
             history = await self._history(body.previous_response_id, caller)
             turn = gateway.new_turn(body)
             self.latest = None
-            async for event in gateway.respond(caller, body, history, turn, defer_save=True):
+            async for event in gateway.respond(
+                caller, body, history, turn, defer_save=True, upstream=self.upstream
+            ):
                 await self.send(event)
         except (WireError, MezzoError) as exc:
             self.latest = None
@@ -188,6 +204,8 @@ class Connection:
         if self.saving is not None:
             with contextlib.suppress(Exception):
                 await self.saving
+        for session in self.upstreams.values():
+            await session.aclose()
 
 
 async def serve_connection(gateway: Gateway, websocket: WebSocket) -> None:
