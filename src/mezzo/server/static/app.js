@@ -38,6 +38,7 @@ const state = {
   runView: null,
   live: new Map(),
   stepDone: new Set(),
+  connectionLog: [],
   polling: null,
   metricFeeds: new Map(),
   callLabels: new Map(),
@@ -65,6 +66,8 @@ function setConnection(stateName, detail = "") {
     offline: "offline",
   };
   const node = $("conn");
+  if (node.dataset.state !== stateName) state.connectionLog.push(stateName);
+  state.connectionLog.splice(0, state.connectionLog.length - 50);
   node.dataset.state = stateName;
   node.textContent = labels[stateName] ?? stateName;
   node.title = detail;
