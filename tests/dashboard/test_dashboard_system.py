@@ -183,3 +183,19 @@ def test_the_page_recovers_from_a_dropped_socket_and_a_server_restart(
         expect(page.locator("#banner")).to_be_hidden()
         assert seqs_on_page(page) == [e["seq"] for e in events_of(first.url, "r")]
         shot(page, request, "recovered")
+
+
+def test_a_workspace_that_vanishes_is_reported_and_let_go(
+    page: Page, server: ServerThread, request: pytest.FixtureRequest
+) -> None:
+    httpx.post(f"{server.url}/v1/workspaces", json={"id": "gone"}, trust_env=False)
+    httpx.post(f"{server.url}/v1/workspaces", json={"id": "stays"}, trust_env=False)
+    open_workspace(page, server.url, "gone")
+    store = server.mezzo.store
+    server.call(store.kv_delete("workspace/gone"))
+    expect(page.locator("#banner")).to_contain_text("Workspace gone no longer exists")
+    expect(page.locator("#no-ws")).to_be_visible()
+    expect(page.locator(".ws-row")).to_have_count(1)
+    shot(page, request, "vanished")
+    page.locator('.ws-row[data-ws="stays"]').click()
+    expect(page.locator("#conn")).to_have_text("live")
