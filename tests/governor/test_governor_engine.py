@@ -284,3 +284,42 @@ def test_fallback_to_a_second_openai_compatible_server(tmp_path: Path, stub: Stu
             ]
             assert log[-1]["type"] == "completed" and log[-1]["data"]["output"] == "echo: hi"
         assert local_server.stats()["completed"] == 1
+
+
+def test_throttle_scales_the_workspace_share_of_the_provider_tpm(
+    tmp_path: Path, stub: StubServer
+) -> None:
+    from mezzo.config import ProviderLimits
+
+    stub.configure(reply_tokens=10)
+    settings = core_settings(
+        tmp_path / "data",
+        stub,
+        max_output_tokens=16,
+        provider_limits={"openai:stub-model": ProviderLimits(tpm=60_000)},
+    )
+    with ServerThread(settings) as server:
+        url = server.url
+        for ws in ("full", "slow"):
+            httpx.post(f"{url}/v1/workspaces", json={"id": ws}, trust_env=False)
+        throttled = httpx.post(
+            f"{url}/v1/workspaces/slow/throttle", json={"rate": 0.02}, trust_env=False
+        )
+        assert throttled.status_code == 200 and throttled.json()["throttle_rate"] == 0.02
+        runs = {
+            ws: [
+                httpx.post(
+                    f"{url}/v1/workspaces/{ws}/runs", json={"input": f"t{i}"}, trust_env=False
+                ).json()["run"]
+                for i in range(6)
+            ]
+            for ws in ("full", "slow")
+        }
+        wait_until(
+            lambda: terminal_runs(url, "full") == set(runs["full"]), 30, "the unthrottled runs"
+        )
+        slow = events(url, "slow")
+        # 2 % of 60k TPM is 1,200 tokens/min (200 in a burst): the throttled workspace waits.
+        assert any(e["type"] == "rate_limited" and e["data"]["key"] == "throttle" for e in slow)
+        assert not any(e["type"] == "rate_limited" for e in events(url, "full"))
+        assert len([e for e in slow if e["type"] == "completed"]) < 6
