@@ -6,6 +6,7 @@ to stub-small), so fallback routing can be seen without touching the other tests
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -85,6 +86,17 @@ def make_workspace(server: ServerThread, **config: Any) -> str:
 
 def ledger(server: ServerThread, workspace: str) -> dict[str, int]:
     return httpx.get(f"{server.url}/v1/workspaces/{workspace}", trust_env=False).json()["budget"]
+
+
+def settled_ledger(server: ServerThread, workspace: str, expected_committed: int) -> dict[str, int]:
+    """The ledger once it shows `expected_committed` (a WebSocket turn commits its usage while
+    the client runs its tool), or as it is after a few seconds; the caller asserts."""
+    deadline = time.monotonic() + 5
+    while True:
+        budget = ledger(server, workspace)
+        if budget["committed"] == expected_committed or time.monotonic() > deadline:
+            return budget
+        time.sleep(0.02)
 
 
 def workspace_events(server: ServerThread, workspace: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from openai import AsyncOpenAI
 from openai.types.responses.responses_server_event import ResponsesServerEvent
 from pydantic import TypeAdapter
 
-from conftest import TOOLS, ledger, make_workspace
+from conftest import TOOLS, ledger, make_workspace, settled_ledger
 from core_support import ServerThread
 from mezzo.server import gateway_ws
 from mezzo.testing.server import StubServer
@@ -71,7 +71,7 @@ async def test_tool_loop_over_one_connection_from_its_cache(
     assert previous.output_text == "echo: contents of f5.txt"
     inputs = [r.usage.input_tokens for r in served]
     assert inputs == sorted(inputs) and len(set(inputs)) == 7
-    budget = ledger(gw_server, workspace)
+    budget = settled_ledger(gw_server, workspace, sum(r.usage.total_tokens for r in served))
     assert budget["committed"] == sum(r.usage.total_tokens for r in served)
     assert budget["reserved"] == 0
     # Upstream, the connection kept one WebSocket of its own and sent only the new items.
@@ -173,8 +173,8 @@ async def test_bad_frames_get_error_events_and_the_connection_stays_useful(
             pass
     assert event["response"]["output"][0]["content"][0]["text"] == "echo: still here"
     assert len(stub.stats()["log"]) == 1
-    budget = ledger(gw_server, workspace)
-    assert budget["committed"] == event["response"]["usage"]["total_tokens"]
+    charged = event["response"]["usage"]["total_tokens"]
+    assert settled_ledger(gw_server, workspace, charged)["committed"] == charged
 
 
 async def test_one_response_in_flight_and_a_disconnect_is_charged_once(
@@ -238,7 +238,7 @@ async def test_budget_exhaustion_mid_conversation_is_an_error_event(
         assert again.type == "error" and again.error.code == "insufficient_quota"
     await sdk.close()
     assert len(served) >= 2
-    budget = ledger(gw_server, workspace)
+    budget = settled_ledger(gw_server, workspace, sum(r.usage.total_tokens for r in served))
     assert budget["committed"] == sum(r.usage.total_tokens for r in served) <= 500
     assert budget["reserved"] == 0
 

@@ -87,7 +87,7 @@ class Turn:
     conversation: Conversation | None = None
     failed: bool = False
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    saving: asyncio.Task[None] | None = None
+    settling: asyncio.Future[Any] | None = None
 
 
 class Cancelled(Exception):
@@ -292,14 +292,15 @@ class Gateway:
         history: tuple[Message, ...],
         turn: Turn,
         *,
-        defer_save: bool = False,
+        settle_later: bool = False,
         upstream: Callable[[str], UpstreamSession | None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """The turn's stream events (`upstream` gives a connection's own session to a provider,
-        where it has one). Raises WireError before the first event when refused;
+        where it has one; `settle_later` leaves the usage commit and the store write running in
+        `turn.settling`, for the caller to await before the workspace's next admission). Raises WireError before the first event when refused;
         a provider failure after that ends the stream with `response.failed`."""
         if not body.generate:
-            async for event in self._warm(caller, body, history, turn, defer_save):
+            async for event in self._warm(caller, body, history, turn):
                 yield event
             return
         admission, request, transcript = await self.admit(caller, body, history, turn)
@@ -334,7 +335,7 @@ class Gateway:
             turn.failed = True
             await gate.commit_partial(admission, thresholds)
             writer.cancel()
-            await self._finish(caller, turn, writer, transcript, None, defer_save=False)
+            await self._finish(caller, turn, writer, transcript, None)
             return
         except BaseException:
             # The client went away (or the server is stopping): charge what was used.
@@ -346,10 +347,14 @@ class Gateway:
         usage = result.usage or Usage(admission.estimate, admission.output_tokens)
         writer.model = result.model or admission.decision.model
         closing = writer.finish(result)
-        await asyncio.gather(
-            gate.commit(admission, usage.total_tokens, thresholds),
-            self._finish(caller, turn, writer, transcript, result, defer_save=defer_save),
+        conversation = self._conclude(caller, turn, writer, transcript, result)
+        settle = asyncio.gather(
+            gate.commit(admission, usage.total_tokens, thresholds), self._store(conversation)
         )
+        if settle_later:
+            turn.settling = settle
+        else:
+            await settle
         for event in closing:
             yield event
 
@@ -360,21 +365,30 @@ class Gateway:
         writer: ResponseWriter,
         transcript: tuple[Message, ...],
         result: ModelResponse | None,
-        *,
-        defer_save: bool,
     ) -> None:
+        await self._store(self._conclude(caller, turn, writer, transcript, result))
+
+    def _conclude(
+        self,
+        caller: Caller,
+        turn: Turn,
+        writer: ResponseWriter,
+        transcript: tuple[Message, ...],
+        result: ModelResponse | None,
+    ) -> Conversation:
+        """The conversation the turn leaves; held in memory at once when it is to be stored."""
         reply = output_message(result) if result is not None else None
         messages = (*transcript, reply) if reply is not None else transcript
-        turn.conversation = Conversation(
+        conversation = turn.conversation = Conversation(
             caller.tenant, caller.record.id, writer.response(), messages
         )
-        if not turn.body.store:
-            return
-        if defer_save:
-            self._remember(turn.conversation)
-            turn.saving = asyncio.create_task(self.save(turn.conversation))
-        else:
-            await self.save(turn.conversation)
+        if turn.body.store:
+            self._remember(conversation)
+        return conversation
+
+    async def _store(self, conversation: Conversation) -> None:
+        if conversation.response.get("store"):
+            await self.save(conversation)
 
     async def _warm(
         self,
@@ -382,7 +396,6 @@ class Gateway:
         body: ResponsesBody,
         history: tuple[Message, ...],
         turn: Turn,
-        defer_save: bool,
     ) -> AsyncIterator[dict[str, Any]]:
         try:
             route_name = self.route_for(caller, body.model)
@@ -392,7 +405,7 @@ class Gateway:
             raise _error_from(exc) from None
         writer = turn.writer = ResponseWriter(turn.id, body, body.model)
         events = writer.warm(Usage(counted, 0))
-        await self._finish(caller, turn, writer, transcript, None, defer_save=defer_save)
+        await self._finish(caller, turn, writer, transcript, None)
         for event in [writer.start()[0], *events]:
             event["sequence_number"] = 0 if event["type"] == "response.created" else 1
             yield event

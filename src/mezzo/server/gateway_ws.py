@@ -18,6 +18,7 @@ import json
 import time
 from typing import Any
 
+import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mezzo.errors import MezzoError
@@ -33,6 +34,8 @@ from mezzo.server.gateway_service import (
 )
 from mezzo.server.gateway_upstream import UpstreamSession, speaks_responses_ws
 from mezzo.server.gateway_wire import WireError, parse_responses_body
+
+log = structlog.get_logger("mezzo.gateway")
 
 # OpenAI closes a Responses WebSocket after 60 minutes.
 MAX_CONNECTION_S = 3600.0
@@ -53,7 +56,7 @@ class Connection:
         self.opened = time.monotonic()
         self.latest: Conversation | None = None
         self.turn: asyncio.Task[None] | None = None
-        self.saving: asyncio.Task[None] | None = None
+        self.settling: asyncio.Future[Any] | None = None
         self.refreshing: asyncio.Task[Caller] | None = None
         self.max_frame = gateway.mezzo.settings.max_body_bytes
         self._sending = asyncio.Lock()
@@ -135,6 +138,15 @@ class Connection:
             body["stream"] = True
             self.turn = asyncio.create_task(self.run_turn(body))
 
+    async def _settled(self) -> None:
+        """The last turn's usage commit and store write (overlapped with the client's tool)."""
+        settling, self.settling = self.settling, None
+        if settling is not None:
+            try:
+                await settling
+            except Exception:
+                log.exception("gateway: settling a turn failed")
+
     async def _ready_caller(self) -> Caller:
         if self.refreshing is not None:
             with contextlib.suppress(Exception):
@@ -159,9 +171,6 @@ class Connection:
         latest = self.latest
         if latest is not None and latest.response["id"] == previous:
             return latest.messages
-        if self.saving is not None:
-            with contextlib.suppress(Exception):
-                await self.saving
         found = await self.gateway.stored(caller.tenant, previous)
         if found is None:
             raise not_found_previous(previous)
@@ -170,13 +179,14 @@ class Connection:
     async def run_turn(self, raw: dict[str, Any]) -> None:
         gateway = self.gateway
         try:
+            await self._settled()
             caller = await self._ready_caller()
             body = parse_responses_body(raw)
             history = await self._history(body.previous_response_id, caller)
             turn = gateway.new_turn(body)
             self.latest = None
             async for event in gateway.respond(
-                caller, body, history, turn, defer_save=True, upstream=self.upstream
+                caller, body, history, turn, settle_later=True, upstream=self.upstream
             ):
                 await self.send(event)
         except (WireError, MezzoError) as exc:
@@ -190,8 +200,7 @@ class Connection:
             return
         finally:
             self._prepare_next()
-        if turn.saving is not None:
-            self.saving = turn.saving
+        self.settling = turn.settling
         if not turn.failed and turn.conversation is not None:
             self.latest = turn.conversation
 
@@ -201,9 +210,7 @@ class Connection:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        if self.saving is not None:
-            with contextlib.suppress(Exception):
-                await self.saving
+        await self._settled()
         for session in self.upstreams.values():
             await session.aclose()
 
