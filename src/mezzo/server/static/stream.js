@@ -1,9 +1,11 @@
 // A workspace's event stream over WebSocket that reconnects by itself from the last seq seen,
 // so nothing durable is missed and nothing is delivered twice.
 
-import { apiKey, enc } from "./api.js";
+import { ApiError, apiKey, enc, get, Unauthorized } from "./api.js";
 
 const MAX_BACKOFF_MS = 4000;
+// Catching up on a long log goes faster in JSON pages than one WebSocket frame per event.
+const CATCH_UP_PAGE = 2000;
 
 export class EventStream {
   // handlers: onEvent(event), onStatus("connecting" | "live" | "reconnecting", detail),
@@ -34,41 +36,73 @@ export class EventStream {
     return url;
   }
 
-  connect() {
+  async connect() {
     if (this.closed) return;
     this.status(this.attempt ? "reconnecting" : "connecting");
+    try {
+      await this.catchUp();
+    } catch (error) {
+      if (error instanceof Unauthorized) return this.fatal(4401, error.message);
+      if (error instanceof ApiError && error.status === 404) return this.fatal(4404, error.message);
+      if (error instanceof ApiError && /beyond the head/.test(error.message)) this.reset();
+      return this.retry(error.message);
+    }
+    if (this.closed) return;
     const socket = new WebSocket(this.url());
     this.socket = socket;
     socket.onopen = () => {
       this.attempt = 0;
       this.status("live");
     };
-    socket.onmessage = (message) => {
-      const event = JSON.parse(message.data);
-      if (event.seq !== null) {
-        if (event.seq <= this.lastSeq) return;
-        this.lastSeq = event.seq;
-      }
-      this.handlers.onEvent?.(event);
-    };
+    socket.onmessage = (message) => this.deliver(JSON.parse(message.data));
     socket.onclose = (close) => {
       if (this.socket !== socket || this.closed) return;
       this.socket = null;
       if (close.code === 4401 || close.code === 4404) {
-        this.closed = true;
-        this.handlers.onFatal?.(close.code, close.reason || "the server closed the stream");
+        this.fatal(close.code, close.reason || "the server closed the stream");
         return;
       }
-      if (close.code === 4400 && /beyond the head/.test(close.reason)) {
-        // The log is shorter than what we saw: a different store behind the same address.
-        this.lastSeq = 0;
-        this.handlers.onReset?.();
-      }
-      this.attempt += 1;
-      const delay = Math.min(MAX_BACKOFF_MS, 150 * 2 ** Math.min(this.attempt, 5));
-      this.status("reconnecting", close.reason || `connection lost (code ${close.code})`);
-      this.timer = setTimeout(() => this.connect(), delay);
+      if (close.code === 4400 && /beyond the head/.test(close.reason)) this.reset();
+      this.retry(close.reason || `connection lost (code ${close.code})`);
     };
+  }
+
+  async catchUp() {
+    const types = this.types ? `&types=${enc(this.types.join(","))}` : "";
+    const base = `/v1/workspaces/${enc(this.workspace)}/events?limit=${CATCH_UP_PAGE}${types}`;
+    for (;;) {
+      const page = await get(`${base}&after=${this.lastSeq}`);
+      if (this.closed) return;
+      for (const event of page) this.deliver(event);
+      if (page.length < CATCH_UP_PAGE) return;
+    }
+  }
+
+  deliver(event) {
+    if (event.seq !== null) {
+      if (event.seq <= this.lastSeq) return;
+      this.lastSeq = event.seq;
+    }
+    this.handlers.onEvent?.(event);
+  }
+
+  fatal(code, reason) {
+    this.closed = true;
+    this.handlers.onFatal?.(code, reason);
+  }
+
+  // The log is shorter than what we saw: a different store behind the same address.
+  reset() {
+    this.lastSeq = 0;
+    this.handlers.onReset?.();
+  }
+
+  retry(reason) {
+    if (this.closed) return;
+    this.attempt += 1;
+    const delay = Math.min(MAX_BACKOFF_MS, 150 * 2 ** Math.min(this.attempt, 5));
+    this.status("reconnecting", reason);
+    this.timer = setTimeout(() => this.connect(), delay);
   }
 
   // Drop the connection as a network failure would; it reconnects by itself.
