@@ -48,6 +48,8 @@ from mezzo.tools.registry import ToolRegistry
 log = structlog.get_logger("mezzo.service")
 
 APPEND_RETRIES = 20
+# Events held for one subscriber that reads slower than they come; the rest stay in the store.
+SUBSCRIBER_BUFFER = 32
 
 
 def new_run_id() -> str:
@@ -507,7 +509,7 @@ class Mezzo:
             async for event in self.store.tail(workspace, after, durable_types):
                 yield event
             return
-        merged: asyncio.Queue[Event] = asyncio.Queue(maxsize=4096)
+        merged: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER)
 
         async def pump(source: AsyncIterator[Event]) -> None:
             async for event in source:
