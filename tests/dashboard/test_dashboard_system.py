@@ -3,6 +3,7 @@ many workspaces, and recovering from a dropped socket and a server restart."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,12 +113,18 @@ def test_dead_letters_show_only_the_tenants_runs_and_requeue_from_the_page(
     assert [d["workspace"] for d in beta_after["dead_letters"]] == ["beta-ws"]
 
 
+async def create_workspaces(server: ServerThread, count: int) -> None:
+    create = server.mezzo.create_workspace
+    await asyncio.gather(
+        *(create("local", CreateWorkspace(id=f"ws-{i:04d}")) for i in range(count))
+    )
+
+
 def test_thousands_of_events_and_many_workspaces_stay_light(
     page: Page, server: ServerThread, request: pytest.FixtureRequest
 ) -> None:
     store = server.mezzo.store
-    for i in range(100):
-        server.call(server.mezzo.create_workspace("local", CreateWorkspace(id=f"ws-{i:04d}")))
+    server.call(create_workspaces(server, 100))
     throttles = [NewEvent(type="throttled", data={"rate": 0.5}) for _ in range(3000)]
     server.call(store.append("ws-0042", None, throttles, None))
 
