@@ -306,7 +306,8 @@ async def _pump_ws(websocket: WebSocket, stream: AsyncIterator[Event]) -> None:
 
 
 async def _sse(stream: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1024)
+    # A slow reader holds at most this many events here; the rest stays in the store.
+    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=32)
 
     async def pump() -> None:
         async for event in stream:
