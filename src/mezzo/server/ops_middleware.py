@@ -16,6 +16,7 @@ from mezzo.service import Mezzo
 from mezzo.store.base import RateLimit, StoreError
 
 LIMITED_PREFIX = "/v1/"
+MAX_HEADER_BYTES = 64 * 1024
 
 
 def client_key(scope: Scope) -> str:
@@ -49,6 +50,10 @@ class OpsMiddleware:
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if sum(len(k) + len(v) for k, v in scope.get("headers", [])) > MAX_HEADER_BYTES:
+            metrics.http_requests.labels(scope["method"], "4xx").inc()
+            await self._answer(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
             return
         wait = await self._rate_limited(scope)
         if wait > 0:
@@ -89,17 +94,21 @@ class OpsMiddleware:
     async def _refuse(self, send: Send, wait: float) -> None:
         metrics.requests_rate_limited.inc()
         retry_after = max(1, math.ceil(wait))
-        body = json.dumps(
-            {"error": f"too many requests for this API key; retry after {retry_after} s"}
-        ).encode()
+        await self._answer(
+            send,
+            429,
+            f"too many requests for this API key; retry after {retry_after} s",
+            [(b"retry-after", str(retry_after).encode())],
+        )
+
+    async def _answer(
+        self, send: Send, status: int, error: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         await send(
             {
                 "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"retry-after", str(retry_after).encode()),
-                ],
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), *(headers or [])],
             }
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": json.dumps({"error": error}).encode()})
