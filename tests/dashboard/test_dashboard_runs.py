@@ -42,7 +42,8 @@ def test_a_run_fills_the_timeline_live_and_its_yield_is_answered_from_the_page(
     # The reply streams at 10 tokens/s: its text shows before the step's result is in the log.
     page.wait_for_function(
         """() => document.querySelector('#live-text').textContent.startsWith('echo: yes')
-              && !document.querySelector('#timeline [data-type="completed"]')"""
+              && !mezzoDashboard.state.events.some(
+                   (e) => e.type === 'model_result' && e.data.step === 2)"""
     )
     shot(page, request, "streaming")
     expect(page.locator("#run-status")).to_have_text("completed")
