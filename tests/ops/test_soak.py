@@ -1,0 +1,30 @@
+"""A short soak in CI (the long one is bench/soak_bench.py): mixed load on a real `mezzo serve`
+process with its memory sampled; nothing lost, no error, every subscriber holds the whole log."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from soak_support import soak
+
+from core_support import ServeProcess, free_port, process_env
+from mezzo.testing.server import StubServer
+
+
+def test_short_soak_loses_nothing(tmp_path: Path, stub: StubServer) -> None:
+    port = free_port()
+    env = process_env(tmp_path / "data", stub, MEZZO_SQLITE_SYNCHRONOUS="NORMAL")
+    server = ServeProcess(["serve", "--port", str(port)], env, port).start()
+    try:
+        assert server.proc is not None
+        report = asyncio.run(soak(server.url, server.proc.pid, duration_s=15))
+    finally:
+        assert server.terminate() == 0
+    assert report.errors == []
+    assert len(report.expected) > 50
+    assert report.lost() == []
+    for name, seqs in report.received.items():
+        assert seqs == list(range(1, len(seqs) + 1)), f"{name}: gaps or duplicates"
+        assert len(seqs) > len(report.expected) // 2
+    assert len(report.rss) > 10 and min(r for _, r in report.rss) > 0
