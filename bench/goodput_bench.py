@@ -154,6 +154,7 @@ async def naive(stub: Stub, runs: int, concurrency: int) -> tuple[float, int]:
                 await client.chat.completions.create(
                     model="stub-model",
                     max_completion_tokens=32,
+                    tools=TOOLS,  # type: ignore[arg-type]
                     messages=[{"role": "user", "content": f"request {i}"}],
                 )
                 completed += 1

@@ -341,3 +341,15 @@ async def test_block_until_stops_everyone_on_the_key(store: Store) -> None:
     wait = await store.acquire("k", 1, 1, (None, None))
     assert 4 < wait <= 5
     assert await store.acquire("other", 1, 1, (None, None)) == 0.0
+
+
+async def test_rate_limiter_refund_gives_capacity_back(store: Store) -> None:
+    limits = (None, RateLimit(per_minute=6000, burst=1000))
+    assert await store.acquire("k", 1, 1000, limits) == 0.0
+    assert await store.acquire("k", 1, 500, limits) > 0
+    assert await store.acquire("k", 0, -600, limits) == 0.0
+    assert await store.acquire("k", 1, 500, limits) == 0.0
+    # A refund never banks capacity beyond an idle key's.
+    assert await store.acquire("idle", 0, -5000, limits) == 0.0
+    assert await store.acquire("idle", 1, 1000, limits) == 0.0
+    assert await store.acquire("idle", 1, 200, limits) > 0

@@ -304,6 +304,18 @@ class Engine:
             RateLimit(per_minute=limits.tpm) if limits.tpm else None,
         )
 
+    async def _refund_pacing(self, record: WorkspaceRecord, key: str, unused: int) -> None:
+        """Give back the rate-limit capacity a call was paced for but did not use."""
+        if unused <= 0:
+            return
+        _, tpm = self._provider_limits(key)
+        if tpm is None:
+            return
+        await self.store.acquire(f"provider:{key}", 0, -unused, (None, tpm))
+        if record.throttle_rate < 1.0:
+            share = RateLimit(per_minute=tpm.per_minute * record.throttle_rate)
+            await self.store.acquire(f"throttle:{record.id}:{key}", 0, -unused, (None, share))
+
     def _breaker(self, key: str) -> CircuitBreaker:
         breaker = self.breakers.get(key)
         if breaker is None:
@@ -437,6 +449,7 @@ class Engine:
         self._learn(provider_key, response.headers)
         if response.usage is not None and decision.reason is Reason.PRIMARY:
             self.calibration.observe(str(primary), counted, response.usage.input_tokens)
+            await self._refund_pacing(record, provider_key, paced - response.usage.total_tokens)
         await self._model_succeeded(state, record, call, response, estimate)
 
     async def _budget_exhausted(

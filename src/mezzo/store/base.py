@@ -217,7 +217,8 @@ class Store(Protocol):
         limits: tuple[RateLimit | None, RateLimit | None],
     ) -> float:
         """Take `requests` and `tokens` from the key's (RPM, TPM) limits. Returns 0 when taken,
-        else the seconds to wait before trying again (nothing taken)."""
+        else the seconds to wait before trying again (nothing taken). Negative amounts give
+        capacity back (a call that used fewer tokens than it was paced for)."""
         ...
 
     async def block_until(self, key: str, until: float) -> None:

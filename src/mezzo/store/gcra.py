@@ -25,7 +25,8 @@ def gcra_acquire(
     tokens: int,
     limits: tuple[RateLimit | None, RateLimit | None],
 ) -> tuple[float, dict[str, Any]]:
-    """Take `requests` and `tokens` if every limit admits them; else the wait and state unchanged."""
+    """Take `requests` and `tokens` if every limit admits them; else the wait and state unchanged.
+    A negative amount gives capacity back and is always taken."""
     blocked = float(state.get("blocked_until", 0.0))
     if blocked > now:
         return (blocked - now, state)
@@ -33,7 +34,12 @@ def gcra_acquire(
     waits: list[float] = []
     new_state = dict(state)
     for name, limit, cost in (("tat_r", rpm, requests), ("tat_t", tpm, tokens)):
-        if limit is None or cost <= 0:
+        if limit is None or cost == 0:
+            continue
+        if cost < 0:
+            # A refund: capacity taken earlier and not used goes back (never below now).
+            interval = emission_interval(limit.per_minute)
+            new_state[name] = max(now, float(state.get(name, 0.0)) + cost * interval)
             continue
         result = gcra(
             float(state.get(name, 0.0)),

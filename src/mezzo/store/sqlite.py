@@ -756,7 +756,7 @@ class SQLiteStore:
         tokens: int,
         limits: tuple[RateLimit | None, RateLimit | None],
     ) -> float:
-        if limits == (None, None):
+        if limits == (None, None) and requests >= 0 and tokens >= 0:
             # Nothing to take: only a retry-after block can make the caller wait. A read.
             row = await self._read(
                 lambda c: c.execute("SELECT state FROM rate_state WHERE key = ?", (key,)).fetchone()

@@ -1,5 +1,6 @@
 -- ARGV: requests, tokens, then per_minute and burst of the request limit and of the token
 -- limit ('' where there is none). Returns the seconds to wait as a string; "0" when taken.
+-- A negative cost gives capacity back (always taken).
 local now = clock()
 local blocked = field('blocked_until')
 if blocked > now then
@@ -14,7 +15,12 @@ local refused = false
 local updates = {}
 for _, d in ipairs(dimensions) do
   local name, cost, per_minute, burst = d[1], d[2], d[3], d[4]
-  if per_minute ~= '' and cost > 0 then
+  if per_minute ~= '' and cost < 0 then
+    -- A refund: give back capacity taken earlier but not used (never below now).
+    local interval = 60.0 / tonumber(per_minute)
+    updates[#updates + 1] = name
+    updates[#updates + 1] = num(math.max(now, field(name) + cost * interval))
+  elseif per_minute ~= '' and cost > 0 then
     local interval = 60.0 / tonumber(per_minute)
     local tolerance = math.max(tonumber(burst), cost) * interval
     local new_tat = math.max(field(name), now) + cost * interval
