@@ -35,6 +35,7 @@ const state = {
   runs: new Map(),
   runOrder: [],
   selectedRun: null,
+  runPinned: false,
   runView: null,
   live: new Map(),
   stepDone: new Set(),
@@ -211,6 +212,7 @@ function selectWorkspace(id) {
     runs: new Map(),
     runOrder: [],
     selectedRun: null,
+    runPinned: false,
     runView: null,
     live: new Map(),
     stepDone: new Set(),
@@ -305,7 +307,7 @@ const runList = new VirtualList($("run-list"), {
       {
         className: `run-row${id === state.selectedRun ? " selected" : ""}`,
         dataset: { run: id, status: run.status },
-        onclick: () => selectRun(id),
+        onclick: () => selectRun(id, true),
       },
       el("span", { className: `status ${run.status}`, textContent: run.status }),
       el("span", { className: "run-id", textContent: shortRun(id) }),
@@ -356,7 +358,7 @@ function trackRun(event) {
     state.runs.set(event.run, run);
     state.runOrder.unshift(event.run);
     $("run-count").textContent = `(${state.runOrder.length})`;
-    if (!state.selectedRun) selectRun(event.run);
+    if (!state.runPinned) followNewestRun();
   }
   if (event.type === "run_queued") run.input = event.data.input;
   if (event.type === "model_result") {
@@ -368,7 +370,18 @@ function trackRun(event) {
   runList.changed();
 }
 
-function selectRun(id) {
+// Until the reader picks a run, the newest one is shown (once per burst of events).
+let following = null;
+function followNewestRun() {
+  clearTimeout(following);
+  following = setTimeout(() => {
+    const newest = state.runOrder[0];
+    if (!state.runPinned && newest && newest !== state.selectedRun) selectRun(newest);
+  }, 50);
+}
+
+function selectRun(id, pinned = false) {
+  state.runPinned ||= pinned;
   state.selectedRun = id;
   state.runView = null;
   $("run-detail").hidden = !id;
@@ -481,7 +494,7 @@ function wireActions() {
     act("submit run", () => post(`/v1/workspaces/${enc(id)}/runs`, body)).then((accepted) => {
       if (!accepted) return;
       $("submit-input").value = "";
-      if (state.selected === id) selectRun(accepted.run);
+      if (state.selected === id) selectRun(accepted.run, true);
     });
   };
   $("cancel-run").onclick = () => {
