@@ -206,3 +206,22 @@ def test_a_workspace_that_vanishes_is_reported_and_let_go(
     shot(page, request, "vanished")
     page.locator('.ws-row[data-ws="stays"]').click()
     expect(page.locator("#conn")).to_have_text("live")
+
+
+def test_provider_limits_learned_and_an_open_breaker_are_shown(
+    page: Page, server: ServerThread, stub: StubServer, request: pytest.FixtureRequest
+) -> None:
+    stub.configure(rpm=600, tpm=90000)
+    httpx.post(f"{server.url}/v1/workspaces", json={"id": "p"}, trust_env=False)
+    submit(server.url, "p", "hello")
+    open_workspace(page, server.url, "p")
+    provider = page.locator('#providers .provider:has-text("openai:stub-model")')
+    expect(provider).to_contain_text("rpm 600 · tpm 90000 (learned)")
+    expect(provider).to_have_attribute("data-breaker", "closed")
+
+    stub.configure(fail_midstream=1.0)
+    submit(server.url, "p", "this one hits a broken provider")
+    expect(provider).to_have_attribute("data-breaker", "open")
+    expect(provider).to_contain_text("breaker open")
+    expect(page.locator('#timeline [data-type="retry"]').first).to_be_visible()
+    shot(page, request, "breaker-open")
