@@ -21,6 +21,16 @@ from mezzo.testing.server import StubServer
 RUNS = 24
 
 
+def _queue_state(port: int) -> dict[str, Any]:
+    client = redis.Redis(port=port, decode_responses=True)
+    tag = "mezzo:{q:runs}"
+    state: dict[str, Any] = {"jobs": client.hgetall(f"{tag}:jobs")}
+    for part in ("ready", "delayed", "leased", "dead"):
+        state[part] = client.zrange(f"{tag}:{part}", 0, -1, withscores=True)
+    state["time"] = client.time()
+    return state
+
+
 def assert_each_step_once(log: list[dict[str, Any]]) -> None:
     results = Counter((e["run"], e["data"]["step"]) for e in log if e["type"] == "model_result")
     assert all(n == 1 for n in results.values()), f"model_result doubled: {results}"
@@ -59,7 +69,23 @@ async def test_submit_through_one_node_stream_from_the_other(
                     streamed: list[dict[str, Any]] = []
                     completed: set[str] = set()
                     while completed != set(accepted):
-                        event = json.loads(await asyncio.wait_for(socket.recv(), 60))
+                        try:
+                            raw = await asyncio.wait_for(socket.recv(), 60)
+                        except TimeoutError:
+                            page = await api.get("/v1/workspaces/w/events", params={"limit": 10000})
+                            done = sum(1 for e in page.json() if e["type"] == "completed")
+                            ended = {e["run"] for e in page.json() if e["type"] == "completed"}
+                            stuck = [
+                                (e["seq"], e["type"], e["ts"], e["data"])
+                                for e in page.json()
+                                if e["run"] not in ended
+                            ]
+                            raise AssertionError(
+                                f"stream on B stalled after {len(streamed)} events; node A's "
+                                f"log has {len(page.json())}, {done} of {RUNS} runs completed; "
+                                f"queue: {_queue_state(redis_server.port)}; unfinished: {stuck}"
+                            ) from None
+                        event = json.loads(raw)
                         if event["seq"] is None:
                             continue  # live-only deltas
                         streamed.append(event)

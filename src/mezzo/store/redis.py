@@ -43,7 +43,16 @@ from mezzo.store.base import (
     StoreUnavailable,
     VersionConflict,
 )
-from mezzo.store.redis_feed import BLOCK_MS, Feed, Feeds, LiveRelay, parse_entry
+from mezzo.store.redis_feed import (
+    BLOCK_MS,
+    Feed,
+    Feeds,
+    LiveRelay,
+    ShieldedRedis,
+    Wakeups,
+    parse_entry,
+    shielded,
+)
 from mezzo.store.redis_scripts import Scripts, register_scripts
 
 MIN_SERVER_VERSION = (5, 0)
@@ -87,6 +96,7 @@ class RedisStore:
         self._scripts: Scripts | None = None
         self._feeds: Feeds | None = None
         self._live: LiveRelay | None = None
+        self._wakeups: Wakeups | None = None
         self._run_workspaces: dict[str, str] = {}
         self.server_version: tuple[int, ...] = ()
 
@@ -120,8 +130,8 @@ class RedisStore:
             )
         except ValueError as exc:
             raise RedisConfigError(f"bad Redis URL {self._where}: {exc}") from exc
-        client = Redis.from_pool(pool)
-        blocking = Redis.from_pool(blocking_pool)
+        client = ShieldedRedis.from_pool(pool)
+        blocking = ShieldedRedis.from_pool(blocking_pool)
         try:
             with self._translate():
                 await client.ping()
@@ -144,6 +154,7 @@ class RedisStore:
         self._scripts = register_scripts(client, one_slot=version >= (7, 0))
         self._feeds = Feeds(blocking, self._log_key)
         self._live = LiveRelay(client, self._live_channel)
+        self._wakeups = Wakeups(client, f"{self.prefix}:{{q:*}}:wake")
 
     async def close(self) -> None:
         if self._feeds is not None:
@@ -152,6 +163,9 @@ class RedisStore:
         if self._live is not None:
             await self._live.close()
             self._live = None
+        if self._wakeups is not None:
+            await self._wakeups.close()
+            self._wakeups = None
         for client in (self._client, self._blocking):
             if client is not None:
                 with contextlib.suppress(rex.RedisError, OSError):
@@ -165,6 +179,13 @@ class RedisStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def wait_for_change(self, within: float) -> None:
+        """Return when a job became ready in any queue (any process), or after `within` s."""
+        if self._wakeups is None:
+            await asyncio.sleep(within)
+            return
+        await self._wakeups.wait(within)
 
     # ---- plumbing
 
@@ -227,6 +248,7 @@ class RedisStore:
             f"{tag}:dead",
             f"{tag}:dead-jobs",
             f"{tag}:tokens",
+            f"{tag}:wake",
         ]
 
     def _ledger_keys(self, workspace: str, reservation_id: str = "") -> list[str]:
@@ -270,7 +292,7 @@ class RedisStore:
                 pipe = client.pipeline(transaction=False)
                 await scripts.append(keys, args, client=pipe)
                 pipe.hsetnx(self._runs_key(), run, workspace)
-                result, _ = await pipe.execute()
+                result, _ = await shielded(pipe.execute())
                 self._run_workspaces[run] = workspace
             else:
                 result = await scripts.append(keys, args)

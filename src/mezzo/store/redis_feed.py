@@ -16,8 +16,8 @@ import contextlib
 import itertools
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis.exceptions as rex
 from redis.asyncio import Redis
@@ -27,6 +27,38 @@ from mezzo.protocol import Event
 from mezzo.store.live import LiveHub
 
 BLOCK_MS = 5000
+T = TypeVar("T")
+
+
+async def shielded(call: Awaitable[T]) -> T:
+    """Await a redis-py call so that cancelling the caller always raises CancelledError in it.
+
+    redis-py 8.1's asyncio client sometimes swallows a cancellation that lands mid-command: the
+    command returns normally and the task runs on. A task that is then awaited after
+    `cancel()` (a watcher stopped with `cancel(); await`) hangs forever. Here the command runs
+    in a task of its own that is never cancelled: it finishes in the background (its reply
+    read, its connection handed back in order) while the caller gets its CancelledError now.
+    """
+    task = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_drop_outcome)
+        raise
+
+
+def _drop_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class ShieldedRedis(Redis):
+    """`Redis` whose every command goes through `shielded`."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        return await shielded(super().execute_command(*args, **options))
+
+
 RING_SIZE = 2048
 READ_COUNT = 512
 
@@ -169,7 +201,7 @@ class LiveRelay:
         self._counts[workspace] = count + 1
         if count == 0:
             try:
-                await self._pubsub.subscribe(self._channel(workspace))
+                await shielded(self._pubsub.subscribe(self._channel(workspace)))
             except BaseException:
                 self._counts[workspace] -= 1
                 raise
@@ -183,13 +215,13 @@ class LiveRelay:
         del self._counts[workspace]
         if self._pubsub is not None:
             with contextlib.suppress(rex.RedisError, OSError):
-                await self._pubsub.unsubscribe(self._channel(workspace))
+                await shielded(self._pubsub.unsubscribe(self._channel(workspace)))
 
     async def _read(self, pubsub: PubSub) -> None:
         backoff = 0.05
         while True:
             try:
-                message = await pubsub.get_message(timeout=1.0)
+                message = await shielded(pubsub.get_message(timeout=1.0))
             except (rex.ConnectionError, rex.TimeoutError, OSError):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -199,3 +231,48 @@ class LiveRelay:
                 continue
             with contextlib.suppress(ValueError):
                 self._hub.publish(Event.model_validate_json(message["data"]))
+
+
+class Wakeups:
+    """Wakes idle workers when a queue script made a job ready, in this process or another."""
+
+    def __init__(self, client: Redis, pattern: str) -> None:
+        self._client = client
+        self._pattern = pattern
+        self._changed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def wait(self, within: float) -> None:
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), within)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _read(self) -> None:
+        backoff = 0.05
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await shielded(pubsub.psubscribe(self._pattern))
+                backoff = 0.05
+                while True:
+                    message = await shielded(pubsub.get_message(timeout=5.0))
+                    if message is not None and message.get("type") == "pmessage":
+                        self._notify()
+            except (rex.ConnectionError, rex.TimeoutError, OSError):
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                with contextlib.suppress(rex.RedisError, OSError):
+                    await pubsub.aclose()

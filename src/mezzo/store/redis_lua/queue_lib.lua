@@ -3,11 +3,12 @@
 -- KEYS: 1 jobs (hash id -> job JSON), 2 ready (zset, score: priority then not_before),
 --       3 delayed (zset, score: not_before), 4 leased (zset, score: lease deadline),
 --       5 depth (hash priority -> count), 6 dead (zset, score: failed_at),
---       7 dead jobs (hash id -> JSON), 8 token counter (fencing tokens, never reused)
+--       7 dead jobs (hash id -> JSON), 8 token counter (fencing tokens, never reused),
+--       9 wake-up channel (Pub/Sub, not a key; named with the queue's tag to keep one slot)
 -- Job JSON: p payload, pr priority, nb not_before, a attempts, m max_attempts,
 --           s state (ready | leased), w worker, lu lease_until, t token, ag again, e last_error
 local JOBS, READY, DELAYED, LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local DEPTH, DEAD, DEAD_JOBS, TOKENS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local DEPTH, DEAD, DEAD_JOBS, TOKENS, WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
 local function num(x)
   return string.format('%.17g', x)
@@ -43,6 +44,7 @@ end
 local function schedule(id, job, now)
   if job.nb <= now then
     redis.call('ZADD', READY, num(ready_score(job)), id)
+    redis.call('PUBLISH', WAKE, id)
   else
     redis.call('ZADD', DELAYED, num(job.nb), id)
   end
