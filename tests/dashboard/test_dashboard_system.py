@@ -206,6 +206,7 @@ def test_a_workspace_that_vanishes_is_reported_and_let_go(
     shot(page, request, "vanished")
     page.locator('.ws-row[data-ws="stays"]').click()
     expect(page.locator("#conn")).to_have_text("live")
+    expect(page.locator("#banner")).to_be_hidden()
 
 
 def test_provider_limits_learned_and_an_open_breaker_are_shown(

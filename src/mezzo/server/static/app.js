@@ -124,7 +124,10 @@ const workspaceList = new VirtualList($("ws-list"), {
       {
         className: `ws-row${workspace.id === state.selected ? " selected" : ""}`,
         dataset: { ws: workspace.id },
-        onclick: () => selectWorkspace(workspace.id),
+        onclick: () => {
+          clearBanner("action");
+          selectWorkspace(workspace.id);
+        },
       },
       el("div", { className: "ws-name", textContent: workspace.id }),
       el("div", {
