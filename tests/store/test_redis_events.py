@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -146,3 +147,24 @@ async def test_trim_drops_old_events_but_not_those_of_open_runs(
     assert await a.head("ws") == 14
     stored = await a.append("ws", "next", [NewEvent(type="run_queued")], 0)
     assert stored[0].seq == 15
+
+
+async def test_cancelling_a_caller_mid_command_always_cancels_it(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    """A watcher stopped with `cancel(); await` must stop (redis-py 8.1 can swallow the cancel)."""
+    a, _ = nodes
+    await a.append("ws", "r1", [NewEvent(type="run_queued")], 0)
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(0)
+            await a.run_version("r1")
+
+    chance = random.Random(7)
+    for _ in range(150):
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(chance.random() * 0.002)
+        watcher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(watcher, 5)
