@@ -519,6 +519,7 @@ class Mezzo:
             asyncio.create_task(pump(self.store.tail(workspace, after, durable_types))),
             asyncio.create_task(pump(self.store.live(workspace))),
         ]
+        getter: asyncio.Task[Event] | None = None
         try:
             while True:
                 getter = asyncio.create_task(merged.get())
@@ -526,11 +527,11 @@ class Mezzo:
                 if getter in done:
                     yield getter.result()
                     continue
-                getter.cancel()
                 for task in tasks:
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
         finally:
-            for task in tasks:
+            pending = [*tasks, getter] if getter is not None else tasks
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
