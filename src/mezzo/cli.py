@@ -153,7 +153,12 @@ def worker(
         err.print(f"mezzo worker {mezzo.pool.name if mezzo.pool else ''} on {settings.store_url}")
         await stop.wait()
         err.print("shutting down: finishing in-flight steps")
-        await mezzo.stop(grace_s=settings.lease_seconds)
+        try:
+            await asyncio.wait_for(
+                mezzo.stop(grace_s=settings.lease_seconds), settings.lease_seconds + 10
+            )
+        except TimeoutError:
+            err.print("shutdown took too long; in-flight jobs are released by their leases")
 
     asyncio.run(main())
 
