@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -357,28 +357,34 @@ class Mezzo:
     async def get_run(self, tenant: str, run: str) -> RunView:
         return run_view(await self._state(tenant, run))
 
-    async def cancel_run(self, tenant: str, run: str, reason: str) -> RunView:
+    async def _append_decided(
+        self, tenant: str, run: str, decide: Callable[[RunState], list[NewEvent]]
+    ) -> RunState:
+        """Append what `decide` makes of the run's current state, checked against its version;
+        on a race, fold again and decide again. `decide` raises to refuse."""
         for _ in range(APPEND_RETRIES):
             state = await self._state(tenant, run)
-            if state.terminal:
-                raise Conflict(f"run {run!r} is already {state.status}")
+            events = decide(state)
             try:
-                await self.store.append(
-                    state.workspace,
-                    run,
-                    [NewEvent(type="cancelled", data={"reason": reason})],
-                    state.version,
-                )
+                await self.store.append(state.workspace, run, events, state.version)
             except VersionConflict:
                 continue
-            await self.store.kv_delete(f"active/{run}")
-            await self.store.kv_delete(f"suspended/{state.workspace}/{run}")
-            return await self.get_run(tenant, run)
+            return state
         raise Conflict(f"run {run!r} is changing too fast; try again")
 
+    async def cancel_run(self, tenant: str, run: str, reason: str) -> RunView:
+        def cancel(state: RunState) -> list[NewEvent]:
+            if state.terminal:
+                raise Conflict(f"run {run!r} is already {state.status}")
+            return [NewEvent(type="cancelled", data={"reason": reason})]
+
+        state = await self._append_decided(tenant, run, cancel)
+        await self.store.kv_delete(f"active/{run}")
+        await self.store.kv_delete(f"suspended/{state.workspace}/{run}")
+        return await self.get_run(tenant, run)
+
     async def submit_tool_results(self, tenant: str, run: str, body: ToolResultsIn) -> RunView:
-        for _ in range(APPEND_RETRIES):
-            state = await self._state(tenant, run)
+        def results(state: RunState) -> list[NewEvent]:
             pending = {c.call_id: c for c in state.pending_client_calls}
             unknown = [r.call_id for r in body.results if r.call_id not in pending]
             if unknown:
@@ -386,7 +392,7 @@ class Mezzo:
                     f"no pending client tool call with id {', '.join(unknown)} on run {run!r}",
                     detail={"pending": sorted(pending)},
                 )
-            events = [
+            return [
                 NewEvent(
                     type="tool_result",
                     data={
@@ -398,43 +404,34 @@ class Mezzo:
                 )
                 for r in body.results
             ]
-            try:
-                await self.store.append(state.workspace, run, events, state.version)
-            except VersionConflict:
-                continue
-            await enqueue_run(
-                self.store, state.workspace, run, state.priority, self.settings.max_attempts
-            )
-            return await self.get_run(tenant, run)
-        raise Conflict(f"run {run!r} is changing too fast; try again")
+
+        state = await self._append_decided(tenant, run, results)
+        await enqueue_run(
+            self.store, state.workspace, run, state.priority, self.settings.max_attempts
+        )
+        return await self.get_run(tenant, run)
 
     async def submit_input(self, tenant: str, run: str, body: InputIn) -> RunView:
-        for _ in range(APPEND_RETRIES):
-            state = await self._state(tenant, run)
+        def answer(state: RunState) -> list[NewEvent]:
             waiting = state.pending_yield
             if waiting is None:
                 raise Conflict(f"run {run!r} is not waiting for input (status {state.status})")
-            events = [
+            result = {
+                "call_id": waiting.call_id,
+                "name": "request_human_input",
+                "output": body.text,
+                "is_error": False,
+            }
+            return [
                 NewEvent(type="input", data={"call_id": waiting.call_id, "text": body.text}),
-                NewEvent(
-                    type="tool_result",
-                    data={
-                        "call_id": waiting.call_id,
-                        "name": "request_human_input",
-                        "output": body.text,
-                        "is_error": False,
-                    },
-                ),
+                NewEvent(type="tool_result", data=result),
             ]
-            try:
-                await self.store.append(state.workspace, run, events, state.version)
-            except VersionConflict:
-                continue
-            await enqueue_run(
-                self.store, state.workspace, run, state.priority, self.settings.max_attempts
-            )
-            return await self.get_run(tenant, run)
-        raise Conflict(f"run {run!r} is changing too fast; try again")
+
+        state = await self._append_decided(tenant, run, answer)
+        await enqueue_run(
+            self.store, state.workspace, run, state.priority, self.settings.max_attempts
+        )
+        return await self.get_run(tenant, run)
 
     # ---- files
 
