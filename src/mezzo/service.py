@@ -116,6 +116,7 @@ class Mezzo:
         )
         self.engine: Engine | None = None
         self.pool: WorkerPool | None = None
+        self._records: dict[str, WorkspaceRecord] = {}
 
     # ---- lifecycle
 
@@ -170,7 +171,17 @@ class Mezzo:
         value = await self.store.kv_get(workspace_key(workspace))
         if value is None or value["tenant"] != tenant:
             raise NotFound(f"workspace {workspace!r} not found")
-        return WorkspaceRecord.from_kv(value)
+        record = WorkspaceRecord.from_kv(value)
+        self._records[workspace] = record
+        return record
+
+    async def _owned_config(self, tenant: str, workspace: str) -> WorkspaceConfig:
+        """A workspace's owner and configuration never change once created (a different
+        configuration is a 409), so the hot submit path may use what this process has seen."""
+        record = self._records.get(workspace)
+        if record is None or record.tenant != tenant:
+            record = await self._record(tenant, workspace)
+        return record.config
 
     async def _view(self, record: WorkspaceRecord, created_at: float | None = None) -> Workspace:
         ledger = await self.store.ledger_get(record.id)
@@ -294,7 +305,7 @@ class Mezzo:
     async def submit_run(
         self, tenant: str, workspace: str, body: SubmitRun, idempotency_key: str | None = None
     ) -> tuple[RunAccepted, bool]:
-        record = await self._record(tenant, workspace)
+        config = await self._owned_config(tenant, workspace)
         run = new_run_id()
         if idempotency_key:
             key = f"idem/{tenant}/{workspace}/{idempotency_key}"
@@ -304,11 +315,11 @@ class Mezzo:
                 if existing.get("input") != body.input:
                     raise Conflict("Idempotency-Key was used with a different request body")
                 run = existing["run"]
-        priority = body.priority or record.config.priority
+        priority = body.priority or config.priority
         data = {
             "input": body.input,
             "priority": priority,
-            "max_steps": body.max_steps or record.config.max_steps,
+            "max_steps": body.max_steps or config.max_steps,
             "metadata": body.metadata,
         }
         # Issued together: a store that batches writes commits all three at once. The job is
