@@ -41,7 +41,9 @@ async def _spread(total: int, concurrency: int, one: Callable[[int], Awaitable[A
     await asyncio.gather(*(loop() for _ in range(concurrency)))
 
 
-async def mezzo_run(url: str, jobs: int, slots: int, producers: int, batch: int) -> dict[str, float]:
+async def mezzo_run(
+    url: str, jobs: int, slots: int, producers: int, batch: int
+) -> dict[str, float]:
     store = RedisStore(url, prefix=f"bench-{uuid.uuid4().hex[:8]}")
     await store.open()
     queue = "bench"

@@ -389,8 +389,8 @@ class RedisStore:
                     feed = self._feeds.join(workspace, cursor)
                     continue
                 if changed is not None and not batch:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(changed.wait(), BLOCK_MS / 1000)
+                    # No timeout: the feed wakes its subscribers on every batch and every error.
+                    await changed.wait()
         finally:
             if feed is not None and self._feeds is not None:
                 self._feeds.leave(workspace, feed)

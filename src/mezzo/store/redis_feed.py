@@ -150,7 +150,9 @@ class Feeds:
                 reply: Any = await self._blocking.xread(
                     {key: f"{feed.head}-0"}, count=READ_COUNT, block=BLOCK_MS
                 )
-            except (rex.ConnectionError, rex.TimeoutError, OSError):
+            except Exception:
+                # Subscribers wake, see `failing` and read the stream themselves, which raises
+                # StoreUnavailable to them while Redis is away.
                 feed.failing = True
                 feed.notify()
                 await asyncio.sleep(backoff)
