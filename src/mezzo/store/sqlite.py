@@ -147,6 +147,8 @@ class _Writer(threading.Thread):
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, future in batch:
+                if not future.set_running_or_notify_cancel():
+                    continue  # its caller was cancelled before the write began: skip it
                 conn.execute("SAVEPOINT op")
                 try:
                     result = op(conn)
