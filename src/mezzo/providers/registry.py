@@ -58,7 +58,8 @@ class Providers:
         if name == "local":
             from mezzo.providers.local import LocalProvider
 
-            return LocalProvider()
+            path = self._settings.local_model_path
+            return LocalProvider(str(path) if path is not None else None)
         raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
 
     async def aclose(self) -> None:
