@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import Counter
 from pathlib import Path
 
+import httpx
 from redis_process import RedisProcess
 
+from core_support import ServeProcess, free_port, process_env
 from mezzo.protocol import Event, NewEvent
 from mezzo.store.base import StoreUnavailable, VersionConflict
 from mezzo.store.redis import RedisStore
+from mezzo.testing.server import StubServer
 
 RUNS = 240
 KILL_AFTER = 80
@@ -103,3 +108,66 @@ async def test_a_fresh_store_object_reads_what_survived_a_kill(tmp_path: Path) -
             assert (await store.commit("ws", "a", 300, [0.25])).already_committed
             (job,) = await store.lease("q", "w", 1, 30)
             assert (job.id, job.priority, job.payload) == ("r1", 2, {"n": 1})
+
+
+def test_every_202_completes_across_a_redis_restart_under_load(
+    tmp_path: Path, stub: StubServer, processes: list[ServeProcess]
+) -> None:
+    """`mezzo serve` + 2 workers on Redis (`appendfsync always`); Redis is SIGKILLed while runs
+    are being submitted. Submissions during the outage get 503 + retry-after; every run that
+    got a 202 completes once Redis is back."""
+    stub.configure(tokens_per_second=100, reply_tokens=10)
+    server = RedisProcess(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always")
+    server.start()
+    try:
+        env = process_env(tmp_path / "data", stub)
+        store = ["--store", server.url]
+        port = free_port()
+        api = ServeProcess(["serve", "--port", str(port), "--no-workers", *store], env, port)
+        processes.append(api.start())
+        processes.extend(ServeProcess(["worker", *store], env).start() for _ in range(2))
+        client = httpx.Client(base_url=api.url, trust_env=False, timeout=30)
+        assert client.post("/v1/workspaces", json={"id": "w"}).status_code == 201
+        accepted: list[str] = []
+        refusals: list[httpx.Response] = []
+
+        def submit(n: int) -> None:
+            for i in range(n):
+                response = client.post("/v1/workspaces/w/runs", json={"input": f"job {i}"})
+                if response.status_code == 202:
+                    accepted.append(response.json()["run"])
+                else:
+                    refusals.append(response)
+
+        submit(15)
+        # Workers refuse to start without Redis, so let them come up first.
+        for _ in range(300):
+            page = client.get("/v1/workspaces/w/events", params={"types": "completed"})
+            if page.json():
+                break
+            time.sleep(0.1)
+        server.kill()
+        submit(3)
+        time.sleep(1.0)
+        server.start()
+        submit(15)
+        deadline = time.monotonic() + 60
+        while True:
+            page = client.get("/v1/workspaces/w/events", params={"limit": 10000})
+            if page.status_code == 200:
+                done = {e["run"] for e in page.json() if e["type"] == "completed"}
+                if done >= set(accepted):
+                    break
+            assert time.monotonic() < deadline, f"{len(set(accepted) - done)} accepted runs lost"
+            time.sleep(0.2)
+        log = page.json()
+    finally:
+        for process in processes:
+            process.kill()
+        server.kill()
+    assert len(accepted) == 30
+    assert [r.status_code for r in refusals] == [503, 503, 503]
+    assert all(r.headers.get("retry-after") for r in refusals)
+    assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
+    results = Counter((e["run"], e["data"]["step"]) for e in log if e["type"] == "model_result")
+    assert all(n == 1 for n in results.values())

@@ -269,7 +269,7 @@ class RedisStore:
         events: Sequence[NewEvent],
         expected_version: int | None,
     ) -> list[Event]:
-        client, scripts = self._ready()
+        _, scripts = self._ready()
         if not events:
             raise ValueError("append needs at least one event")
         keys = [
@@ -289,10 +289,7 @@ class RedisStore:
             args += [event.type, body]
         with self._translate():
             if run is not None and run not in self._run_workspaces:
-                pipe = client.pipeline(transaction=False)
-                await scripts.append(keys, args, client=pipe)
-                pipe.hsetnx(self._runs_key(), run, workspace)
-                result, _ = await shielded(pipe.execute())
+                result = await shielded(self._append_new_run(keys, args, run, workspace))
                 self._run_workspaces[run] = workspace
             else:
                 result = await scripts.append(keys, args)
@@ -307,6 +304,17 @@ class RedisStore:
             )
             for i, e in enumerate(events)
         ]
+
+    async def _append_new_run(
+        self, keys: list[str], args: list[str | int], run: str, workspace: str
+    ) -> Any:
+        """The append and the run → workspace index `run_version` needs, in one round trip."""
+        client, scripts = self._ready()
+        async with client.pipeline(transaction=False) as pipe:
+            await scripts.append(keys, args, client=pipe)
+            pipe.hsetnx(self._runs_key(), run, workspace)
+            result, _ = await pipe.execute()
+        return result
 
     async def read(
         self,
