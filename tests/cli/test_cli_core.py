@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from core_support import ROOT, ServerThread
+from mezzo.testing.server import StubServer
 
 
 def mezzo(
@@ -36,7 +37,9 @@ def test_run_streams_to_completion_and_events_replays_the_log(server: ServerThre
     assert types[0] == "run_queued" and types[-1] == "completed"
 
 
-def test_run_json_output_and_failure_exit_code(server: ServerThread) -> None:
+def test_run_json_output_and_failure_exit_code(server: ServerThread, stub: StubServer) -> None:
+    # Deltas are live-only: give the subscriber time to connect before the text streams.
+    stub.configure(latency_ms=500, tokens_per_second=50, reply_tokens=10)
     ok = mezzo("run", "json please", "--workspace", "cli2", "--url", server.url, "--json")
     assert ok.returncode == 0
     events = [json.loads(line) for line in ok.stdout.splitlines()]
