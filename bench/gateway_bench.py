@@ -15,7 +15,13 @@ steps × tool-tokens. Each loop is timed end to end:
 
 Scenarios are interleaved `--repeat` times; the median of each is printed with ratios.
 
+With `--overhead-rate R` it then measures the gateway's overhead per request: an open loop of
+R short non-streamed `POST /v1/responses` a second for `--overhead-seconds`, straight to the
+stub and through mezzo (raw httpx, keep-alive), latency percentiles of both and their
+difference. The stub answers without pacing for this part.
+
     .venv/bin/python bench/gateway_bench.py [--steps 30] [--tool-tokens 1600] [--repeat 3]
+        [--overhead-rate 300 --overhead-seconds 5]
 """
 
 from __future__ import annotations
@@ -71,7 +77,9 @@ def start_stub(latency_ms: float, tps: float) -> tuple[subprocess.Popen[str], st
     return process, match.group(1) + "/v1"
 
 
-def start_mezzo(stub_url: str, data_dir: str, port: int) -> subprocess.Popen[bytes]:
+def start_mezzo(
+    stub_url: str, data_dir: str, port: int, synchronous: str
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEZZO_", "OPENAI_"))}
     env.update(
         {
@@ -80,6 +88,7 @@ def start_mezzo(stub_url: str, data_dir: str, port: int) -> subprocess.Popen[byt
             "MEZZO_OPENAI_API": "responses",
             "MEZZO_MODEL_TOKENIZERS": '{"stub-model": "mezzo-stub"}',
             "MEZZO_MAX_BODY_BYTES": str(8 * 1024 * 1024),
+            "MEZZO_SQLITE_SYNCHRONOUS": synchronous,
             "OPENAI_BASE_URL": stub_url,
             "OPENAI_API_KEY": "bench",
         }
@@ -203,11 +212,62 @@ async def timed(run: Callable[[], Awaitable[tuple[int, int]]]) -> tuple[float, i
     return time.perf_counter() - started, calls, tokens
 
 
+async def open_loop(url: str, rate: float, seconds: float, headers: dict[str, str]) -> list[float]:
+    """Latencies (s) of `rate` requests a second for `seconds`, sent on schedule."""
+    body = {"model": "stub-model", "input": "ping", "store": False}
+    latencies: list[float] = []
+    failures: list[str] = []
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=30) as http:
+
+        async def one() -> None:
+            started = time.perf_counter()
+            try:
+                response = await http.post(url, json=body, headers=headers)
+                response.raise_for_status()
+            except httpx.HTTPError as error:
+                failures.append(f"{type(error).__name__}: {error}")
+                return
+            latencies.append(time.perf_counter() - started)
+
+        tasks = []
+        start = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    if failures:
+        print(f"  {url}: {len(failures)} of {len(tasks)} failed, first: {failures[0]}")
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def overhead(stub_url: str, gateway_url: str, rate: float, seconds: float) -> None:
+    await open_loop(f"{stub_url}/responses", rate, 1, {})  # warm-up
+    await open_loop(f"{gateway_url}/responses", rate, 1, {"X-Mezzo-Workspace": "bench"})
+    direct = await open_loop(f"{stub_url}/responses", rate, seconds, {})
+    through = await open_loop(
+        f"{gateway_url}/responses", rate, seconds, {"X-Mezzo-Workspace": "bench"}
+    )
+    print(f"overhead per request at {rate:.0f} requests/s for {seconds:.0f} s (open loop):")
+    for q in (0.5, 0.9, 0.99):
+        d, m = percentile(direct, q) * 1000, percentile(through, q) * 1000
+        print(
+            f"  p{q * 100:.0f}: direct {d:6.2f} ms, through mezzo {m:6.2f} ms, added {m - d:6.2f} ms"
+        )
+
+
 async def main(args: argparse.Namespace) -> None:
     stub, stub_url = start_stub(args.latency_ms, args.tokens_per_second)
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="gateway-bench-")
-    mezzo = start_mezzo(stub_url, data_dir, port)
+    mezzo = start_mezzo(stub_url, data_dir, port, args.sqlite_synchronous)
     # A workspace with room for every loop (the default one holds 1M tokens).
     async with httpx.AsyncClient(trust_env=False) as http:
         created = await http.post(
@@ -232,6 +292,25 @@ async def main(args: argparse.Namespace) -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in scenarios}
     try:
+        if args.overhead_rate > 0:
+            async with httpx.AsyncClient(trust_env=False) as http:
+                await http.post(
+                    stub_url.removesuffix("/v1") + "/_stub/config",
+                    json={"latency_ms": 0, "tokens_per_second": None},
+                )
+            await overhead(
+                stub_url, f"http://127.0.0.1:{port}/v1", args.overhead_rate, args.overhead_seconds
+            )
+            if args.skip_loop:
+                return
+            async with httpx.AsyncClient(trust_env=False) as http:
+                await http.post(
+                    stub_url.removesuffix("/v1") + "/_stub/config",
+                    json={
+                        "latency_ms": args.latency_ms,
+                        "tokens_per_second": args.tokens_per_second,
+                    },
+                )
         for run in scenarios.values():  # warm-up: connections, caches, imports
             await timed(run)
         for _ in range(args.repeat):
@@ -267,4 +346,8 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tokens-per-second", type=float, default=1000.0)
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--overhead-rate", type=float, default=0.0)
+    parser.add_argument("--overhead-seconds", type=float, default=5.0)
+    parser.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    parser.add_argument("--skip-loop", action="store_true", help="Only the overhead part.")
     asyncio.run(main(parser.parse_args()))
