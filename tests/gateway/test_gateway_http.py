@@ -283,3 +283,20 @@ def test_cancel_stops_a_response_in_flight_and_charges_what_it_used(
     budget = ledger(gw_server, workspace)
     assert budget["reserved"] == 0 and 0 < budget["committed"] < 400
     assert client.responses.retrieve(ids[0]).status == "cancelled"
+
+
+def test_an_upstream_failure_is_a_502_and_charges_nothing(
+    client: OpenAI, gw_server: ServerThread, workspace: str, stub: StubServer
+) -> None:
+    stub.configure(fail_500=1.0)
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.responses.create(model="stub-model", input="hi")
+    assert failed.value.status_code == 502 and failed.value.code == "server_error"
+    with client.responses.stream(model="stub-model", input="hi") as stream:
+        kinds = [event.type for event in stream]
+    assert kinds[-1] == "response.failed"
+    assert ledger(gw_server, workspace) == {
+        "budget_tokens": 1_000_000,
+        "committed": 0,
+        "reserved": 0,
+    }
