@@ -28,6 +28,11 @@ async def nodes() -> AsyncIterator[tuple[RedisStore, RedisStore]]:
     finally:
         await a.close()
         await b.close()
+        admin = redis.asyncio.Redis.from_url(URL)
+        keys = [k async for k in admin.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await admin.delete(*keys)
+        await admin.aclose()
 
 
 async def _collect(store: RedisStore, n: int, **filters: object) -> list[Event]:

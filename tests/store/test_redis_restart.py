@@ -171,3 +171,48 @@ def test_every_202_completes_across_a_redis_restart_under_load(
     assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
     results = Counter((e["run"], e["data"]["step"]) for e in log if e["type"] == "model_result")
     assert all(n == 1 for n in results.values())
+
+
+async def test_live_subscribers_and_idle_workers_hear_again_after_a_restart(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path, "--appendonly", "yes", "--appendfsync", "always").start()
+    store = RedisStore(server.url, prefix="pubsub")
+    await store.open()
+    received: list[Event] = []
+
+    async def listen() -> None:
+        async for event in store.live("ws"):
+            received.append(event)
+            if event.data.get("n") == 2:
+                return
+
+    listener = asyncio.create_task(listen())
+    try:
+        await asyncio.sleep(0.2)
+        await store.publish_live(_delta(1))
+        await store.wait_for_change(0.5)  # starts the wake-up reader
+        server.kill()
+        await asyncio.sleep(0.5)
+        server.start()
+        # Pub/Sub is at most once: publish until the resubscribed listener hears one.
+        for _ in range(100):
+            await store.publish_live(_delta(2))
+            if listener.done():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(listener, 5)
+        assert [e.data["n"] for e in received] == [1, 2]
+
+        waiting = asyncio.create_task(store.wait_for_change(30))
+        await asyncio.sleep(0.3)
+        await store.enqueue("q", "j", {})
+        await asyncio.wait_for(waiting, 10)  # woken by the enqueue, not the 30 s timeout
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await store.close()
+        server.kill()
+
+
+def _delta(n: int) -> Event:
+    return Event(seq=None, workspace="ws", run="r", type="delta", ts=time.time(), data={"n": n})
