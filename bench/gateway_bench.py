@@ -243,24 +243,41 @@ async def open_loop(url: str, rate: float, seconds: float, headers: dict[str, st
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def overhead(stub_url: str, gateway_url: str, rate: float, seconds: float) -> None:
+async def overhead(
+    stub_url: str, gateway_url: str, rate: float, seconds: float, stub_pid: int, mezzo_pid: int
+) -> None:
     await open_loop(f"{stub_url}/responses", rate, 1, {})  # warm-up
     await open_loop(f"{gateway_url}/responses", rate, 1, {"X-Mezzo-Workspace": "bench"})
+    stub_cpu = cpu_seconds(stub_pid)
     direct = await open_loop(f"{stub_url}/responses", rate, seconds, {})
+    stub_cpu = cpu_seconds(stub_pid) - stub_cpu
+    mezzo_cpu = cpu_seconds(mezzo_pid)
     through = await open_loop(
         f"{gateway_url}/responses", rate, seconds, {"X-Mezzo-Workspace": "bench"}
     )
+    mezzo_cpu = cpu_seconds(mezzo_pid) - mezzo_cpu
     print(f"overhead per request at {rate:.0f} requests/s for {seconds:.0f} s (open loop):")
     for q in (0.5, 0.9, 0.99):
         d, m = percentile(direct, q) * 1000, percentile(through, q) * 1000
         print(
             f"  p{q * 100:.0f}: direct {d:6.2f} ms, through mezzo {m:6.2f} ms, added {m - d:6.2f} ms"
         )
+    print(
+        f"  CPU per request: stub {stub_cpu / len(direct) * 1000:.2f} ms (direct run), "
+        f"mezzo {mezzo_cpu / len(through) * 1000:.2f} ms (its own process, through run)"
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -299,7 +316,12 @@ async def main(args: argparse.Namespace) -> None:
                     json={"latency_ms": 0, "tokens_per_second": None},
                 )
             await overhead(
-                stub_url, f"http://127.0.0.1:{port}/v1", args.overhead_rate, args.overhead_seconds
+                stub_url,
+                f"http://127.0.0.1:{port}/v1",
+                args.overhead_rate,
+                args.overhead_seconds,
+                stub.pid,
+                mezzo.pid,
             )
             if args.skip_loop:
                 return
