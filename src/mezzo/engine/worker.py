@@ -140,6 +140,9 @@ class WorkerPool:
         except LeaseLost:
             self.stats.lost_leases += 1
             log.warning("lease lost before ack", job=job.id)
+        except StoreError as exc:
+            # The store went away mid-job: the lease lapses and another attempt runs the step.
+            log.warning("store error; the job's lease will lapse", job=job.id, error=str(exc))
         except asyncio.CancelledError:
             if holder.lost:
                 self.stats.lost_leases += 1
