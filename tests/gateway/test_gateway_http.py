@@ -300,3 +300,23 @@ def test_an_upstream_failure_is_a_502_and_charges_nothing(
         "committed": 0,
         "reserved": 0,
     }
+
+
+def test_downgrade_serves_an_exhausted_workspace_from_the_fallback(
+    gw_server: ServerThread, stub: StubServer
+) -> None:
+    workspace = make_workspace(gw_server, budget_tokens=5, fallback_behavior="downgrade")
+    sdk = OpenAI(
+        base_url=f"{gw_server.url}/v1",
+        api_key="x",
+        max_retries=0,
+        default_headers={"X-Mezzo-Workspace": workspace},
+    )
+    answer = sdk.responses.create(model="limited", input="cheap please")
+    assert answer.model == "stub-small" and answer.output_text == "echo: cheap please"
+    with pytest.raises(openai.RateLimitError) as no_fallback:
+        sdk.responses.create(model="stub-model", input="the default route has none")
+    assert no_fallback.value.code == "insufficient_quota"
+    assert ledger(gw_server, workspace) == {"budget_tokens": 5, "committed": 0, "reserved": 0}
+    events = workspace_events(gw_server, workspace)
+    assert [e["data"]["reason"] for e in events if e["type"] == "routed"] == ["budget_downgrade"]

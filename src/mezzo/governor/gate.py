@@ -114,7 +114,10 @@ class Gate:
             )
             if record.config.fallback_behavior != "downgrade":
                 raise exhausted
-            decision = self.router.decide(route_name, priority, PrimaryStatus(), downgrade=True)
+            try:
+                decision = self.router.decide(route_name, priority, PrimaryStatus(), downgrade=True)
+            except RoutingError:  # no fallback to downgrade to
+                raise exhausted from None
             return self._admitted(
                 record,
                 reservation_id,
@@ -204,8 +207,11 @@ class Gate:
         if record.throttle_rate < 1.0 and tpm is not None:
             share = RateLimit(per_minute=tpm.per_minute * record.throttle_rate)
             wait = await self.store.acquire(f"throttle:{record.id}:{key}", 0, paced, (None, share))
-            if wait > 0:
-                return self.router.decide(route_name, "high", PrimaryStatus(wait_s=wait))
+            if wait > 0:  # the workspace's own pace: wait on the primary, never fall back
+                route = self.router.route(route_name)
+                return RouteDecision(
+                    route_name, route.primary.provider, route.primary.model, Reason.PRIMARY, wait
+                )
         breaker = self.breaker(key)
         decision = self.router.decide(route_name, priority, PrimaryStatus.observe(0.0, breaker))
         if decision.is_fallback:
