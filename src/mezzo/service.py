@@ -539,7 +539,10 @@ class Mezzo:
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
         finally:
-            pending = [*tasks, getter] if getter is not None else tasks
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            pending = {*tasks, getter} if getter is not None else set(tasks)
+            while pending:
+                for task in pending:
+                    task.cancel()
+                # Again until they end: Python 3.11's wait_for can swallow a cancel, and a pump
+                # that missed it would wait on `merged` forever, holding its connection.
+                _, pending = await asyncio.wait(pending, timeout=0.5)
