@@ -270,9 +270,8 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
             await websocket.close(code=4400, reason="after must be an integer")
             return
         await websocket.accept()
-        sender = asyncio.create_task(
-            _pump_ws(websocket, mezzo.subscribe(who, workspace, after, wanted))
-        )
+        stream = mezzo.subscribe(who, workspace, after, wanted)
+        sender = asyncio.create_task(_pump_ws(websocket, stream))
         try:
             while True:
                 message = await websocket.receive()
@@ -284,6 +283,9 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
+            # Close the subscription now (its tasks, its store cursor), not whenever GC does.
+            with contextlib.suppress(Exception):
+                await stream.aclose()
 
     from mezzo.server.dashboard import dashboard_router  # imports Tenant from this module
 
