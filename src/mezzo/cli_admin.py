@@ -145,3 +145,12 @@ def refuse_misconfiguration(settings: Any) -> None:
     if problems:
         err.print("mezzo did not start; `mezzo doctor` checks the whole configuration")
         raise typer.Exit(2)
+
+
+def start_metrics_server(port: int, host: str) -> None:
+    """Prometheus `/metrics` of a worker process (which has no API), in a background thread."""
+    from prometheus_client import start_http_server
+
+    from mezzo.metrics import REGISTRY
+
+    start_http_server(port, addr=host, registry=REGISTRY)

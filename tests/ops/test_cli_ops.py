@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from core_support import ROOT, ServerThread, core_settings
+from core_support import ROOT, ServeProcess, ServerThread, core_settings, free_port, process_env
 from mezzo.server.auth import create_key
 from mezzo.testing.server import StubServer
 
@@ -94,3 +96,24 @@ def test_admin_cli_against_a_server(tmp_path: Path, stub: StubServer) -> None:
         ]
         refused = mezzo_cli(["admin", "workers", "--api-key", user], env)
         assert refused.returncode == 1 and "403" in refused.stderr
+
+
+def test_a_worker_process_exposes_its_metrics(
+    tmp_path: Path, stub: StubServer, processes: list[ServeProcess]
+) -> None:
+    env = process_env(tmp_path / "data", stub)
+    api_port, metrics_port = free_port(), free_port()
+    api = ServeProcess(["serve", "--port", str(api_port), "--no-workers"], env, api_port).start()
+    processes.append(api)
+    worker = ServeProcess(["worker", "--metrics-port", str(metrics_port)], env).start()
+    processes.append(worker)
+    client = httpx.Client(base_url=api.url, trust_env=False)
+    client.post("/v1/workspaces", json={"id": "w"}).raise_for_status()
+    run = client.post("/v1/workspaces/w/runs", json={"input": "hi"}).json()["run"]
+    deadline = time.monotonic() + 30
+    while client.get(f"/v1/runs/{run}").json()["status"] != "completed":
+        assert time.monotonic() < deadline, "the worker did not finish the run"
+        time.sleep(0.1)
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False).text
+    assert 'mezzo_runs_total{status="completed"} 1.0' in text
+    assert "mezzo_jobs_leased_total 1.0" in text
