@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from mezzo.cli_admin import app as admin_app
-from mezzo.cli_admin import doctor, refuse_misconfiguration
+from mezzo.cli_admin import doctor, refuse_misconfiguration, start_metrics_server
 from mezzo.config import Settings, is_loopback
 from mezzo.logs import configure_logging
 from mezzo.sandbox.cli import app as sandbox_app
@@ -135,6 +135,9 @@ def serve(
 def worker(
     store: StoreOpt = None,
     concurrency: Annotated[int | None, typer.Option(help="Jobs run at once.")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on this port (MEZZO_HOST).")
+    ] = None,
 ) -> None:
     """A worker process: leases run jobs from the store and advances them."""
     from mezzo.service import Mezzo
@@ -142,6 +145,8 @@ def worker(
     settings = load_settings(store=store, concurrency=concurrency)
     refuse_misconfiguration(settings)
     configure_logging()
+    if metrics_port is not None:
+        start_metrics_server(metrics_port, settings.host)
 
     async def main() -> None:
         mezzo = Mezzo(settings)
