@@ -145,3 +145,13 @@ def test_metrics_count_runs_provider_calls_and_tokens(server: ServerThread) -> N
     assert found[("mezzo_jobs_leased_total", ())] >= 1
     # Bounded labels: no run id anywhere in the exposition.
     assert run not in exposed.text
+
+
+def test_request_ids_are_echoed_or_made(idle: tuple[ServerThread, str, str]) -> None:
+    server, _, _ = idle
+    given = httpx.get(f"{server.url}/healthz", headers={"x-request-id": "req-42"}, trust_env=False)
+    assert given.headers["x-request-id"] == "req-42"
+    made = httpx.get(f"{server.url}/healthz", trust_env=False).headers["x-request-id"]
+    assert len(made) == 32 and int(made, 16) >= 0
+    odd = httpx.get(f"{server.url}/healthz", headers={"x-request-id": "a b"}, trust_env=False)
+    assert odd.headers["x-request-id"] != "a b"

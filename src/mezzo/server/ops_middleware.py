@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import uuid
 from urllib.parse import parse_qs
 
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mezzo import metrics
@@ -17,6 +19,14 @@ from mezzo.store.base import RateLimit, StoreError
 
 LIMITED_PREFIX = "/v1/"
 MAX_HEADER_BYTES = 64 * 1024
+
+
+def request_id_of(scope: Scope) -> bytes:
+    """The caller's `x-request-id` (a short printable one) or a new one; logged and echoed."""
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id" and 0 < len(value) <= 128 and all(32 < c < 127 for c in value):
+            return bytes(value)
+    return uuid.uuid4().hex.encode()
 
 
 def client_key(scope: Scope) -> str:
@@ -65,6 +75,7 @@ class OpsMiddleware:
             for name, value in scope.get("headers", [])
         )
         status = 0
+        request_id = request_id_of(scope)
 
         async def counting_send(message: Message) -> None:
             nonlocal status
@@ -72,10 +83,12 @@ class OpsMiddleware:
                 status = int(message["status"])
                 if sse and status == 200:
                     metrics.subscribers.labels("sse").inc()
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
         try:
-            await self.app(scope, receive, counting_send)
+            with structlog.contextvars.bound_contextvars(request_id=request_id.decode()):
+                await self.app(scope, receive, counting_send)
         finally:
             if sse and status == 200:
                 metrics.subscribers.labels("sse").dec()
