@@ -161,7 +161,8 @@ class WorkerPool:
         workspace, run = job.payload["workspace"], job.payload["run"]
         settings = self.engine.settings
         try:
-            outcome = await self.engine.advance(workspace, run)
+            with structlog.contextvars.bound_contextvars(workspace=workspace, run=run, job=job.id):
+                outcome = await self.engine.advance(workspace, run)
         except RetryLater as later:
             delay = later.delay_s
             if delay is None:
