@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -320,3 +321,22 @@ def test_downgrade_serves_an_exhausted_workspace_from_the_fallback(
     assert ledger(gw_server, workspace) == {"budget_tokens": 5, "committed": 0, "reserved": 0}
     events = workspace_events(gw_server, workspace)
     assert [e["data"]["reason"] for e in events if e["type"] == "routed"] == ["budget_downgrade"]
+
+
+def test_a_client_leaving_a_stream_midway_is_charged_for_what_streamed(
+    gw_server: ServerThread, workspace: str, stub: StubServer
+) -> None:
+    stub.configure(tokens_per_second=40, reply_tokens=400)
+    body = {"model": "stub-model", "input": "long", "stream": True}
+    headers = {"X-Mezzo-Workspace": workspace}
+    with (
+        httpx.Client(trust_env=False) as http,
+        http.stream("POST", f"{gw_server.url}/v1/responses", json=body, headers=headers) as sse,
+    ):
+        for line in sse.iter_lines():
+            if "response.output_text.delta" in line:
+                break
+    deadline = time.monotonic() + 10
+    while (budget := ledger(gw_server, workspace))["reserved"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert budget["reserved"] == 0 and 0 < budget["committed"] < 400
