@@ -1,4 +1,4 @@
-"""A short soak in CI (the long one is bench/soak_bench.py): mixed load on a real `mezzo serve`
+"""A 10 s soak in CI (the long one is bench/soak_bench.py): mixed load on a real `mezzo serve`
 process with its memory sampled; nothing lost, no error, every subscriber holds the whole log."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_short_soak_loses_nothing(tmp_path: Path, stub: StubServer) -> None:
     server = ServeProcess(["serve", "--port", str(port)], env, port).start()
     try:
         assert server.proc is not None
-        report = asyncio.run(soak(server.url, server.proc.pid, duration_s=15))
+        report = asyncio.run(soak(server.url, server.proc.pid, duration_s=10))
         # Every subscription the clients closed has ended on the server too.
         deadline = time.monotonic() + 20
         while (open_ := websocket_subscribers(server.url)) > 0:
