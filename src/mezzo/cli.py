@@ -58,6 +58,16 @@ def load_settings(**overrides: object) -> Settings:
         ) from None
 
 
+def start_tracing() -> None:
+    """OpenTelemetry spans when MEZZO_TRACING is set (console | otlp)."""
+    from mezzo.tracing import TracingError, configure_tracing
+
+    try:
+        configure_tracing()
+    except TracingError as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command()
 def version() -> None:
     """Print mezzo's version."""
@@ -125,6 +135,7 @@ def serve(
         await uvicorn.Server(config).serve()
 
     configure_logging()
+    start_tracing()
     # uvicorn re-raises SIGTERM after its graceful shutdown; a handler of our own makes that a
     # no-op, so a clean shutdown exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
@@ -145,6 +156,7 @@ def worker(
     settings = load_settings(store=store, concurrency=concurrency)
     refuse_misconfiguration(settings)
     configure_logging()
+    start_tracing()
     if metrics_port is not None:
         start_metrics_server(metrics_port, settings.host)
 

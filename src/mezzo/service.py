@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from mezzo import tracing
 from mezzo.config import Settings
 from mezzo.engine.state import RunState
 from mezzo.engine.step import Engine, WorkspaceRecord, workspace_key
@@ -304,6 +305,12 @@ class Mezzo:
 
     async def submit_run(
         self, tenant: str, workspace: str, body: SubmitRun, idempotency_key: str | None = None
+    ) -> tuple[RunAccepted, bool]:
+        with tracing.span("mezzo.submit", workspace=workspace):
+            return await self._submit_run(tenant, workspace, body, idempotency_key)
+
+    async def _submit_run(
+        self, tenant: str, workspace: str, body: SubmitRun, idempotency_key: str | None
     ) -> tuple[RunAccepted, bool]:
         config = await self._owned_config(tenant, workspace)
         run = new_run_id()

@@ -12,12 +12,13 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
+from mezzo import tracing
 from mezzo.config import Settings
 from mezzo.engine.decide import (
     CallModel,
@@ -76,6 +77,14 @@ log = structlog.get_logger("mezzo.engine")
 
 
 FILE_TOOL_NAMES = frozenset(tool.__name__ for tool in FILE_TOOLS)
+
+
+T = TypeVar("T")
+
+
+async def _traced(coroutine: Awaitable[T], name: str, **attributes: Any) -> T:
+    with tracing.span(name, **attributes):
+        return await coroutine
 
 
 class RetryLater(Exception):
@@ -224,7 +233,8 @@ class Engine:
         is_error = False
         try:
             tool = self._file_tools(state.workspace).get(call.name) or self.tools.get(call.name)
-            output = await tool.call(call.arguments)
+            with tracing.span("mezzo.tool", tool=call.name, run=state.run):
+                output = await tool.call(call.arguments)
         except ToolError as exc:
             output, is_error = str(exc), True
         except Exception as exc:  # a tool's own failure is the model's to handle
@@ -525,7 +535,9 @@ class Engine:
                     return chunk
             raise ProviderError("the provider ended the stream without a response", retryable=True)
 
-        streaming = asyncio.create_task(consume())
+        streaming = asyncio.create_task(
+            _traced(consume(), "mezzo.provider", provider=provider_name, model=request.model)
+        )
         watching = asyncio.create_task(self._watch_for_cancel(state))
         try:
             done, _ = await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)

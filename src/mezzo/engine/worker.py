@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from mezzo import tracing
 from mezzo.engine.presence import keep_presence, withdraw
 from mezzo.engine.step import Engine, RetryLater, backoff
 from mezzo.protocol import NewEvent
@@ -37,7 +38,7 @@ async def enqueue_run(
     await store.enqueue(
         RUN_QUEUE,
         run_job_id(run),
-        {"workspace": workspace, "run": run},
+        {"workspace": workspace, "run": run, "trace": tracing.carrier()},
         priority=PRIORITY_VALUE.get(priority, 1),
         max_attempts=max_attempts,
     )
@@ -161,7 +162,10 @@ class WorkerPool:
         workspace, run = job.payload["workspace"], job.payload["run"]
         settings = self.engine.settings
         try:
-            with structlog.contextvars.bound_contextvars(workspace=workspace, run=run, job=job.id):
+            with (
+                structlog.contextvars.bound_contextvars(workspace=workspace, run=run, job=job.id),
+                tracing.span("mezzo.step", job.payload.get("trace"), run=run, attempt=job.attempts),
+            ):
                 outcome = await self.engine.advance(workspace, run)
         except RetryLater as later:
             delay = later.delay_s
