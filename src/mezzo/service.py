@@ -16,6 +16,7 @@ import structlog
 
 from mezzo import tracing
 from mezzo.config import Settings
+from mezzo.engine.snapshot import write_snapshot
 from mezzo.engine.state import RunState
 from mezzo.engine.step import Engine, WorkspaceRecord, workspace_key
 from mezzo.engine.worker import WorkerPool, enqueue_run
@@ -399,7 +400,10 @@ class Mezzo:
         state = await self._append_decided(tenant, run, cancel)
         await self.store.kv_delete(f"active/{run}")
         await self.store.kv_delete(f"suspended/{state.workspace}/{run}")
-        return await self.get_run(tenant, run)
+        final = await self._state(tenant, run)
+        if self.settings.retain_events is not None:
+            await write_snapshot(self.store, final)
+        return run_view(final)
 
     async def submit_tool_results(self, tenant: str, run: str, body: ToolResultsIn) -> RunView:
         def results(state: RunState) -> list[NewEvent]:

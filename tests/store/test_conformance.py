@@ -353,3 +353,19 @@ async def test_rate_limiter_refund_gives_capacity_back(store: Store) -> None:
     assert await store.acquire("idle", 0, -5000, limits) == 0.0
     assert await store.acquire("idle", 1, 1000, limits) == 0.0
     assert await store.acquire("idle", 1, 200, limits) > 0
+
+
+async def test_trim_drops_old_events_but_not_those_of_open_runs(store: Store) -> None:
+    await store.append("ws", "open", [ev("run_queued")], 0)  # seq 1, not ended yet
+    await store.append("ws", "done", [ev("run_queued")], 0)  # seq 2
+    await store.append("ws", "done", [ev("completed")], 1)  # seq 3
+    for i in range(10):
+        await store.append("ws", None, [ev("throttled", i=i)], None)
+    assert await store.trim("ws", keep=2) == 0  # the open run's first event pins everything
+    await store.append("ws", "open", [ev("completed")], 1)  # seq 14
+    assert await store.trim("ws", keep=2) == 12
+    assert [e.seq for e in await store.read("ws")] == [13, 14]
+    assert await store.head("ws") == 14
+    stored = await store.append("ws", "next", [ev("run_queued")], 0)
+    assert stored[0].seq == 15
+    assert await store.run_version("open") == 2

@@ -30,7 +30,7 @@ from mezzo.engine.decide import (
     Wait,
     decide,
 )
-from mezzo.engine.snapshot import load_run, snapshot_if_due
+from mezzo.engine.snapshot import load_run, snapshot_if_due, write_snapshot
 from mezzo.engine.state import RunState, fold
 from mezzo.files.storage import FileStore
 from mezzo.files.tools import FILE_TOOLS, bind_file_tools, summary_for_context
@@ -179,6 +179,10 @@ class Engine:
         await snapshot_if_due(self.store, state, before, self.settings.snapshot_every)
         if state.terminal:
             await self.store.kv_delete(f"active/{state.run}")
+            if self.settings.retain_events is not None:
+                # The run's final state outlives its events: reads fold from this snapshot.
+                await write_snapshot(self.store, state)
+                await self.store.trim(state.workspace, self.settings.retain_events)
         return stored
 
     # ---- the loop

@@ -370,6 +370,31 @@ class SQLiteStore:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), 1.0)
 
+    async def trim(self, workspace: str, keep: int = 10_000) -> int:
+        """Drop events older than the newest `keep`, but none at or after the first event of a
+        run that has not ended (completed, failed, cancelled). Returns how many went."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            head_row = conn.execute(
+                "SELECT seq FROM heads WHERE workspace = ?", (workspace,)
+            ).fetchone()
+            cutoff = (head_row[0] if head_row else 0) - max(keep, 0)
+            pinned = conn.execute(
+                "SELECT MIN(seq) FROM events WHERE workspace = ? AND run IS NOT NULL AND run NOT IN "
+                "(SELECT run FROM events WHERE workspace = ? AND run IS NOT NULL "
+                "AND type IN ('completed', 'failed', 'cancelled'))",
+                (workspace, workspace),
+            ).fetchone()[0]
+            if pinned is not None:
+                cutoff = min(cutoff, pinned - 1)
+            if cutoff <= 0:
+                return 0
+            return conn.execute(
+                "DELETE FROM events WHERE workspace = ? AND seq <= ?", (workspace, cutoff)
+            ).rowcount
+
+        return await self._write(op)
+
     async def head(self, workspace: str) -> int:
         row = await self._read(
             lambda c: c.execute(
