@@ -134,26 +134,6 @@ async def test_live_events_cross_nodes(nodes: tuple[RedisStore, RedisStore]) -> 
     assert (await asyncio.wait_for(listener, 5)) == delta
 
 
-async def test_trim_drops_old_events_but_not_those_of_open_runs(
-    nodes: tuple[RedisStore, RedisStore],
-) -> None:
-    a, _ = nodes
-    if a.server_version < (6, 2):
-        pytest.skip("XTRIM MINID needs Redis 6.2")
-    await a.append("ws", "open", [NewEvent(type="run_queued")], 0)  # seq 1, never ends
-    await a.append("ws", "done", [NewEvent(type="run_queued")], 0)  # seq 2
-    await a.append("ws", "done", [NewEvent(type="completed")], 1)  # seq 3
-    for i in range(10):
-        await a.append("ws", None, [NewEvent(type="throttled", data={"i": i})], None)
-    assert await a.trim("ws", keep=2) == 0  # the open run's first event pins everything
-    await a.append("ws", "open", [NewEvent(type="completed")], 1)  # seq 14
-    assert await a.trim("ws", keep=2) == 12
-    assert [e.seq for e in await a.read("ws")] == [13, 14]
-    assert await a.head("ws") == 14
-    stored = await a.append("ws", "next", [NewEvent(type="run_queued")], 0)
-    assert stored[0].seq == 15
-
-
 async def test_cancelling_a_caller_mid_command_always_cancels_it(
     nodes: tuple[RedisStore, RedisStore],
 ) -> None:
