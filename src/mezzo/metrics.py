@@ -60,6 +60,12 @@ events_appended = Counter(
 queue_depth = Gauge(
     "mezzo_queue_depth", "Jobs waiting in the run queue.", ["priority"], registry=REGISTRY
 )
+queue_age = Gauge(
+    "mezzo_queue_age_seconds",
+    "How long the oldest due, unleased job of each priority has waited.",
+    ["priority"],
+    registry=REGISTRY,
+)
 dead_letters = Gauge(
     "mezzo_dead_letters", "Jobs in the run queue's dead-letter list.", registry=REGISTRY
 )

@@ -369,3 +369,19 @@ async def test_trim_drops_old_events_but_not_those_of_open_runs(store: Store) ->
     stored = await store.append("ws", "next", [ev("run_queued")], 0)
     assert stored[0].seq == 15
     assert await store.run_version("open") == 2
+
+
+async def test_queue_oldest_reports_how_long_due_jobs_have_waited(store: Store) -> None:
+    now = time.time()
+    assert await store.queue_oldest("q") == {}
+    await store.enqueue("q", "old-low", {}, priority=0, not_before=now - 30)
+    await store.enqueue("q", "new-low", {}, priority=0, not_before=now - 5)
+    await store.enqueue("q", "high", {}, priority=2, not_before=now - 10)
+    await store.enqueue("q", "future", {}, priority=1, not_before=now + 60)
+    oldest = await store.queue_oldest("q")
+    assert set(oldest) == {0, 2}
+    assert oldest[0] == pytest.approx(now - 30, abs=0.01)
+    assert oldest[2] == pytest.approx(now - 10, abs=0.01)
+    await store.lease("q", "w", 2, 30)  # takes "high" and "old-low"
+    oldest = await store.queue_oldest("q")
+    assert set(oldest) == {0} and oldest[0] == pytest.approx(now - 5, abs=0.01)

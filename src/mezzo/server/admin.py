@@ -181,8 +181,12 @@ async def _worker_info(mezzo: Mezzo, value: dict[str, Any]) -> WorkerInfo:
 async def refresh_gauges(mezzo: Mezzo) -> None:
     """Set the gauges read from the store and this process's state, at scrape time."""
     depth = await mezzo.store.queue_depth(RUN_QUEUE)
+    oldest = await mezzo.store.queue_oldest(RUN_QUEUE)
+    now = time.time()
     for priority, name in PRIORITY_NAME.items():
         metrics.queue_depth.labels(name).set(depth.get(priority, 0))
+        since = oldest.get(priority)
+        metrics.queue_age.labels(name).set(max(0.0, now - since) if since is not None else 0.0)
     metrics.dead_letters.set(len(await mezzo.store.dead_letters(RUN_QUEUE, DEAD_LIMIT)))
     metrics.workers_in_flight.set(len(mezzo.pool.in_flight) if mezzo.pool else 0)
     if mezzo.engine is not None:

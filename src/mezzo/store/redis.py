@@ -545,6 +545,31 @@ class RedisStore:
             counts = await client.hgetall(self._queue_keys(queue)[4])
         return {int(priority): int(n) for priority, n in counts.items() if int(n) > 0}
 
+    async def queue_oldest(self, queue: str) -> dict[int, float]:
+        """From the ready set (score `-priority * 1e13 + not_before * 1000`, see queue_lib.lua)
+        and any due job still in the delayed set (it moves to ready at the next lease)."""
+        client, _ = self._ready()
+        keys = self._queue_keys(queue)
+        oldest: dict[int, float] = {}
+        with self._translate():
+            now = time.time()
+            due = await client.zrangebyscore(keys[2], "-inf", now, start=0, num=1000)
+            rows = await client.hmget(keys[0], due) if due else []
+            for raw in rows:
+                if raw is not None:
+                    job = json.loads(raw)
+                    priority = int(job["pr"])
+                    oldest[priority] = min(oldest.get(priority, now), float(job["nb"]))
+            for priority in range(-2, 5):
+                low = -priority * 1e13
+                first = await client.zrangebyscore(
+                    keys[1], low, f"({low + 1e13}", start=0, num=1, withscores=True
+                )
+                if first:
+                    since = (first[0][1] - low) / 1000
+                    oldest[priority] = min(oldest.get(priority, since), since)
+        return oldest
+
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadJob]:
         client, _ = self._ready()
         keys = self._queue_keys(queue)

@@ -571,6 +571,17 @@ class SQLiteStore:
         )
         return {int(priority): int(count) for priority, count in rows}
 
+    async def queue_oldest(self, queue: str) -> dict[int, float]:
+        now = time.time()
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT priority, MIN(not_before) FROM jobs WHERE queue = ? AND state = 'ready' "
+                "AND not_before <= ? GROUP BY priority",
+                (queue, now),
+            ).fetchall()
+        )
+        return {int(priority): float(since) for priority, since in rows}
+
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadJob]:
         rows = await self._read(
             lambda c: c.execute(
