@@ -153,3 +153,19 @@ def process_env(data_dir: Path, stub: StubServer, **extra: str) -> dict[str, str
     )
     env.update(extra)
     return env
+
+
+def events(url: str, ws: str, types: str | None = None) -> list[dict[str, Any]]:
+    """A workspace's whole event log over HTTP (optionally only some types)."""
+    params: dict[str, Any] = {"limit": 10000}
+    if types:
+        params["types"] = types
+    return httpx.get(f"{url}/v1/workspaces/{ws}/events", params=params, trust_env=False).json()
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

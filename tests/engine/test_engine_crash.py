@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from core_support import ServeProcess, free_port, process_env
+from core_support import ServeProcess, events, free_port, process_env, wait_until
 from mezzo.testing.server import StubServer
-
-
-def events(url: str, ws: str) -> list[dict[str, Any]]:
-    return httpx.get(
-        f"{url}/v1/workspaces/{ws}/events", params={"limit": 10000}, trust_env=False
-    ).json()
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def assert_no_doubled_effects(log: list[dict[str, Any]]) -> None:

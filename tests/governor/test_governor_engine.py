@@ -3,32 +3,23 @@ limits shared across worker processes, retry-after, and the breaker routing to t
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from core_support import ServeProcess, ServerThread, core_settings, free_port, process_env
+from core_support import (
+    ServeProcess,
+    ServerThread,
+    core_settings,
+    events,
+    free_port,
+    process_env,
+    wait_until,
+)
 from mezzo.config import RouteConfig
 from mezzo.testing.server import StubServer
-
-
-def events(url: str, ws: str, types: str | None = None) -> list[dict[str, Any]]:
-    params: dict[str, Any] = {"limit": 10000}
-    if types:
-        params["types"] = types
-    response = httpx.get(f"{url}/v1/workspaces/{ws}/events", params=params, trust_env=False)
-    return response.json()
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def usage_total(log: list[dict[str, Any]]) -> int:
