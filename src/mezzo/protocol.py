@@ -18,6 +18,7 @@ EventType = Literal[
     "yield",
     "input",
     "budget_alert",
+    "budget_wait",
     "budget_exhausted",
     "suspended",
     "resumed",
@@ -45,6 +46,8 @@ RunStatus = Literal[
     "cancelled",
 ]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+# The event types that end a run (each sets the run's status of the same name).
+TERMINAL_EVENT_TYPES: frozenset[str] = TERMINAL_STATUSES
 Priority = Literal["high", "normal", "low"]
 FallbackBehavior = Literal["suspend", "fail", "downgrade"]
 ToolSide = Literal["client", "server"]

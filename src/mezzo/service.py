@@ -16,13 +16,14 @@ import structlog
 
 from mezzo import tracing
 from mezzo.config import Settings
+from mezzo.engine.engine import Engine
 from mezzo.engine.snapshot import write_snapshot
-from mezzo.engine.state import RunState
-from mezzo.engine.step import Engine, WorkspaceRecord, workspace_key
-from mezzo.engine.worker import WorkerPool, enqueue_run
+from mezzo.engine.state import RunState, fold
+from mezzo.engine.worker import WorkerPool, enqueue_run, run_job
 from mezzo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from mezzo.files.errors import FileError, FileFormatError, FileNotFound, FileTooLarge
 from mezzo.files.models import FileInfo
+from mezzo.governor.governor import Governor
 from mezzo.governor.router import Router, RoutingError
 from mezzo.protocol import (
     ALL_EVENT_TYPES,
@@ -44,8 +45,10 @@ from mezzo.providers.registry import PROVIDERS, Providers
 from mezzo.store.base import Store, VersionConflict
 from mezzo.store.factory import open_store
 from mezzo.store.metered import metered
+from mezzo.suspensions import suspended_runs, unsuspend
 from mezzo.tools.builtin import default_registry
 from mezzo.tools.registry import ToolRegistry
+from mezzo.workspaces import WorkspaceRecord, WorkspaceRecords, workspace_key
 
 log = structlog.get_logger("mezzo.service")
 
@@ -117,8 +120,9 @@ class Mezzo:
             providers=PROVIDERS,
         )
         self.engine: Engine | None = None
+        self.governor: Governor | None = None
+        self.workspaces: WorkspaceRecords | None = None
         self.pool: WorkerPool | None = None
-        self._records: dict[str, WorkspaceRecord] = {}
 
     # ---- lifecycle
 
@@ -130,7 +134,11 @@ class Mezzo:
         else:
             await self.store.open()
         self.store = metered(self.store)
-        self.engine = Engine(self.store, self.settings, self.providers, self.tools, self.router)
+        self.workspaces = WorkspaceRecords(self.store)
+        self.governor = Governor(self.store, self.settings, self.router, self.providers.tokenizer)
+        self.engine = Engine(
+            self.store, self.settings, self.providers, self.tools, self.governor, self.workspaces
+        )
         if workers:
             await self.recover()
             self.pool = WorkerPool(
@@ -152,15 +160,12 @@ class Mezzo:
     async def recover(self) -> int:
         """Re-enqueue every unfinished run that is not waiting on someone: a run accepted just
         before a crash may have its events but not its job. Enqueue is unique per run."""
+        assert self.engine is not None
         count = 0
-        for key, value in await self.store.kv_scan("active/", limit=1_000_000):
-            run = key.removeprefix("active/")
+        for run, workspace in await self.store.active_runs(limit=1_000_000):
+            state = await self.engine.load(workspace, run)
             await enqueue_run(
-                self.store,
-                value["workspace"],
-                run,
-                value.get("priority", "normal"),
-                self.settings.max_attempts,
+                self.store, workspace, run, state.priority, self.settings.max_attempts
             )
             count += 1
         if count:
@@ -170,32 +175,20 @@ class Mezzo:
     # ---- workspaces
 
     async def _record(self, tenant: str, workspace: str) -> WorkspaceRecord:
-        value = await self.store.kv_get(workspace_key(workspace))
-        if value is None or value["tenant"] != tenant:
+        assert self.workspaces is not None
+        record = await self.workspaces.get(workspace)
+        if record is None or record.tenant != tenant:
             raise NotFound(f"workspace {workspace!r} not found")
-        record = WorkspaceRecord.from_kv(value)
-        self._records[workspace] = record
         return record
 
-    async def _owned_config(self, tenant: str, workspace: str) -> WorkspaceConfig:
-        """A workspace's owner and configuration never change once created (a different
-        configuration is a 409), so the hot submit path may use what this process has seen."""
-        record = self._records.get(workspace)
-        if record is None or record.tenant != tenant:
-            record = await self._record(tenant, workspace)
-        return record.config
-
-    async def _view(self, record: WorkspaceRecord, created_at: float | None = None) -> Workspace:
+    async def _view(self, record: WorkspaceRecord) -> Workspace:
         ledger = await self.store.ledger_get(record.id)
-        if created_at is None:
-            value = await self.store.kv_get(workspace_key(record.id)) or {}
-            created_at = float(value.get("created_at", 0.0))
         return Workspace(
             id=record.id,
             tenant=record.tenant,
             config=record.config,
             throttle_rate=record.throttle_rate,
-            created_at=created_at,
+            created_at=record.created_at,
             budget=BudgetView(
                 budget_tokens=ledger.budget, committed=ledger.committed, reserved=ledger.reserved
             ),
@@ -237,6 +230,8 @@ class Mezzo:
                 )
         await self.store.ledger_init(workspace, config.budget_tokens)
         await self.store.kv_put(f"tenant/{tenant}/{workspace}", {"id": workspace})
+        assert self.workspaces is not None
+        self.workspaces.forget(workspace)
         record = await self._record(tenant, workspace)
         return await self._view(record), created
 
@@ -253,17 +248,19 @@ class Mezzo:
     async def throttle(self, tenant: str, workspace: str, rate: float) -> Workspace:
         await self._record(tenant, workspace)
         value = await self.store.kv_get(workspace_key(workspace))
-        assert value is not None
+        assert value is not None and self.workspaces is not None
         value["throttle_rate"] = rate
         await self.store.kv_put(workspace_key(workspace), value)
         await self.store.append(
             workspace, None, [NewEvent(type="throttled", data={"rate": rate})], None
         )
-        return await self._view(WorkspaceRecord.from_kv(value), value.get("created_at"))
+        record = WorkspaceRecord.from_kv(value)
+        self.workspaces.remember(record)
+        return await self._view(record)
 
     async def add_budget(self, tenant: str, workspace: str, tokens: int) -> Workspace:
         record = await self._record(tenant, workspace)
-        suspended = await self.store.kv_scan(f"suspended/{workspace}/")
+        suspended = await suspended_runs(self.store, workspace)
         if not suspended:
             raise Conflict(
                 f"workspace {workspace!r} has no run suspended for budget; a top-up resumes "
@@ -276,10 +273,9 @@ class Mezzo:
             [NewEvent(type="budget_added", data={"tokens": tokens, "budget": ledger.budget})],
             None,
         )
-        for key, _ in suspended:
-            run = key.rsplit("/", 1)[1]
+        for run in suspended:
             await self._resume(record, run)
-            await self.store.kv_delete(key)
+            await unsuspend(self.store, workspace, run)
         return await self._view(record)
 
     async def _resume(self, record: WorkspaceRecord, run: str) -> None:
@@ -288,18 +284,17 @@ class Mezzo:
             state = await self.engine.load(record.id, run)
             if state.status != "suspended":
                 return
+            job = run_job(record.id, run, state.priority, self.settings.max_attempts)
             try:
                 await self.store.append(
                     record.id,
                     run,
                     [NewEvent(type="resumed", data={"reason": "budget added"})],
                     state.version,
+                    enqueue=job,
                 )
             except VersionConflict:
                 continue
-            await enqueue_run(
-                self.store, record.id, run, state.priority, self.settings.max_attempts
-            )
             return
 
     # ---- runs
@@ -313,7 +308,7 @@ class Mezzo:
     async def _submit_run(
         self, tenant: str, workspace: str, body: SubmitRun, idempotency_key: str | None
     ) -> tuple[RunAccepted, bool]:
-        config = await self._owned_config(tenant, workspace)
+        config = (await self._record(tenant, workspace)).config
         run = new_run_id()
         if idempotency_key:
             key = f"idem/{tenant}/{workspace}/{idempotency_key}"
@@ -330,26 +325,16 @@ class Mezzo:
             "max_steps": body.max_steps or config.max_steps,
             "metadata": body.metadata,
         }
-        # Issued together: a store that batches writes commits all three at once. The job is
-        # enqueued only after the run's first event exists.
-        *keys, appended = await asyncio.gather(
-            self.store.kv_put(f"run/{run}", {"workspace": workspace, "tenant": tenant}),
-            self.store.kv_put(f"active/{run}", {"workspace": workspace, "priority": priority}),
-            self.store.append(workspace, run, [NewEvent(type="run_queued", data=data)], 0),
-            return_exceptions=True,
-        )
-        for outcome in keys:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        created = not isinstance(appended, VersionConflict)
-        if isinstance(appended, VersionConflict):
+        job = run_job(workspace, run, priority, self.settings.max_attempts)
+        try:
+            appended = await self.store.append(
+                workspace, run, [NewEvent(type="run_queued", data=data)], 0, enqueue=job
+            )
+        except VersionConflict:  # the same Idempotency-Key again: that run, already accepted
             first = await self.store.read(workspace, 0, ["run_queued"], 1, run)
-            seq = (first[0].seq or 0) if first else 0
-        elif isinstance(appended, BaseException):
-            raise appended
+            seq, created = (first[0].seq or 0) if first else 0, False
         else:
-            seq = appended[0].seq or 0
-        await enqueue_run(self.store, workspace, run, priority, self.settings.max_attempts)
+            seq, created = appended[0].seq or 0, True
         return (
             RunAccepted(
                 run=run,
@@ -362,11 +347,17 @@ class Mezzo:
             created,
         )
 
+    async def run_owner(self, run: str) -> WorkspaceRecord | None:
+        """The workspace a run belongs to, None for a run that does not exist."""
+        assert self.workspaces is not None
+        workspace = await self.store.run_workspace(run)
+        return await self.workspaces.get(workspace) if workspace is not None else None
+
     async def _run_owner(self, tenant: str, run: str) -> str:
-        value = await self.store.kv_get(f"run/{run}")
-        if value is None or value["tenant"] != tenant:
+        record = await self.run_owner(run)
+        if record is None or record.tenant != tenant:
             raise NotFound(f"run {run!r} not found")
-        return str(value["workspace"])
+        return record.id
 
     async def _state(self, tenant: str, run: str) -> RunState:
         assert self.engine is not None
@@ -377,18 +368,31 @@ class Mezzo:
         return run_view(await self._state(tenant, run))
 
     async def _append_decided(
-        self, tenant: str, run: str, decide: Callable[[RunState], list[NewEvent]]
+        self,
+        tenant: str,
+        run: str,
+        decide: Callable[[RunState], list[NewEvent]],
+        *,
+        advance: bool = False,
     ) -> RunState:
-        """Append what `decide` makes of the run's current state, checked against its version;
-        on a race, fold again and decide again. `decide` raises to refuse."""
+        """Append what `decide` makes of the run's current state, checked against its version
+        (and, with `advance`, enqueue the run's job in the same operation); on a race, fold
+        again and decide again. `decide` raises to refuse. Returns the state after the append."""
         for _ in range(APPEND_RETRIES):
             state = await self._state(tenant, run)
             events = decide(state)
+            job = (
+                run_job(state.workspace, run, state.priority, self.settings.max_attempts)
+                if advance
+                else None
+            )
             try:
-                await self.store.append(state.workspace, run, events, state.version)
+                stored = await self.store.append(
+                    state.workspace, run, events, state.version, enqueue=job
+                )
             except VersionConflict:
                 continue
-            return state
+            return fold(stored, state)
         raise Conflict(f"run {run!r} is changing too fast; try again")
 
     async def cancel_run(self, tenant: str, run: str, reason: str) -> RunView:
@@ -397,10 +401,8 @@ class Mezzo:
                 raise Conflict(f"run {run!r} is already {state.status}")
             return [NewEvent(type="cancelled", data={"reason": reason})]
 
-        state = await self._append_decided(tenant, run, cancel)
-        await self.store.kv_delete(f"active/{run}")
-        await self.store.kv_delete(f"suspended/{state.workspace}/{run}")
-        final = await self._state(tenant, run)
+        final = await self._append_decided(tenant, run, cancel)
+        await unsuspend(self.store, final.workspace, run)
         if self.settings.retain_events is not None:
             await write_snapshot(self.store, final)
         return run_view(final)
@@ -427,11 +429,7 @@ class Mezzo:
                 for r in body.results
             ]
 
-        state = await self._append_decided(tenant, run, results)
-        await enqueue_run(
-            self.store, state.workspace, run, state.priority, self.settings.max_attempts
-        )
-        return await self.get_run(tenant, run)
+        return run_view(await self._append_decided(tenant, run, results, advance=True))
 
     async def submit_input(self, tenant: str, run: str, body: InputIn) -> RunView:
         def answer(state: RunState) -> list[NewEvent]:
@@ -449,11 +447,7 @@ class Mezzo:
                 NewEvent(type="tool_result", data=result),
             ]
 
-        state = await self._append_decided(tenant, run, answer)
-        await enqueue_run(
-            self.store, state.workspace, run, state.priority, self.settings.max_attempts
-        )
-        return await self.get_run(tenant, run)
+        return run_view(await self._append_decided(tenant, run, answer, advance=True))
 
     # ---- files
 

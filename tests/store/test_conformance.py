@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mezzo.protocol import NewEvent
-from mezzo.store.base import LeaseLost, RateLimit, Store, VersionConflict
+from mezzo.store.base import Hold, LeaseLost, NewJob, RateLimit, Store, VersionConflict
 
 
 def ev(type_: str, **data: object) -> NewEvent:
@@ -52,6 +52,29 @@ async def test_concurrent_writers_of_one_run_exactly_one_wins(store: Store) -> N
     results = await asyncio.gather(*(attempt(i) for i in range(20)))
     assert sum(results) == 1
     assert await store.head("ws") == 2
+
+
+async def test_the_run_index_knows_each_runs_workspace_and_which_are_active(
+    store: Store,
+) -> None:
+    await store.append("a", "r1", [ev("run_queued")], 0)
+    await store.append("b", "r2", [ev("run_queued")], 0)
+    await store.append("b", "r3", [ev("run_queued"), ev("failed")], 0)
+    assert await store.run_workspace("r1") == "a"
+    assert await store.run_workspace("r3") == "b"
+    assert await store.run_workspace("nope") is None
+    assert sorted(await store.active_runs()) == [("r1", "a"), ("r2", "b")]
+    await store.append("a", "r1", [ev("run_started"), ev("completed")], 1)
+    assert await store.active_runs() == [("r2", "b")]
+
+
+async def test_append_enqueues_its_job_once_the_events_are_stored(store: Store) -> None:
+    job = NewJob("q", "run:r1", {"run": "r1"}, priority=2, max_attempts=3)
+    await store.append("ws", "r1", [ev("run_queued")], 0, enqueue=job)
+    leased = await store.lease("q", "w", 5, 30)
+    assert [(j.id, j.payload, j.priority, j.max_attempts) for j in leased] == [
+        ("run:r1", {"run": "r1"}, 2, 3)
+    ]
 
 
 async def test_runs_of_one_workspace_do_not_block_each_other(store: Store) -> None:
@@ -250,73 +273,197 @@ async def test_kv_roundtrip_scan_and_put_if_absent(store: Store) -> None:
 # ---- token ledger ----------------------------------------------------------------------------
 
 
-async def test_reserve_caps_to_what_is_left_and_refuses_below_minimum(store: Store) -> None:
+def hold(id_: str, tokens: int, minimum: int = 1, priority: int = 1, ttl_s: float = 900) -> Hold:
+    return Hold(id=id_, tokens=tokens, minimum=minimum, priority=priority, ttl_s=ttl_s)
+
+
+async def test_hold_is_all_or_nothing_and_idempotent_per_id(store: Store) -> None:
     await store.ledger_init("ws", 1000)
     await store.ledger_init("ws", 5)  # second init changes nothing
-    first = await store.reserve("ws", "a", 100, 700)
-    assert first is not None and first.granted == 700
-    second = await store.reserve("ws", "b", 100, 700)
-    assert second is not None and second.granted == 300
-    assert await store.reserve("ws", "c", 1, 10) is None
-    again = await store.reserve("ws", "a", 100, 700)
-    assert again is not None and again.granted == 700
+    first = await store.hold("ws", hold("a", 700))
+    assert first.granted == 700 and first.ledger.reserved == 700
+    refused = await store.hold("ws", hold("b", 400))
+    assert refused.granted == 0  # 300 are free: never a part of what was asked
+    assert (refused.ledger.budget, refused.ledger.committed, refused.ledger.reserved) == (
+        1000,
+        0,
+        700,
+    )
+    again = await store.hold("ws", hold("a", 5))
+    assert again.granted == 700  # the id is held already: that hold, not a second one
     state = await store.ledger_get("ws")
-    assert (state.budget, state.committed, state.reserved) == (1000, 0, 1000)
+    assert (state.budget, state.committed, state.reserved) == (1000, 0, 700)
 
 
-async def test_commit_charges_actual_releases_rest_and_is_idempotent(store: Store) -> None:
+async def test_hold_of_more_than_is_unspent_or_below_minimum_is_refused(store: Store) -> None:
+    await store.ledger_init("ws", 100)
+    assert (await store.hold("ws", hold("big", 101))).granted == 0
+    assert (await store.hold("ws", hold("small", 60, minimum=60))).granted == 60
+    await store.settle("ws", "small", 60, [])
+    result = await store.hold("ws", hold("min", 30, minimum=41))
+    assert result.granted == 0 and result.ledger.unspent == 40
+
+
+async def test_settle_charges_actual_releases_rest_and_is_idempotent(store: Store) -> None:
     await store.ledger_init("ws", 1000)
-    await store.reserve("ws", "a", 1, 600)
-    result = await store.commit("ws", "a", 250, [0.9])
+    await store.hold("ws", hold("a", 600))
+    result = (await store.settle("ws", "a", 250, [0.9])).commit
     assert (result.committed, result.charged, result.already_committed) == (250, 250, False)
-    again = await store.commit("ws", "a", 250, [0.9])
-    assert again.already_committed and again.committed == 250
+    again = (await store.settle("ws", "a", 250, [0.9])).commit
+    assert again.already_committed and again.committed == 250 and again.charged == 250
     state = await store.ledger_get("ws")
     assert (state.committed, state.reserved) == (250, 0)
 
 
-async def test_commit_never_exceeds_budget(store: Store) -> None:
+async def test_settle_never_exceeds_budget(store: Store) -> None:
     await store.ledger_init("ws", 100)
-    await store.reserve("ws", "a", 1, 100)
-    result = await store.commit("ws", "a", 180, [])
+    await store.hold("ws", hold("a", 100))
+    result = (await store.settle("ws", "a", 180, [])).commit
     assert result.committed == 100 and result.charged == 100
+
+
+async def test_settle_without_a_hold_charges_only_what_no_hold_needs(store: Store) -> None:
+    await store.ledger_init("ws", 100)
+    await store.hold("ws", hold("a", 70))
+    result = (await store.settle("ws", "never-held", 50, [])).commit
+    assert result.charged == 30 and result.committed == 30
+    assert (await store.ledger_get("ws")).reserved == 70
 
 
 async def test_alert_thresholds_fire_once(store: Store) -> None:
     await store.ledger_init("ws", 1000)
-    await store.reserve("ws", "a", 1, 500)
-    assert (await store.commit("ws", "a", 500, [0.5, 0.9])).thresholds_crossed == (0.5,)
-    await store.reserve("ws", "b", 1, 450)
-    assert (await store.commit("ws", "b", 450, [0.5, 0.9])).thresholds_crossed == (0.9,)
-    await store.reserve("ws", "c", 1, 10)
-    assert (await store.commit("ws", "c", 10, [0.5, 0.9])).thresholds_crossed == ()
+    await store.hold("ws", hold("a", 500))
+    assert (await store.settle("ws", "a", 500, [0.5, 0.9])).commit.thresholds_crossed == (0.5,)
+    await store.hold("ws", hold("b", 450))
+    assert (await store.settle("ws", "b", 450, [0.5, 0.9])).commit.thresholds_crossed == (0.9,)
+    await store.hold("ws", hold("c", 10))
+    assert (await store.settle("ws", "c", 10, [0.5, 0.9])).commit.thresholds_crossed == ()
 
 
 async def test_release_returns_the_hold(store: Store) -> None:
     await store.ledger_init("ws", 100)
-    await store.reserve("ws", "a", 1, 100)
+    await store.hold("ws", hold("a", 100))
     await store.release_reservation("ws", "a")
     await store.release_reservation("ws", "a")
     assert (await store.ledger_get("ws")).reserved == 0
-    assert await store.reserve("ws", "b", 100, 100) is not None
+    assert (await store.hold("ws", hold("b", 100, minimum=100))).granted == 100
+    result = (await store.settle("ws", "a", 10, [])).commit  # released: nothing held for it
+    assert result.charged == 0
 
 
 async def test_ledger_add_tops_up(store: Store) -> None:
     await store.ledger_init("ws", 100)
-    await store.reserve("ws", "a", 1, 100)
-    await store.commit("ws", "a", 100, [])
-    assert await store.reserve("ws", "b", 1, 10) is None
+    await store.hold("ws", hold("a", 100))
+    await store.settle("ws", "a", 100, [])
+    assert (await store.hold("ws", hold("b", 10))).granted == 0
     state = await store.ledger_add("ws", 50)
     assert state.budget == 150
-    assert (await store.reserve("ws", "b", 1, 100)).granted == 50  # type: ignore[union-attr]
+    assert (await store.hold("ws", hold("b", 50))).granted == 50
 
 
-async def test_concurrent_reservations_never_oversubscribe(store: Store) -> None:
+async def test_concurrent_holds_never_oversubscribe(store: Store) -> None:
     await store.ledger_init("ws", 1000)
-    results = await asyncio.gather(*(store.reserve("ws", f"r{i}", 30, 70) for i in range(40)))
-    granted = sum(r.granted for r in results if r is not None)
-    assert granted <= 1000
+    results = await asyncio.gather(*(store.hold("ws", hold(f"r{i}", 70)) for i in range(40)))
+    granted = sum(r.granted for r in results)
+    assert granted == 14 * 70  # all or nothing: 14 holds of 70 fit in 1000
     assert (await store.ledger_get("ws")).reserved == granted
+
+
+async def test_a_waiting_hold_is_not_overtaken_by_a_later_one(store: Store) -> None:
+    await store.ledger_init("ws", 1000)
+    await store.hold("ws", hold("running", 800))
+    assert (await store.hold("ws", hold("big", 500))).granted == 0  # waits in line
+    # 200 are free, but the hold ahead in line waits for them: a later one may not take them.
+    assert (await store.hold("ws", hold("late", 100))).granted == 0
+    await store.settle("ws", "running", 300, [])
+    # 700 are free now: "big" comes first, what it leaves may go to a later hold.
+    assert (await store.hold("ws", hold("late", 300))).granted == 0
+    assert (await store.hold("ws", hold("late", 200))).granted == 200
+    assert (await store.hold("ws", hold("big", 500))).granted == 500
+
+
+async def test_the_waiting_line_is_ordered_by_priority_first(store: Store) -> None:
+    await store.ledger_init("ws", 1000)
+    await store.hold("ws", hold("running", 900))
+    assert (await store.hold("ws", hold("low", 600, priority=0))).granted == 0
+    assert (await store.hold("ws", hold("high", 600, priority=2))).granted == 0
+    await store.settle("ws", "running", 0, [])
+    assert (await store.hold("ws", hold("low", 600, priority=0))).granted == 0
+    assert (await store.hold("ws", hold("high", 600, priority=2))).granted == 600
+    await store.settle("ws", "high", 600, [])
+    assert (await store.hold("ws", hold("low", 400, priority=0))).granted == 400
+
+
+async def test_a_hold_whose_holder_died_lapses(store: Store) -> None:
+    await store.ledger_init("ws", 100)
+    await store.hold("ws", hold("dead", 100, ttl_s=0.2))
+    assert (await store.hold("ws", hold("next", 50))).granted == 0
+    await asyncio.sleep(0.3)
+    assert (await store.hold("ws", hold("next", 50))).granted == 50
+    assert (await store.ledger_get("ws")).reserved == 50
+    late = (await store.settle("ws", "dead", 80, [])).commit  # the dead holder's late settle
+    assert late.charged == 50 and late.committed == 50  # never into another call's hold
+
+
+async def test_hold_appends_its_events_with_the_hold_or_neither(store: Store) -> None:
+    await store.ledger_init("ws", 100)
+    await store.append("ws", "r1", [ev("run_queued")], 0)
+    granted = await store.hold(
+        "ws", hold("r1:1", 80), run="r1", events=[ev("model_call", step=1)], expected_version=1
+    )
+    assert granted.granted == 80 and [e.type for e in granted.events] == ["model_call"]
+    assert granted.events[0].seq == 2 and await store.run_version("r1") == 2
+    refused = await store.hold(
+        "ws", hold("r1:2", 80), run="r1", events=[ev("model_call", step=2)], expected_version=2
+    )
+    assert refused.granted == 0 and refused.events == []
+    assert await store.head("ws") == 2
+    with pytest.raises(VersionConflict):
+        await store.hold(
+            "ws", hold("r1:3", 10), run="r1", events=[ev("model_call", step=3)], expected_version=1
+        )
+    assert (await store.ledger_get("ws")).reserved == 80  # the stale writer held nothing
+    routed = await store.hold(  # high priority: ahead of "r1:2" in line
+        "ws", hold("gw:1", 10, priority=2), events=[ev("routed", to="local")]
+    )
+    assert routed.granted == 10 and routed.events[0].run is None
+
+
+async def test_settle_appends_when_the_run_is_current_and_charges_either_way(
+    store: Store,
+) -> None:
+    await store.ledger_init("ws", 1000)
+    await store.append("ws", "r1", [ev("run_queued")], 0)
+    await store.hold(
+        "ws", hold("r1:1", 500), run="r1", events=[ev("model_call")], expected_version=1
+    )
+    settled = await store.settle(
+        "ws",
+        "r1:1",
+        120,
+        [0.1],
+        run="r1",
+        events=[ev("model_result"), ev("completed")],
+        expected_version=2,
+    )
+    assert not settled.conflict and [e.seq for e in settled.events] == [3, 4]
+    assert settled.commit.charged == 120 and settled.commit.thresholds_crossed == (0.1,)
+    assert await store.active_runs() == []
+    await store.append("ws", "r2", [ev("run_queued")], 0)
+    await store.hold(
+        "ws", hold("r2:1", 500), run="r2", events=[ev("model_call")], expected_version=1
+    )
+    await store.append("ws", "r2", [ev("cancelled")], 2)
+    stale = await store.settle(
+        "ws", "r2:1", 70, [], run="r2", events=[ev("model_result")], expected_version=2
+    )
+    assert stale.conflict and stale.events == [] and stale.commit.charged == 70
+    assert [e.type for e in await store.read("ws", 0, None, 100, "r2")] == [
+        "run_queued",
+        "model_call",
+        "cancelled",
+    ]
+    assert (await store.ledger_get("ws")).committed == 190
 
 
 # ---- rate limiter ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from redis.crc import key_slot
 from redis_process import RedisProcess, free_port
 
 from mezzo.protocol import NewEvent
+from mezzo.store.base import Hold
 from mezzo.store.redis import RedisStore
 
 for _name, _test in vars(test_conformance).items():
@@ -70,11 +71,14 @@ async def test_a_cross_slot_script_is_refused_so_the_check_is_real(store: RedisS
 async def test_one_workspace_keys_share_a_slot(store: RedisStore) -> None:
     await store.append("ws-1", "r1", [NewEvent(type="run_queued")], 0)
     await store.ledger_init("ws-1", 100)
-    await store.reserve("ws-1", "res-1", 1, 10)
+    await store.hold("ws-1", Hold("res-1", 10, 1))
+    await store.hold("ws-1", Hold("waits", 95, 1))  # in the line
+    await store.settle("ws-1", "res-1", 5, [0.01])
     client = redis.asyncio.Redis.from_url(store.url)
     try:
         keys = [k async for k in client.scan_iter(match=f"{store.prefix}:{{w:ws-1}}:*")]
     finally:
         await client.aclose()
-    assert len(keys) >= 6  # log, head, versions, run index, open runs, ledger, reservation
+    # log, head, versions, run index, open runs, ledger, settled hold, waiting line
+    assert len(keys) >= 8
     assert len({key_slot(k) for k in keys}) == 1

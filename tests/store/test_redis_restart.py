@@ -15,7 +15,7 @@ from redis_process import RedisProcess
 
 from core_support import ServeProcess, free_port, process_env
 from mezzo.protocol import Event, NewEvent
-from mezzo.store.base import StoreUnavailable, VersionConflict
+from mezzo.store.base import Hold, StoreUnavailable, VersionConflict
 from mezzo.store.redis import RedisStore
 from mezzo.testing.server import StubServer
 
@@ -95,9 +95,8 @@ async def test_a_fresh_store_object_reads_what_survived_a_kill(tmp_path: Path) -
         async with RedisStore(server.url, prefix="again") as store:
             await store.append("ws", "r1", [NewEvent(type="run_queued")], 0)
             await store.ledger_init("ws", 1000)
-            reservation = await store.reserve("ws", "a", 1, 400)
-            assert reservation is not None
-            await store.commit("ws", "a", 300, [0.25])
+            assert (await store.hold("ws", Hold("a", 400, 1))).granted == 400
+            await store.settle("ws", "a", 300, [0.25])
             await store.enqueue("q", "r1", {"n": 1}, priority=2)
         server.kill()
         server.start()
@@ -105,7 +104,7 @@ async def test_a_fresh_store_object_reads_what_survived_a_kill(tmp_path: Path) -
             assert await store.run_version("r1") == 1
             state = await store.ledger_get("ws")
             assert (state.committed, state.reserved, state.alerts_fired) == (300, 0, [0.25])
-            assert (await store.commit("ws", "a", 300, [0.25])).already_committed
+            assert (await store.settle("ws", "a", 300, [0.25])).commit.already_committed
             (job,) = await store.lease("q", "w", 1, 30)
             assert (job.id, job.priority, job.payload) == ("r1", 2, {"n": 1})
 

@@ -37,6 +37,8 @@ class RunState:
     output: str | None = None
     error: str | None = None
     downgraded: bool = False
+    # The current step waits for budget that other calls hold (`budget_wait` was logged).
+    waiting_for_budget: bool = False
     route: str | None = None
     last_seq: int = 0
 
@@ -83,6 +85,7 @@ def _apply(state: RunState, event: Event) -> None:
         state.status = "running" if state.status == "queued" else state.status
     elif kind == "model_call":
         call = ModelCallData.model_validate(data)
+        state.waiting_for_budget = False
         state.open_model_call = call
         state.route = call.route
         state.status = "running"
@@ -118,7 +121,10 @@ def _apply(state: RunState, event: Event) -> None:
         if state.pending_yield is not None and state.pending_yield.call_id == call_id:
             state.pending_yield = None
         state.status = state.waiting_status()
+    elif kind == "budget_wait":
+        state.waiting_for_budget = True
     elif kind == "suspended":
+        state.waiting_for_budget = False
         state.status = "suspended"
     elif kind == "resumed":
         state.status = "queued"

@@ -17,30 +17,39 @@ from dataclasses import dataclass
 import structlog
 
 from mezzo import tracing
+from mezzo.engine.engine import Engine
 from mezzo.engine.presence import keep_presence, withdraw
-from mezzo.engine.step import Engine, RetryLater, backoff
+from mezzo.engine.retry import RetryLater, backoff
+from mezzo.governor.router import priority_rank
 from mezzo.protocol import NewEvent
-from mezzo.store.base import Job, LeaseLost, Store, StoreError, VersionConflict
+from mezzo.store.base import Job, LeaseLost, NewJob, Store, StoreError, VersionConflict
 
 log = structlog.get_logger("mezzo.worker")
 
 RUN_QUEUE = "runs"
-PRIORITY_VALUE = {"high": 2, "normal": 1, "low": 0}
 
 
 def run_job_id(run: str) -> str:
     return f"run:{run}"
 
 
-async def enqueue_run(
-    store: Store, workspace: str, run: str, priority: str, max_attempts: int
-) -> None:
-    await store.enqueue(
+def run_job(workspace: str, run: str, priority: str, max_attempts: int) -> NewJob:
+    """The job that advances `run`: one per run, so enqueueing it twice runs it once more."""
+    return NewJob(
         RUN_QUEUE,
         run_job_id(run),
         {"workspace": workspace, "run": run, "trace": tracing.carrier()},
-        priority=PRIORITY_VALUE.get(priority, 1),
+        priority=priority_rank(priority),
         max_attempts=max_attempts,
+    )
+
+
+async def enqueue_run(
+    store: Store, workspace: str, run: str, priority: str, max_attempts: int
+) -> None:
+    job = run_job(workspace, run, priority, max_attempts)
+    await store.enqueue(
+        job.queue, job.id, job.payload, priority=job.priority, max_attempts=job.max_attempts
     )
 
 
@@ -204,7 +213,6 @@ class WorkerPool:
             await self.store.append(
                 workspace, run, [NewEvent(type="failed", data={"error": message})], state.version
             )
-            await self.store.kv_delete(f"active/{run}")
 
     async def shutdown(self, grace_s: float = 10.0) -> None:
         """Take nothing new; let in-flight steps finish for `grace_s`, then release them."""

@@ -59,6 +59,16 @@ def parse_priority(value: str) -> Priority:
         raise RoutingError(f"unknown priority {value!r}; expected one of {choices}") from None
 
 
+# The order of queues and of budget waiters: higher first.
+PRIORITY_RANK: Mapping[str, int] = MappingProxyType(
+    {Priority.HIGH.value: 2, Priority.NORMAL.value: 1, Priority.LOW.value: 0}
+)
+
+
+def priority_rank(value: Priority | str) -> int:
+    return PRIORITY_RANK[parse_priority(value).value]
+
+
 DEFAULT_MAX_WAIT_S: Mapping[Priority, float] = MappingProxyType(
     {Priority.HIGH: math.inf, Priority.NORMAL: 30.0, Priority.LOW: 5.0}
 )

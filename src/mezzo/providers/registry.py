@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 
 from mezzo.config import Settings
+from mezzo.governor.tokens import (
+    CallableTokenizer,
+    EstimateTokenizer,
+    TiktokenTokenizer,
+    Tokenizer,
+)
 from mezzo.providers.base import Provider
 
 PROVIDERS = frozenset({"openai", "compat", "local"})
@@ -61,6 +67,23 @@ class Providers:
             path = self._settings.local_model_path
             return LocalProvider(str(path) if path is not None else None)
         raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
+
+    def tokenizer(self, provider: str, model: str) -> Tokenizer | None:
+        """The model's own tokenizer where mezzo has it; None lets the counter choose."""
+        configured = self._settings.model_tokenizers.get(model)
+        if configured in ("o200k_base", "cl100k_base"):
+            return TiktokenTokenizer(configured)
+        if configured == "mezzo-stub":
+            from mezzo.testing.tokens import StubTokenizer
+
+            return StubTokenizer()
+        if configured == "estimate":
+            return EstimateTokenizer()
+        if provider == "local":
+            counter = getattr(self.get("local"), "count_tokens", None)
+            if counter is not None:
+                return CallableTokenizer(f"local:{model}", counter)
+        return None
 
     async def aclose(self) -> None:
         for provider in self._built.values():

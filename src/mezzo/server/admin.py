@@ -16,13 +16,14 @@ from pydantic import BaseModel
 from mezzo import metrics
 from mezzo.engine.presence import WORKER_PREFIX, drain_key, worker_key
 from mezzo.engine.snapshot import dump_state
-from mezzo.engine.worker import PRIORITY_VALUE, RUN_QUEUE
+from mezzo.engine.worker import RUN_QUEUE
 from mezzo.errors import Conflict, Forbidden, NotFound, Unauthorized
+from mezzo.governor.router import PRIORITY_RANK
 from mezzo.protocol import ErrorBody
 from mezzo.server.auth import Authenticator, hash_key
 from mezzo.service import Mezzo
 
-PRIORITY_NAME = {value: name for name, value in PRIORITY_VALUE.items()}
+PRIORITY_NAME = {value: name for name, value in PRIORITY_RANK.items()}
 DEAD_LIMIT = 10_000
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (401, 403, 404, 409)
@@ -136,15 +137,12 @@ def admin_router(mezzo: Mezzo) -> APIRouter:
         "/v1/admin/runs/{run}/state", response_model=RunStateView, responses=ERRORS, tags=["admin"]
     )
     async def run_state(run: str, _: Admin) -> RunStateView:
-        owner = await mezzo.store.kv_get(f"run/{run}")
+        owner = await mezzo.run_owner(run)
         if owner is None or mezzo.engine is None:
             raise NotFound(f"run {run!r} not found")
-        state = await mezzo.engine.load(str(owner["workspace"]), run)
+        state = await mezzo.engine.load(owner.id, run)
         return RunStateView(
-            run=run,
-            workspace=state.workspace,
-            tenant=str(owner.get("tenant", "")),
-            state=dump_state(state),
+            run=run, workspace=state.workspace, tenant=owner.tenant, state=dump_state(state)
         )
 
     return router
@@ -189,6 +187,6 @@ async def refresh_gauges(mezzo: Mezzo) -> None:
         metrics.queue_age.labels(name).set(max(0.0, now - since) if since is not None else 0.0)
     metrics.dead_letters.set(len(await mezzo.store.dead_letters(RUN_QUEUE, DEAD_LIMIT)))
     metrics.workers_in_flight.set(len(mezzo.pool.in_flight) if mezzo.pool else 0)
-    if mezzo.engine is not None:
-        for key, breaker in list(mezzo.engine.breakers.items()):
+    if mezzo.governor is not None:
+        for key, breaker in list(mezzo.governor.breakers.items()):
             metrics.breaker_state.labels(key).set(metrics.BREAKER_VALUE[str(breaker.state)])

@@ -11,14 +11,15 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from mezzo.engine.worker import PRIORITY_VALUE, RUN_QUEUE
+from mezzo.engine.worker import RUN_QUEUE
 from mezzo.errors import NotFound
+from mezzo.governor.router import PRIORITY_RANK
 from mezzo.protocol import ErrorBody
 from mezzo.server.app import Tenant
 from mezzo.service import Mezzo
 
 STATIC = Path(__file__).with_name("static")
-PRIORITY_NAME = {value: name for name, value in PRIORITY_VALUE.items()}
+PRIORITY_NAME = {value: name for name, value in PRIORITY_RANK.items()}
 DEAD_SCAN_LIMIT = 10_000
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 404)}
 
@@ -107,17 +108,17 @@ def dashboard_router(mezzo: Mezzo) -> APIRouter:
 
 
 async def _dead_letters(mezzo: Mezzo, tenant: str) -> list[DeadLetter]:
-    """Dead-lettered run jobs whose run belongs to `tenant` (by the `run/{id}` key)."""
+    """Dead-lettered run jobs whose run belongs to `tenant`."""
     letters = []
     for dead in await mezzo.store.dead_letters(RUN_QUEUE, DEAD_SCAN_LIMIT):
         run = str(dead.payload.get("run", ""))
-        owner = await mezzo.store.kv_get(f"run/{run}") if run else None
-        if owner is None or owner.get("tenant") != tenant:
+        owner = await mezzo.run_owner(run) if run else None
+        if owner is None or owner.tenant != tenant:
             continue
         letters.append(
             DeadLetter(
                 job=dead.id,
-                workspace=str(owner["workspace"]),
+                workspace=owner.id,
                 run=run,
                 attempts=dead.attempts,
                 last_error=dead.last_error,
@@ -131,10 +132,9 @@ async def _active_runs(mezzo: Mezzo, tenant: str) -> dict[str, list[str]]:
     """Unfinished runs by workspace, for the tenant's workspaces only."""
     mine = {key.rsplit("/", 1)[1] for key, _ in await mezzo.store.kv_scan(f"tenant/{tenant}/")}
     active: dict[str, list[str]] = {}
-    for key, value in await mezzo.store.kv_scan("active/", limit=100_000):
-        workspace = str(value.get("workspace", ""))
+    for run, workspace in await mezzo.store.active_runs(limit=100_000):
         if workspace in mine:
-            active.setdefault(workspace, []).append(key.removeprefix("active/"))
+            active.setdefault(workspace, []).append(run)
     return active
 
 
@@ -157,9 +157,9 @@ def _workers(mezzo: Mezzo) -> WorkerView | None:
 
 def _providers(mezzo: Mezzo) -> list[ProviderView]:
     """Every provider key this process has called or has limits configured for."""
-    engine = mezzo.engine
-    breakers = engine.breakers if engine else {}
-    learned = engine.learned if engine else {}
+    governor = mezzo.governor
+    breakers = governor.breakers if governor else {}
+    learned = governor.learned if governor else {}
     configured = mezzo.settings.provider_limits
     now = time.time()
     views = []

@@ -187,13 +187,13 @@ def gateway_router(mezzo: Mezzo) -> APIRouter:
                     if isinstance(chunk, ModelResponse):
                         result = chunk
             except ProviderError as error:
-                await gateway.gate.release(admission)
+                await gateway.release(admission)
                 return error_response(_upstream(error))
             finally:
                 if result is None:
-                    await gateway.settle_chat(who, admission, None)
+                    await gateway.settle_chat(admission, None)
             assert result is not None
-            await gateway.settle_chat(who, admission, result)
+            await gateway.settle_chat(admission, result)
             return JSONResponse(
                 chat_completion(completion_id, result.model or model, result), headers=headers
             )
@@ -213,17 +213,17 @@ def gateway_router(mezzo: Mezzo) -> APIRouter:
                     calls = chat_tool_calls(result.tool_calls)
                     yield _data(chat_chunk(completion_id, answered, {"tool_calls": calls}))
                 yield _data(chat_chunk(completion_id, answered, {}, chat_finish_reason(result)))
-                await gateway.settle_chat(who, admission, result)
+                await gateway.settle_chat(admission, result)
                 if body.include_usage:
                     usage = chat_usage(result.usage)
                     yield _data(chat_chunk(completion_id, answered, None, usage=usage))
                 yield b"data: [DONE]\n\n"
             except ProviderError as error:
-                await gateway.gate.release(admission)
+                await gateway.release(admission)
                 yield _data(_upstream(error).body())
             finally:
                 if result is None:
-                    await gateway.settle_chat(who, admission, None)
+                    await gateway.settle_chat(admission, None)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}

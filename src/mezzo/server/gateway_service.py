@@ -4,8 +4,10 @@ Each request is charged to a workspace: the one named by `X-Mezzo-Workspace` (it
 the caller's tenant), else the tenant's default gateway workspace `gateway-<tenant>`, created
 with the default configuration on first use. A response turn is: resolve the model to a route,
 put the conversation together (the previous response's transcript plus the new items), pass
-the governor (`Gate.admit`), stream from the provider while writing Responses events, then
-commit the usage once and store the response when `store` is true.
+the governor (the same `Governor.admit` a run's model step passes), stream from the provider
+while writing Responses events, then settle the usage once and store the response when `store`
+is true. A request the governor asks to wait (a rate limit, budget held by other calls) waits
+here, bounded, and is refused with a 429 past that.
 """
 
 from __future__ import annotations
@@ -14,17 +16,17 @@ import asyncio
 import contextlib
 import hashlib
 import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mezzo.engine.step import WorkspaceRecord, workspace_key
 from mezzo.errors import MezzoError
-from mezzo.governor.gate import Admission, BudgetExhausted, Gate, RateLimited
+from mezzo.governor.governor import Admission, Call, Exhausted, Governor, Wait
 from mezzo.governor.router import Priority, RoutingError
-from mezzo.protocol import CreateWorkspace
+from mezzo.protocol import CreateWorkspace, NewEvent
 from mezzo.providers.base import (
     Chunk,
     Message,
@@ -46,11 +48,14 @@ from mezzo.server.gateway_wire import (
     transcript_items,
 )
 from mezzo.service import Mezzo
+from mezzo.workspaces import WorkspaceRecord
 
 WORKSPACE_HEADER = "x-mezzo-workspace"
 PRIORITY_HEADER = "x-mezzo-priority"
 RESPONSE_KEY = "gateway/response/"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+# Longest a request waits, in all, on the primary's rate limit and on budget other calls hold.
+MAX_WAIT_S = {"rate_limit": 60.0, "throttle": 60.0, "budget": 30.0}
 
 
 def default_workspace(tenant: str) -> str:
@@ -94,27 +99,38 @@ class Cancelled(Exception):
     pass
 
 
+def _exhausted(exhausted: Exhausted) -> WireError:
+    return WireError(
+        429,
+        exhausted.message,
+        "insufficient_quota",
+        None,
+        "insufficient_quota",
+        {"x-should-retry": "false"},
+    )
+
+
+def _waited_too_long(wait: Wait) -> WireError:
+    if wait.reason == "budget":
+        message = (
+            "the workspace's budget is held by other calls in flight for longer than this "
+            "request may wait; retry shortly"
+        )
+    else:
+        message = f"{wait.event.data.get('key')} rate limit: retry in {wait.seconds:.1f} s"
+    return WireError(
+        429,
+        message,
+        "rate_limit_exceeded",
+        None,
+        "requests",
+        {"retry-after": f"{max(1, round(wait.seconds))}"},
+    )
+
+
 def _error_from(exc: Exception) -> WireError:
     if isinstance(exc, WireError):
         return exc
-    if isinstance(exc, BudgetExhausted):
-        return WireError(
-            429,
-            str(exc),
-            "insufficient_quota",
-            None,
-            "insufficient_quota",
-            {"x-should-retry": "false"},
-        )
-    if isinstance(exc, RateLimited):
-        return WireError(
-            429,
-            str(exc),
-            "rate_limit_exceeded",
-            None,
-            "requests",
-            {"retry-after": f"{max(1, round(exc.wait_s))}"},
-        )
     if isinstance(exc, RoutingError):
         return WireError(400, str(exc), "invalid_route")
     if isinstance(exc, MezzoError):
@@ -129,26 +145,27 @@ def as_wire_error(exc: Exception) -> WireError:
 class Gateway:
     def __init__(self, mezzo: Mezzo, recent: int = 512) -> None:
         self.mezzo = mezzo
-        self._gate: Gate | None = None
         self._recent: OrderedDict[str, Conversation] = OrderedDict()
         self._recent_max = recent
         self.in_flight: dict[str, Turn] = {}
 
     @property
-    def gate(self) -> Gate:
-        if self._gate is None:
-            if self.mezzo.engine is None:
-                raise WireError(503, "mezzo is not started", "unavailable", kind="server_error")
-            self._gate = Gate(self.mezzo.engine)
-        return self._gate
+    def governor(self) -> Governor:
+        if self.mezzo.governor is None:
+            raise WireError(503, "mezzo is not started", "unavailable", kind="server_error")
+        return self.mezzo.governor
+
+    async def _record(self, workspace: str) -> WorkspaceRecord | None:
+        if self.mezzo.workspaces is None:
+            raise WireError(503, "mezzo is not started", "unavailable", kind="server_error")
+        return await self.mezzo.workspaces.get(workspace)
 
     # ---- who is asking
 
     async def caller(self, tenant: str, workspace: str | None, priority: str | None) -> Caller:
-        store = self.mezzo.store
         if workspace:
-            value = await store.kv_get(workspace_key(workspace))
-            if value is None or value["tenant"] != tenant:
+            record = await self._record(workspace)
+            if record is None or record.tenant != tenant:
                 raise WireError(
                     404,
                     f"workspace {workspace!r} not found",
@@ -157,12 +174,11 @@ class Gateway:
                 )
         else:
             workspace = default_workspace(tenant)
-            value = await store.kv_get(workspace_key(workspace))
-            if value is None:
+            record = await self._record(workspace)
+            if record is None:
                 await self.mezzo.create_workspace(tenant, CreateWorkspace(id=workspace))
-                value = await store.kv_get(workspace_key(workspace))
-            assert value is not None
-        record = WorkspaceRecord.from_kv(value)
+                record = await self._record(workspace)
+            assert record is not None
         if priority is not None:
             try:
                 priority = Priority(priority.strip().lower()).value
@@ -267,23 +283,59 @@ class Gateway:
     async def count(self, caller: Caller, body: ResponsesBody, history: tuple[Message, ...]) -> int:
         route_name = self.route_for(caller, body.model)
         request, _ = self.request(caller, route_name, body, history)
-        return self.gate.count(request, self.mezzo.router.route(route_name).primary.provider)
+        return self.governor.count(request, self.mezzo.router.route(route_name))
+
+    async def govern(
+        self, caller: Caller, route_name: str, request: ModelRequest, hold_id: str
+    ) -> Admission:
+        """The governor's admission, after the waits it asks for (each logged once); raises
+        WireError when the budget is spent or a wait would be too long."""
+        governor = self.governor
+        call = Call(caller.record, request, route_name, caller.priority, hold_id)
+        waited: dict[str, float] = {}
+        try:
+            while True:
+                try:
+                    admitted = await governor.admit(call)
+                except RoutingError as exc:
+                    raise _error_from(exc) from None
+                if isinstance(admitted, Admission):
+                    return admitted
+                if isinstance(admitted, Exhausted):
+                    await self._log(caller, admitted.event)
+                    raise _exhausted(admitted)
+                so_far = waited.get(admitted.reason)
+                if so_far is None:
+                    await self._log(caller, admitted.event)
+                    so_far = 0.0
+                if so_far + admitted.seconds > MAX_WAIT_S.get(admitted.reason, 60.0):
+                    raise _waited_too_long(admitted)
+                started = time.monotonic()
+                if admitted.reason == "budget":
+                    await governor.wait_for_budget(caller.record.id, admitted.seconds)
+                    call = replace(call, waits=call.waits + 1)
+                else:
+                    await asyncio.sleep(admitted.seconds)
+                waited[admitted.reason] = so_far + time.monotonic() - started
+        except BaseException:
+            if "budget" in waited:  # it stood in the budget's line: leave it
+                await asyncio.shield(governor.abandon(call))
+            raise
+
+    async def _log(self, caller: Caller, event: NewEvent) -> None:
+        await self.mezzo.store.append(caller.record.id, None, [event], None, durable=False)
 
     async def admit(
         self, caller: Caller, body: ResponsesBody, history: tuple[Message, ...], turn: Turn
-    ) -> tuple[Admission, ModelRequest, tuple[Message, ...]]:
+    ) -> tuple[Admission, tuple[Message, ...]]:
         """Everything that can refuse the turn before its first event; raises WireError."""
         try:
             route_name = self.route_for(caller, body.model)
             request, transcript = self.request(caller, route_name, body, history)
-            admission = await self.gate.admit(
-                caller.record, route_name, caller.priority, request, f"gateway:{turn.id}"
-            )
-        except WireError:
-            raise
-        except (BudgetExhausted, RateLimited, RoutingError, MezzoError) as exc:
+        except MezzoError as exc:
             raise _error_from(exc) from None
-        return admission, request, transcript
+        admission = await self.govern(caller, route_name, request, f"gateway:{turn.id}")
+        return admission, transcript
 
     async def respond(
         self,
@@ -303,20 +355,21 @@ class Gateway:
             async for event in self._warm(caller, body, history, turn):
                 yield event
             return
-        admission, request, transcript = await self.admit(caller, body, history, turn)
+        admission, transcript = await self.admit(caller, body, history, turn)
         writer = turn.writer = ResponseWriter(turn.id, body, admission.decision.model)
         self.in_flight[turn.id] = turn
-        gate = self.gate
-        thresholds = caller.record.config.alert_thresholds
+        governor = self.governor
         try:
-            if admission.routed is not None:
-                await gate.log_routed(admission)
             for event in writer.start():
                 yield event
             result: ModelResponse | None = None
             session = upstream(admission.decision.provider) if upstream is not None else None
-            via = session.stream if session is not None else None
-            chunks = gate.stream(admission, request, via)
+            stream = (
+                session.stream
+                if session is not None
+                else self.mezzo.providers.get(admission.decision.provider).stream
+            )
+            chunks = governor.watch(admission, stream(admission.request()))
             async for chunk in _until_cancelled(chunks, turn.cancel):
                 if isinstance(chunk, TextDelta):
                     for event in writer.delta(chunk.text):
@@ -326,30 +379,30 @@ class Gateway:
             assert result is not None
         except ProviderError as error:
             turn.failed = True
-            await gate.release(admission)
+            await governor.settle(admission, 0)
             code = "rate_limit_exceeded" if error.status == 429 else "server_error"
             for event in writer.fail(code, f"{admission.model_key}: {error}"):
                 yield event
             return
         except Cancelled:
             turn.failed = True
-            await gate.commit_partial(admission, thresholds)
+            await governor.settle(admission, admission.usage(None).total_tokens)
             writer.cancel()
             await self._finish(caller, turn, writer, transcript, None)
             return
         except BaseException:
             # The client went away (or the server is stopping): charge what was used.
             turn.failed = True
-            await asyncio.shield(gate.commit_partial(admission, thresholds))
+            await asyncio.shield(governor.settle(admission, admission.usage(None).total_tokens))
             raise
         finally:
             self.in_flight.pop(turn.id, None)
-        usage = result.usage or Usage(admission.estimate, admission.output_tokens)
         writer.model = result.model or admission.decision.model
         closing = writer.finish(result)
         conversation = self._conclude(caller, turn, writer, transcript, result)
         settle = asyncio.gather(
-            gate.commit(admission, usage.total_tokens, thresholds), self._store(conversation)
+            governor.settle(admission, admission.usage(result).total_tokens),
+            self._store(conversation),
         )
         if settle_later:
             turn.settling = settle
@@ -400,7 +453,7 @@ class Gateway:
         try:
             route_name = self.route_for(caller, body.model)
             request, transcript = self.request(caller, route_name, body, history)
-            counted = self.gate.count(request, self.mezzo.router.route(route_name).primary.provider)
+            counted = self.governor.count(request, self.mezzo.router.route(route_name))
         except RoutingError as exc:
             raise _error_from(exc) from None
         writer = turn.writer = ResponseWriter(turn.id, body, body.model)
@@ -429,25 +482,18 @@ class Gateway:
             tool_choice=body.tool_choice,
         )
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        try:
-            admission = await self.gate.admit(
-                caller.record, route_name, caller.priority, request, f"gateway:{completion_id}"
-            )
-        except (BudgetExhausted, RateLimited, RoutingError) as exc:
-            raise _error_from(exc) from None
-        if admission.routed is not None:
-            await self.gate.log_routed(admission)
-        return admission, self.gate.stream(admission, request), completion_id
+        admission = await self.govern(caller, route_name, request, f"gateway:{completion_id}")
+        provider = self.mezzo.providers.get(admission.decision.provider)
+        chunks = self.governor.watch(admission, provider.stream(admission.request()))
+        return admission, chunks, completion_id
 
-    async def settle_chat(
-        self, caller: Caller, admission: Admission, result: ModelResponse | None
-    ) -> None:
-        thresholds = caller.record.config.alert_thresholds
-        if result is None:
-            await self.gate.commit_partial(admission, thresholds)
-            return
-        usage = result.usage or Usage(admission.estimate, admission.output_tokens)
-        await self.gate.commit(admission, usage.total_tokens, thresholds)
+    async def settle_chat(self, admission: Admission, result: ModelResponse | None) -> None:
+        """Charge what the call used: all of it, or what streamed before it was cut off."""
+        await self.governor.settle(admission, admission.usage(result).total_tokens)
+
+    async def release(self, admission: Admission) -> None:
+        """A call that failed upstream: nothing was served, nothing is charged."""
+        await self.governor.settle(admission, 0)
 
 
 def not_found_previous(response_id: str) -> WireError:

@@ -49,6 +49,17 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to enqueue together with an append (`Store.append(..., enqueue=...)`)."""
+
+    queue: str
+    id: str
+    payload: dict[str, Any]
+    priority: int = 0
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class DeadJob:
     id: str
     queue: str
@@ -56,13 +67,6 @@ class DeadJob:
     attempts: int
     last_error: str | None
     failed_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    id: str
-    workspace: str
-    granted: int
 
 
 @dataclass(slots=True)
@@ -74,7 +78,43 @@ class LedgerState:
 
     @property
     def remaining(self) -> int:
+        """What no call holds or has spent: what a new hold can take right now."""
         return self.budget - self.committed - self.reserved
+
+    @property
+    def unspent(self) -> int:
+        """What is not spent: `remaining` plus what in-flight calls hold."""
+        return self.budget - self.committed
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Hold exactly `tokens` of a workspace's budget under `id`, all or nothing.
+
+    A hold that does not fit beside the others waits in line: the ledger remembers it (by
+    `priority`, highest first, then by when it first asked) for `WAITER_TTL_S` after its last
+    try, and a later hold may not take what one ahead of it in line is waiting for. A hold
+    not settled within `ttl_s` is released by the next hold on the workspace (its holder died).
+    """
+
+    id: str
+    tokens: int
+    minimum: int
+    priority: int = 1
+    ttl_s: float = 900.0
+
+
+WAITER_TTL_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class HoldResult:
+    """`granted` is the hold's tokens when it was taken (or was already held), 0 when not;
+    `ledger` is the ledger after the call; `events` were appended with the hold."""
+
+    granted: int
+    ledger: LedgerState
+    events: list[Event] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +124,16 @@ class CommitResult:
     charged: int
     already_committed: bool
     thresholds_crossed: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A settled hold and the events appended with it; `conflict` when the run had moved on
+    (the usage is charged all the same: the tokens were spent)."""
+
+    commit: CommitResult
+    events: list[Event] = field(default_factory=list)
+    conflict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +161,21 @@ class Store(Protocol):
         run: str | None,
         events: Sequence[NewEvent],
         expected_version: int | None,
+        *,
+        enqueue: NewJob | None = None,
+        durable: bool = True,
     ) -> list[Event]:
         """Append atomically. `expected_version` is the run's count of events (None: no check).
 
         Returns the stored events with their seq. Raises VersionConflict and stores nothing
-        when the run has moved on.
+        when the run has moved on. `enqueue` is a job to add once the events are stored (the
+        events and the job commit together where the backend can; where it cannot, the job
+        follows the events in the same round trip). `durable=False` marks a write the caller
+        does not acknowledge to anyone: a backend may make it durable a moment later
+        (`docs/operations.md`, durability).
+
+        The store keeps an index of runs: the workspace of each, and which have not ended (a
+        `completed`, `failed` or `cancelled` event ends a run).
         """
         ...
 
@@ -145,6 +205,13 @@ class Store(Protocol):
 
     async def head(self, workspace: str) -> int: ...
     async def run_version(self, run: str) -> int: ...
+    async def run_workspace(self, run: str) -> str | None:
+        """The workspace a run was appended to, None for a run never seen."""
+        ...
+
+    async def active_runs(self, limit: int = 1000) -> list[tuple[str, str]]:
+        """`(run, workspace)` of runs that have events and have not ended."""
+        ...
 
     # ---- live-only events (not stored, no seq)
     async def publish_live(self, event: Event) -> None: ...
@@ -201,22 +268,45 @@ class Store(Protocol):
 
     async def ledger_get(self, workspace: str) -> LedgerState: ...
     async def ledger_add(self, workspace: str, tokens: int) -> LedgerState: ...
-    async def reserve(
-        self, workspace: str, reservation_id: str, minimum: int, wanted: int
-    ) -> Reservation | None:
-        """Hold between `minimum` and `wanted` tokens, as many as are left. None when even
-        `minimum` does not fit. Reserving an id that is already held returns that hold."""
+    async def hold(
+        self,
+        workspace: str,
+        hold: Hold,
+        *,
+        run: str | None = None,
+        events: Sequence[NewEvent] = (),
+        expected_version: int | None = None,
+    ) -> HoldResult:
+        """Take `hold` and append `events` (to `run`, checked against `expected_version`),
+        both or neither. Taking an id that is already held grants it again.
+
+        Not granted when the unspent budget is below `hold.minimum` or below `hold.tokens`, or
+        when the tokens are held by other calls or waited for by holds ahead in line (then this
+        hold joins the line). Raises VersionConflict, holding nothing, when the run has moved
+        on; KeyError without a ledger.
+        """
         ...
 
-    async def commit(
-        self, workspace: str, reservation_id: str, actual: int, thresholds: Sequence[float]
-    ) -> CommitResult:
-        """Charge `actual` (never past the budget), release the rest of the hold. Idempotent:
-        a second commit of the same id charges nothing. Reports the alert thresholds that
-        this commit crossed for the first time."""
+    async def settle(
+        self,
+        workspace: str,
+        hold_id: str,
+        actual: int,
+        thresholds: Sequence[float],
+        *,
+        run: str | None = None,
+        events: Sequence[NewEvent] = (),
+        expected_version: int | None = None,
+    ) -> Settlement:
+        """Charge `actual` (never past the budget), release the rest of the hold, and append
+        `events` when the run is still at `expected_version`. Idempotent per hold: a second
+        settle charges nothing. Reports the alert thresholds crossed for the first time."""
         ...
 
-    async def release_reservation(self, workspace: str, reservation_id: str) -> None: ...
+    async def release_reservation(self, workspace: str, hold_id: str) -> None:
+        """Give an open hold back uncharged, or take a hold that waits out of the line;
+        anything else changes nothing."""
+        ...
 
     # ---- shared rate limiter (GCRA)
     async def acquire(

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from mezzo import metrics
 from mezzo.protocol import Event, NewEvent
-from mezzo.store.base import Job, LeaseLost, Store
+from mezzo.store.base import Hold, HoldResult, Job, LeaseLost, NewJob, Settlement, Store
 
 
 class MeteredStore:
@@ -26,10 +26,32 @@ class MeteredStore:
         run: str | None,
         events: Sequence[NewEvent],
         expected_version: int | None,
+        *,
+        enqueue: NewJob | None = None,
+        durable: bool = True,
     ) -> list[Event]:
-        stored = await self.inner.append(workspace, run, events, expected_version)
+        stored = await self.inner.append(
+            workspace, run, events, expected_version, enqueue=enqueue, durable=durable
+        )
         metrics.observe_events(stored)
         return stored
+
+    async def hold(self, workspace: str, hold: Hold, **log: Any) -> HoldResult:
+        result = await self.inner.hold(workspace, hold, **log)
+        metrics.observe_events(result.events)
+        return result
+
+    async def settle(
+        self,
+        workspace: str,
+        hold_id: str,
+        actual: int,
+        thresholds: Sequence[float],
+        **log: Any,
+    ) -> Settlement:
+        settlement = await self.inner.settle(workspace, hold_id, actual, thresholds, **log)
+        metrics.observe_events(settlement.events)
+        return settlement
 
     async def lease(self, queue: str, worker: str, n: int, lease_s: float) -> list[Job]:
         jobs = await self.inner.lease(queue, worker, n, lease_s)

@@ -30,15 +30,19 @@ from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from mezzo.protocol import Event, NewEvent
+from mezzo.protocol import TERMINAL_EVENT_TYPES, Event, NewEvent
 from mezzo.store.base import (
+    WAITER_TTL_S,
     CommitResult,
     DeadJob,
+    Hold,
+    HoldResult,
     Job,
     LeaseLost,
     LedgerState,
+    NewJob,
     RateLimit,
-    Reservation,
+    Settlement,
     StoreError,
     StoreUnavailable,
     VersionConflict,
@@ -251,14 +255,34 @@ class RedisStore:
             f"{tag}:wake",
         ]
 
-    def _ledger_keys(self, workspace: str, reservation_id: str = "") -> list[str]:
-        return [self._ws(workspace, "ledger"), self._ws(workspace, f"reservation:{reservation_id}")]
+    def _ledger_key(self, workspace: str) -> str:
+        return self._ws(workspace, "ledger")
+
+    def _hold_keys(self, workspace: str) -> list[str]:
+        """The ledger, the open holds and their expiry."""
+        return [
+            self._ledger_key(workspace),
+            self._ws(workspace, "holds"),
+            self._ws(workspace, "hold-expiry"),
+        ]
+
+    def _log_keys(self, workspace: str, run: str | None) -> list[str]:
+        return [
+            self._log_key(workspace),
+            self._ws(workspace, "head"),
+            self._ws(workspace, "versions"),
+            self._ws(workspace, f"run:{run or ''}"),
+            self._ws(workspace, "open-runs"),
+        ]
 
     def _kv_keys(self) -> list[str]:
         return [f"{self.prefix}:{{kv}}:values", f"{self.prefix}:{{kv}}:index"]
 
     def _runs_key(self) -> str:
         return f"{self.prefix}:runs"
+
+    def _active_key(self) -> str:
+        return f"{self.prefix}:active-runs"
 
     # ---- event log
 
@@ -268,35 +292,42 @@ class RedisStore:
         run: str | None,
         events: Sequence[NewEvent],
         expected_version: int | None,
+        *,
+        enqueue: NewJob | None = None,
+        durable: bool = True,
     ) -> list[Event]:
         _, scripts = self._ready()
         if not events:
             raise ValueError("append needs at least one event")
-        keys = [
-            self._log_key(workspace),
-            self._ws(workspace, "head"),
-            self._ws(workspace, "versions"),
-            self._ws(workspace, f"run:{run or ''}"),
-            self._ws(workspace, "open-runs"),
-        ]
         args: list[str | int] = [
             run or "",
             "" if expected_version is None or run is None else expected_version,
             len(events),
+            *_event_args(events),
         ]
-        bodies = [json.dumps(e.data, separators=(",", ":")) for e in events]
-        for event, body in zip(events, bodies, strict=True):
-            args += [event.type, body]
+        keys = self._log_keys(workspace, run)
         with self._translate():
-            if run is not None and run not in self._run_workspaces:
-                result = await shielded(self._append_new_run(keys, args, run, workspace))
-                self._run_workspaces[run] = workspace
+            index = self._run_index_commands(workspace, run, events)
+            if index or enqueue is not None:
+                result = await shielded(self._append_and_index(keys, args, index, enqueue))
             else:
                 result = await scripts.append(keys, args)
+        return self._appended(workspace, run, events, expected_version, result)
+
+    def _appended(
+        self,
+        workspace: str,
+        run: str | None,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+        result: Sequence[Any],
+    ) -> list[Event]:
         last, ts = int(result[0]), result[1]
         if last < 0:
             assert run is not None and expected_version is not None
             raise VersionConflict(run, expected_version, int(ts))
+        if run is not None:
+            self._run_workspaces[run] = workspace
         first = last - len(events) + 1
         return [
             Event(
@@ -305,16 +336,40 @@ class RedisStore:
             for i, e in enumerate(events)
         ]
 
-    async def _append_new_run(
-        self, keys: list[str], args: list[str | int], run: str, workspace: str
+    def _run_index_commands(
+        self, workspace: str, run: str | None, events: Sequence[NewEvent]
+    ) -> list[tuple[str, ...]]:
+        """What the run index needs beside an append: the run's workspace the first time this
+        process sees the run, and whether it is active."""
+        if run is None:
+            return []
+        commands: list[tuple[str, ...]] = []
+        if run not in self._run_workspaces:
+            commands.append(("HSETNX", self._runs_key(), run, workspace))
+        if any(e.type in TERMINAL_EVENT_TYPES for e in events):
+            commands.append(("ZREM", self._active_key(), run))
+        elif run not in self._run_workspaces:
+            commands.append(("ZADD", self._active_key(), "NX", "0", run))
+        return commands
+
+    async def _append_and_index(
+        self,
+        keys: list[str],
+        args: list[str | int],
+        index: list[tuple[str, ...]],
+        enqueue: NewJob | None,
     ) -> Any:
-        """The append and the run → workspace index `run_version` needs, in one round trip."""
+        """The append, the run index and the job in one round trip; the index and the job only
+        when the append went in."""
         client, scripts = self._ready()
         async with client.pipeline(transaction=False) as pipe:
             await scripts.append(keys, args, client=pipe)
-            pipe.hsetnx(self._runs_key(), run, workspace)
-            result, _ = await pipe.execute()
-        return result
+            for command in index:
+                pipe.execute_command(*command)
+            if enqueue is not None:
+                await self._enqueue_on(pipe, enqueue, 0.0)
+            results = await pipe.execute()
+        return results[0]
 
     async def read(
         self,
@@ -419,6 +474,24 @@ class RedisStore:
             value = await client.hget(self._ws(workspace, "versions"), run)
         return int(value) if value else 0
 
+    async def run_workspace(self, run: str) -> str | None:
+        client, _ = self._ready()
+        known = self._run_workspaces.get(run)
+        if known is not None:
+            return known
+        with self._translate():
+            workspace = await client.hget(self._runs_key(), run)
+        if workspace is not None:
+            self._run_workspaces[run] = workspace
+        return workspace  # type: ignore[no-any-return]
+
+    async def active_runs(self, limit: int = 1000) -> list[tuple[str, str]]:
+        client, _ = self._ready()
+        with self._translate():
+            runs = await client.zrange(self._active_key(), 0, max(0, limit - 1))
+            workspaces = await client.hmget(self._runs_key(), runs) if runs else []
+        return [(r, w) for r, w in zip(runs, workspaces, strict=True) if w is not None]
+
     async def trim(self, workspace: str, keep: int = 10_000) -> int:
         """Drop events older than the newest `keep`, but none at or after the first event of a
         run that has not ended (completed, failed, cancelled). Returns how many went.
@@ -462,16 +535,23 @@ class RedisStore:
         not_before: float | None = None,
         max_attempts: int = 5,
     ) -> bool:
-        _, scripts = self._ready()
-        if abs(priority) > MAX_PRIORITY:
-            raise ValueError(f"priority must be within ±{MAX_PRIORITY}, got {priority}")
+        client, _ = self._ready()
         delay = 0.0 if not_before is None else not_before - time.time()
-        body = json.dumps(payload, separators=(",", ":"))
+        job = NewJob(queue, job_id, payload, priority, max_attempts)
         with self._translate():
-            created = await scripts.enqueue(
-                self._queue_keys(queue), [job_id, body, priority, repr(delay), max_attempts]
-            )
+            created = await self._enqueue_on(client, job, delay)
         return bool(created)
+
+    async def _enqueue_on(self, client: Redis, job: NewJob, delay: float) -> Any:
+        _, scripts = self._ready()
+        if abs(job.priority) > MAX_PRIORITY:
+            raise ValueError(f"priority must be within ±{MAX_PRIORITY}, got {job.priority}")
+        body = json.dumps(job.payload, separators=(",", ":"))
+        return await scripts.enqueue(
+            self._queue_keys(job.queue),
+            [job.id, body, job.priority, repr(delay), job.max_attempts],
+            client=client,
+        )
 
     async def lease(self, queue: str, worker: str, n: int, lease_s: float) -> list[Job]:
         _, scripts = self._ready()
@@ -636,7 +716,7 @@ class RedisStore:
     async def ledger_init(self, workspace: str, budget: int) -> None:
         _, scripts = self._ready()
         with self._translate():
-            await scripts.ledger_init(self._ledger_keys(workspace), [int(budget)])
+            await scripts.ledger_init([self._ledger_key(workspace)], [int(budget)])
 
     @staticmethod
     def _ledger_state(workspace: str, row: Sequence[Any] | None) -> LedgerState:
@@ -654,55 +734,127 @@ class RedisStore:
         client, _ = self._ready()
         with self._translate():
             row = await client.hmget(
-                self._ledger_keys(workspace)[0], ["budget", "committed", "reserved", "alerts"]
+                self._ledger_key(workspace), ["budget", "committed", "reserved", "alerts"]
             )
         return self._ledger_state(workspace, row)
 
     async def ledger_add(self, workspace: str, tokens: int) -> LedgerState:
         _, scripts = self._ready()
         with self._translate():
-            row = await scripts.ledger_add(self._ledger_keys(workspace), [int(tokens)])
+            row = await scripts.ledger_add([self._ledger_key(workspace)], [int(tokens)])
         return self._ledger_state(workspace, row)
 
-    async def reserve(
-        self, workspace: str, reservation_id: str, minimum: int, wanted: int
-    ) -> Reservation | None:
+    async def hold(
+        self,
+        workspace: str,
+        hold: Hold,
+        *,
+        run: str | None = None,
+        events: Sequence[NewEvent] = (),
+        expected_version: int | None = None,
+    ) -> HoldResult:
         _, scripts = self._ready()
+        keys = [
+            *self._hold_keys(workspace),
+            self._ws(workspace, "hold-line"),
+            *self._log_keys(workspace, run),
+        ]
+        args: list[str | int] = [
+            hold.id,
+            int(hold.tokens),
+            int(hold.minimum),
+            int(hold.priority),
+            repr(float(hold.ttl_s)),
+            repr(WAITER_TTL_S),
+            run or "",
+            "" if expected_version is None or run is None else expected_version,
+            len(events),
+            *_event_args(events),
+        ]
         with self._translate():
-            outcome = await scripts.reserve(
-                self._ledger_keys(workspace, reservation_id), [int(minimum), int(wanted)]
-            )
-        if outcome[0] < 0:
-            raise KeyError(f"no ledger for workspace {workspace}")
-        if outcome[0] == 0:
-            return None
-        return Reservation(reservation_id, workspace, int(outcome[1]))
+            outcome = await scripts.hold(keys, args)
+            status = int(outcome[0])
+            if status == -1:
+                raise KeyError(f"no ledger for workspace {workspace}")
+            if status == -2:
+                assert run is not None and expected_version is not None
+                raise VersionConflict(run, expected_version, int(outcome[1]))
+            ledger = self._ledger_state(workspace, outcome[2:6])
+            stored: list[Event] = []
+            if status == 1 and events:
+                index = self._run_index_commands(workspace, run, events)
+                if index:
+                    await self._index(index)
+                stored = self._appended(workspace, run, events, expected_version, outcome[6:8])
+        return HoldResult(int(outcome[1]), ledger, stored)
 
-    async def commit(
-        self, workspace: str, reservation_id: str, actual: int, thresholds: Sequence[float]
-    ) -> CommitResult:
+    async def settle(
+        self,
+        workspace: str,
+        hold_id: str,
+        actual: int,
+        thresholds: Sequence[float],
+        *,
+        run: str | None = None,
+        events: Sequence[NewEvent] = (),
+        expected_version: int | None = None,
+    ) -> Settlement:
         _, scripts = self._ready()
         ordered = sorted(float(t) for t in thresholds)
+        keys = [
+            *self._hold_keys(workspace),
+            self._ws(workspace, f"settled:{hold_id}"),
+            self._ws(workspace, f"reservation:{hold_id}"),
+            *self._log_keys(workspace, run),
+        ]
+        args: list[str | int] = [
+            hold_id,
+            int(actual),
+            len(ordered),
+            *(repr(t) for t in ordered),
+            run or "",
+            "" if expected_version is None or run is None else expected_version,
+            len(events),
+            *_event_args(events),
+        ]
         with self._translate():
-            outcome = await scripts.commit(
-                self._ledger_keys(workspace, reservation_id),
-                [int(actual), *(repr(t) for t in ordered)],
+            outcome = await scripts.settle(keys, args)
+            if outcome is None:
+                raise KeyError(f"no ledger for workspace {workspace}")
+            committed, budget, charged, already, last, ts, *crossed = outcome
+            commit = CommitResult(
+                committed=int(committed),
+                budget=int(budget),
+                charged=int(charged),
+                already_committed=bool(int(already)),
+                thresholds_crossed=tuple(ordered[int(i) - 1] for i in crossed),
             )
-        if outcome is None:
-            raise KeyError(f"no ledger for workspace {workspace}")
-        committed, budget, charged, already, *crossed = outcome
-        return CommitResult(
-            committed=int(committed),
-            budget=int(budget),
-            charged=int(charged),
-            already_committed=bool(int(already)),
-            thresholds_crossed=tuple(ordered[int(i) - 1] for i in crossed),
-        )
+            if int(last) < 0:
+                return Settlement(commit, conflict=True)
+            stored: list[Event] = []
+            if events:
+                index = self._run_index_commands(workspace, run, events)
+                if index:
+                    await self._index(index)
+                stored = self._appended(workspace, run, events, expected_version, (last, ts))
+        return Settlement(commit, stored)
 
-    async def release_reservation(self, workspace: str, reservation_id: str) -> None:
+    async def release_reservation(self, workspace: str, hold_id: str) -> None:
         _, scripts = self._ready()
+        keys = [
+            *self._hold_keys(workspace),
+            self._ws(workspace, f"reservation:{hold_id}"),
+            self._ws(workspace, "hold-line"),
+        ]
         with self._translate():
-            await scripts.release_reservation(self._ledger_keys(workspace, reservation_id))
+            await scripts.release_hold(keys, [hold_id])
+
+    async def _index(self, commands: list[tuple[str, ...]]) -> None:
+        client, _ = self._ready()
+        async with client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            await pipe.execute()
 
     # ---- shared rate limiter (GCRA)
 
@@ -733,6 +885,13 @@ class RedisStore:
 
     def _rate_key(self, key: str) -> str:
         return f"{self.prefix}:{{rl:{key}}}"
+
+
+def _event_args(events: Sequence[NewEvent]) -> list[str | int]:
+    args: list[str | int] = []
+    for event in events:
+        args += [event.type, json.dumps(event.data, separators=(",", ":"))]
+    return args
 
 
 def _check_url(url: str) -> None:

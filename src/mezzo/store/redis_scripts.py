@@ -1,7 +1,7 @@
 """The Lua scripts of the Redis store, read from `redis_lua/` and registered on a client.
 
-Each script runs atomically inside Redis. A script named `x.lua` of a family is prefixed by
-that family's `*_lib.lua` (shared helpers and the meaning of KEYS).
+Each script runs atomically inside Redis. A script `x.lua` is prefixed by the `*_lib.lua`
+libraries it uses (shared helpers and the meaning of KEYS).
 """
 
 from __future__ import annotations
@@ -12,19 +12,23 @@ from importlib.resources import files
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-_LIBRARIES = {
-    "queue_lib": (
-        "enqueue",
-        "lease",
-        "extend",
-        "ack",
-        "retry",
-        "release",
-        "requeue_dead",
-    ),
-    "ledger_lib": ("ledger_init", "ledger_add", "reserve", "commit", "release_reservation"),
-    "rate_lib": ("acquire", "block_until"),
-    "": ("append", "read_run", "trim", "kv"),
+# Each script with the libraries it is prefixed by, in order.
+_SCRIPTS: dict[str, tuple[str, ...]] = {
+    **{
+        name: ("queue_lib",)
+        for name in ("enqueue", "lease", "extend", "ack", "retry", "release", "requeue_dead")
+    },
+    "ledger_init": ("ledger_lib",),
+    "ledger_add": ("ledger_lib",),
+    "release_hold": ("ledger_lib",),
+    "hold": ("ledger_lib", "log_lib"),
+    "settle": ("ledger_lib", "log_lib"),
+    "acquire": ("rate_lib",),
+    "block_until": ("rate_lib",),
+    "append": ("log_lib",),
+    "read_run": (),
+    "trim": (),
+    "kv": (),
 }
 
 
@@ -35,13 +39,11 @@ def _source(name: str) -> str:
 def script_sources(*, one_slot: bool = False) -> dict[str, str]:
     """Every script's full source by name. `one_slot` (Redis ≥ 7) adds the `#!lua` shebang, under
     which a Cluster node refuses a script that touches a key outside its declared keys' slot."""
-    sources: dict[str, str] = {}
-    for library, names in _LIBRARIES.items():
-        prelude = "#!lua\n" if one_slot else ""
-        prelude += _source(library) + "\n" if library else ""
-        for name in names:
-            sources[name] = prelude + _source(name)
-    return sources
+    prelude = "#!lua\n" if one_slot else ""
+    return {
+        name: prelude + "".join(_source(lib) + "\n" for lib in libraries) + _source(name)
+        for name, libraries in _SCRIPTS.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +57,9 @@ class Scripts:
     requeue_dead: AsyncScript
     ledger_init: AsyncScript
     ledger_add: AsyncScript
-    reserve: AsyncScript
-    commit: AsyncScript
-    release_reservation: AsyncScript
+    hold: AsyncScript
+    settle: AsyncScript
+    release_hold: AsyncScript
     acquire: AsyncScript
     block_until: AsyncScript
     append: AsyncScript

@@ -5,6 +5,13 @@ transaction (group commit), so ingestion does not pay one fsync per request. Rea
 per-thread connections beside it; WAL lets them proceed while the writer writes. Several
 processes may share the file (a `mezzo worker` beside `mezzo serve`): SQLite's file lock
 serialises their transactions and `PRAGMA data_version` tells each process that another wrote.
+
+Durability: a batch holding a write someone is told about (`durable=True`: a submit, a posted
+tool result, a cancel) commits with the configured `synchronous` (FULL: fsync before the
+answer). The engine's own writes between those (budget holds, step events, settlements) commit
+without an fsync and are fsynced within `sync_delay_s`, or sooner with the next durable batch:
+a crash of the process loses none of them, a power loss at most that window, after which a run
+redoes its last step.
 """
 
 from __future__ import annotations
@@ -12,24 +19,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mezzo.protocol import Event, NewEvent
+from mezzo.protocol import TERMINAL_EVENT_TYPES, Event, NewEvent
 from mezzo.store.base import (
+    WAITER_TTL_S,
     CommitResult,
     DeadJob,
+    Hold,
+    HoldResult,
     Job,
     LeaseLost,
     LedgerState,
+    NewJob,
     RateLimit,
-    Reservation,
+    Settlement,
     VersionConflict,
 )
 from mezzo.store.gcra import gcra_acquire
@@ -45,7 +58,11 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run, seq);
 CREATE TABLE IF NOT EXISTS heads (workspace TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS run_versions (run TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run TEXT PRIMARY KEY, workspace TEXT NOT NULL, version INTEGER NOT NULL,
+    active INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_active ON runs (active) WHERE active = 1;
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, queue TEXT NOT NULL, payload TEXT NOT NULL, priority INTEGER NOT NULL,
     not_before REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,
@@ -65,10 +82,39 @@ CREATE TABLE IF NOT EXISTS ledgers (
 );
 CREATE TABLE IF NOT EXISTS reservations (
     id TEXT PRIMARY KEY, workspace TEXT NOT NULL, granted INTEGER NOT NULL,
-    state TEXT NOT NULL, charged INTEGER NOT NULL DEFAULT 0
+    state TEXT NOT NULL, charged INTEGER NOT NULL DEFAULT 0, expires_at REAL
 );
+CREATE INDEX IF NOT EXISTS reservations_open ON reservations (workspace, expires_at)
+    WHERE state = 'open';
+CREATE TABLE IF NOT EXISTS budget_waiters (
+    workspace TEXT NOT NULL, id TEXT NOT NULL, priority INTEGER NOT NULL, since REAL NOT NULL,
+    tokens INTEGER NOT NULL, seen REAL NOT NULL, PRIMARY KEY (workspace, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rate_state (key TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
 """
+
+
+# Files written before the run index existed: move `run_versions` into `runs`.
+MIGRATIONS = """
+INSERT OR IGNORE INTO runs (run, workspace, version, active)
+    SELECT v.run, e.workspace, v.version,
+        NOT EXISTS (SELECT 1 FROM events t WHERE t.run = v.run
+                    AND t.type IN ('completed', 'failed', 'cancelled'))
+    FROM run_versions v JOIN (SELECT run, MIN(workspace) AS workspace FROM events
+                              WHERE run IS NOT NULL GROUP BY run) e ON e.run = v.run;
+DROP TABLE run_versions;
+"""
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "reservations" in tables:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(reservations)")}
+        if "expires_at" not in columns:
+            conn.execute("ALTER TABLE reservations ADD COLUMN expires_at REAL")
+    conn.executescript(SCHEMA)
+    if "run_versions" in tables:
+        conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS} COMMIT;")
 
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -101,19 +147,29 @@ def _row_to_job(row: tuple[Any, ...]) -> Job:
 
 
 class _Writer(threading.Thread):
-    """Runs write operations in batches: one transaction for all that are pending."""
+    """Runs write operations in batches: one transaction for all that are pending.
 
-    def __init__(self, path: str, synchronous: str, max_batch: int = 512) -> None:
+    A batch commits with the configured `synchronous` when one of its operations is durable,
+    else with NORMAL (no fsync); the WAL is fsynced `sync_delay_s` after the first such commit
+    unless a durable batch did it first.
+    """
+
+    def __init__(
+        self, path: str, synchronous: str, sync_delay_s: float, max_batch: int = 512
+    ) -> None:
         super().__init__(name="mezzo-sqlite-writer", daemon=True)
         self._path = path
         self._synchronous = synchronous
+        self._sync_delay_s = sync_delay_s
         self._max_batch = max_batch
-        self._ops: queue.SimpleQueue[tuple[WriteOp[Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._ops: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._mode = ""
+        self._unsynced_since: float | None = None
         self.on_commit: Callable[[], None] = lambda: None
 
-    def submit(self, op: WriteOp[T]) -> Future[T]:
+    def submit(self, op: WriteOp[T], durable: bool) -> Future[T]:
         future: Future[T] = Future()
-        self._ops.put((op, future))
+        self._ops.put(_Pending(op, future, durable))
         return future
 
     def stop(self) -> None:
@@ -121,10 +177,12 @@ class _Writer(threading.Thread):
 
     def run(self) -> None:
         conn = _connect(self._path, self._synchronous)
+        self._mode = self._synchronous
         try:
             while True:
-                first = self._ops.get()
+                first = self._next()
                 if first is None:
+                    self._sync_wal()
                     return
                 batch = [first]
                 while len(batch) < self._max_batch:
@@ -134,24 +192,56 @@ class _Writer(threading.Thread):
                         break
                     if item is None:
                         self._run_batch(conn, batch)
+                        self._sync_wal()
                         return
                     batch.append(item)
                 self._run_batch(conn, batch)
         finally:
             conn.close()
 
-    def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[WriteOp[Any], Future[Any]]]
-    ) -> None:
+    def _next(self) -> _Pending | None:
+        """The next operation; fsyncs the WAL when its delay is up while waiting for one."""
+        while self._unsynced_since is not None:
+            left = self._unsynced_since + self._sync_delay_s - time.monotonic()
+            if left <= 0:
+                self._sync_wal()
+                break
+            try:
+                return self._ops.get(timeout=left)
+            except queue.Empty:
+                continue
+        return self._ops.get()
+
+    def _sync_wal(self) -> None:
+        if self._unsynced_since is None:
+            return
+        self._unsynced_since = None
+        with contextlib.suppress(OSError):
+            fd = os.open(self._path + "-wal", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _set_mode(self, conn: sqlite3.Connection, durable: bool) -> None:
+        mode = self._synchronous if durable or self._sync_delay_s <= 0 else "NORMAL"
+        if mode != self._mode:
+            conn.execute(f"PRAGMA synchronous={mode}")
+            self._mode = mode
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         outcomes: list[tuple[Future[Any], bool, Any]] = []
+        durable = any(item.durable for item in batch)
         try:
+            self._set_mode(conn, durable)
             conn.execute("BEGIN IMMEDIATE")
-            for op, future in batch:
+            for item in batch:
+                future = item.future
                 if not future.set_running_or_notify_cancel():
                     continue  # its caller was cancelled before the write began: skip it
                 conn.execute("SAVEPOINT op")
                 try:
-                    result = op(conn)
+                    result = item.op(conn)
                 except BaseException as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
@@ -163,10 +253,14 @@ class _Writer(threading.Thread):
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
             return
+        if self._mode == "FULL":
+            self._unsynced_since = None  # this commit's fsync covered the earlier ones
+        elif self._unsynced_since is None and self._synchronous == "FULL":
+            self._unsynced_since = time.monotonic()
         for future, ok, value in outcomes:
             if ok:
                 future.set_result(value)
@@ -175,14 +269,27 @@ class _Writer(threading.Thread):
         self.on_commit()
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    op: WriteOp[Any]
+    future: Future[Any]
+    durable: bool
+
+
 class SQLiteStore:
     """`Store` on one SQLite file. `synchronous="FULL"` makes every commit durable on power loss."""
 
     def __init__(
-        self, path: str | Path, *, synchronous: str = "FULL", poll_s: float = 0.05
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        sync_delay_s: float = 0.1,
+        poll_s: float = 0.05,
     ) -> None:
         self.path = str(path)
         self._synchronous = synchronous
+        self._sync_delay_s = sync_delay_s
         self._poll_s = poll_s
         self._writer: _Writer | None = None
         self._local = threading.local()
@@ -204,12 +311,12 @@ class SQLiteStore:
         def init() -> None:
             conn = _connect(self.path, self._synchronous)
             try:
-                conn.executescript(SCHEMA)
+                _create_schema(conn)
             finally:
                 conn.close()
 
         await asyncio.to_thread(init)
-        self._writer = _Writer(self.path, self._synchronous)
+        self._writer = _Writer(self.path, self._synchronous, self._sync_delay_s)
         self._writer.on_commit = self._notify_threadsafe
         self._writer.start()
         self._watcher = asyncio.create_task(self._watch_other_processes())
@@ -251,10 +358,10 @@ class SQLiteStore:
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(lambda: fn(self._reader()))
 
-    async def _write(self, op: WriteOp[T]) -> T:
+    async def _write(self, op: WriteOp[T], durable: bool = True) -> T:
         if self._writer is None:
             raise RuntimeError("store is not open")
-        return await asyncio.wrap_future(self._writer.submit(op))
+        return await asyncio.wrap_future(self._writer.submit(op, durable))
 
     def _notify_threadsafe(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -292,39 +399,19 @@ class SQLiteStore:
         run: str | None,
         events: Sequence[NewEvent],
         expected_version: int | None,
+        *,
+        enqueue: NewJob | None = None,
+        durable: bool = True,
     ) -> list[Event]:
-        rows = [(e.type, json.dumps(e.data, separators=(",", ":"))) for e in events]
+        rows = _encode(events)
 
         def op(conn: sqlite3.Connection) -> list[Event]:
-            now = time.time()
-            if run is not None:
-                found = conn.execute(
-                    "SELECT version FROM run_versions WHERE run = ?", (run,)
-                ).fetchone()
-                version = found[0] if found else 0
-                if expected_version is not None and version != expected_version:
-                    raise VersionConflict(run, expected_version, version)
-                conn.execute(
-                    "INSERT INTO run_versions (run, version) VALUES (?, ?) "
-                    "ON CONFLICT(run) DO UPDATE SET version = excluded.version",
-                    (run, version + len(rows)),
-                )
-            head_row = conn.execute(
-                "SELECT seq FROM heads WHERE workspace = ?", (workspace,)
-            ).fetchone()
-            head = head_row[0] if head_row else 0
-            stored = []
-            for offset, (type_, data) in enumerate(rows, start=1):
-                stored.append((workspace, head + offset, run, type_, now, data))
-            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", stored)
-            conn.execute(
-                "INSERT INTO heads (workspace, seq) VALUES (?, ?) "
-                "ON CONFLICT(workspace) DO UPDATE SET seq = excluded.seq",
-                (workspace, head + len(rows)),
-            )
-            return [_row_to_event(row) for row in stored]
+            stored = _append_rows(conn, workspace, run, rows, expected_version)
+            if enqueue is not None:
+                _enqueue(conn, enqueue, time.time())
+            return stored
 
-        return await self._write(op)
+        return await self._write(op, durable)
 
     async def read(
         self,
@@ -380,9 +467,8 @@ class SQLiteStore:
             ).fetchone()
             cutoff = (head_row[0] if head_row else 0) - max(keep, 0)
             pinned = conn.execute(
-                "SELECT MIN(seq) FROM events WHERE workspace = ? AND run IS NOT NULL AND run NOT IN "
-                "(SELECT run FROM events WHERE workspace = ? AND run IS NOT NULL "
-                "AND type IN ('completed', 'failed', 'cancelled'))",
+                "SELECT MIN(e.seq) FROM runs r JOIN events e ON e.run = r.run "
+                "WHERE r.workspace = ? AND r.active = 1 AND e.workspace = ?",
                 (workspace, workspace),
             ).fetchone()[0]
             if pinned is not None:
@@ -405,9 +491,23 @@ class SQLiteStore:
 
     async def run_version(self, run: str) -> int:
         row = await self._read(
-            lambda c: c.execute("SELECT version FROM run_versions WHERE run = ?", (run,)).fetchone()
+            lambda c: c.execute("SELECT version FROM runs WHERE run = ?", (run,)).fetchone()
         )
         return int(row[0]) if row else 0
+
+    async def run_workspace(self, run: str) -> str | None:
+        row = await self._read(
+            lambda c: c.execute("SELECT workspace FROM runs WHERE run = ?", (run,)).fetchone()
+        )
+        return str(row[0]) if row else None
+
+    async def active_runs(self, limit: int = 1000) -> list[tuple[str, str]]:
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT run, workspace FROM runs WHERE active = 1 ORDER BY run LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [(str(run), str(workspace)) for run, workspace in rows]
 
     # ---- live events (in-process only on SQLite: one process serves the embedded setup)
 
@@ -429,32 +529,9 @@ class SQLiteStore:
         not_before: float | None = None,
         max_attempts: int = 5,
     ) -> bool:
+        job = NewJob(queue, job_id, payload, priority, max_attempts)
         when = not_before if not_before is not None else time.time()
-        body = json.dumps(payload, separators=(",", ":"))
-
-        def op(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO jobs (id, queue, payload, priority, not_before, max_attempts, "
-                    "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (job_id, queue, body, priority, when, max_attempts, time.time()),
-                )
-                return True
-            if row[0] == "leased":
-                conn.execute(
-                    "UPDATE jobs SET again = 1, payload = ?, priority = MAX(priority, ?) WHERE id = ?",
-                    (body, priority, job_id),
-                )
-            else:
-                conn.execute(
-                    "UPDATE jobs SET payload = ?, priority = MAX(priority, ?), "
-                    "not_before = MIN(not_before, ?) WHERE id = ?",
-                    (body, priority, when, job_id),
-                )
-            return False
-
-        return await self._write(op)
+        return await self._write(lambda conn: _enqueue(conn, job, when))
 
     async def lease(self, queue: str, worker: str, n: int, lease_s: float) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
@@ -704,86 +781,109 @@ class SQLiteStore:
 
         return await self._write(op)
 
-    async def reserve(
-        self, workspace: str, reservation_id: str, minimum: int, wanted: int
-    ) -> Reservation | None:
-        def op(conn: sqlite3.Connection) -> Reservation | None:
-            held = conn.execute(
-                "SELECT granted FROM reservations WHERE id = ? AND state = 'open'",
-                (reservation_id,),
-            ).fetchone()
-            if held is not None:
-                return Reservation(reservation_id, workspace, held[0])
-            state = self._ledger(conn, workspace)
-            granted = min(wanted, state.remaining)
-            if granted < minimum or granted <= 0:
-                return None
-            conn.execute(
-                "INSERT OR REPLACE INTO reservations (id, workspace, granted, state) VALUES (?, ?, ?, 'open')",
-                (reservation_id, workspace, granted),
-            )
-            conn.execute(
-                "UPDATE ledgers SET reserved = reserved + ? WHERE workspace = ?",
-                (granted, workspace),
-            )
-            return Reservation(reservation_id, workspace, granted)
+    async def hold(
+        self,
+        workspace: str,
+        hold: Hold,
+        *,
+        run: str | None = None,
+        events: Sequence[NewEvent] = (),
+        expected_version: int | None = None,
+    ) -> HoldResult:
+        rows = _encode(events)
 
-        return await self._write(op)
+        def op(conn: sqlite3.Connection) -> HoldResult:
+            if run is not None and expected_version is not None:
+                _check_version(conn, run, expected_version)
+            granted = _take_hold(conn, workspace, hold, time.time())
+            stored = []
+            if granted and rows:
+                stored = _append_rows(conn, workspace, run, rows, expected_version)
+            return HoldResult(granted, self._ledger(conn, workspace), stored)
 
-    async def commit(
-        self, workspace: str, reservation_id: str, actual: int, thresholds: Sequence[float]
+        return await self._write(op, durable=False)
+
+    async def settle(
+        self,
+        workspace: str,
+        hold_id: str,
+        actual: int,
+        thresholds: Sequence[float],
+        *,
+        run: str | None = None,
+        events: Sequence[NewEvent] = (),
+        expected_version: int | None = None,
+    ) -> Settlement:
+        rows = _encode(events)
+
+        def op(conn: sqlite3.Connection) -> Settlement:
+            commit = self._commit(conn, workspace, hold_id, actual, thresholds)
+            if not rows:
+                return Settlement(commit)
+            conn.execute("SAVEPOINT events")
+            try:
+                stored = _append_rows(conn, workspace, run, rows, expected_version)
+            except VersionConflict:
+                conn.execute("ROLLBACK TO events")
+                conn.execute("RELEASE events")
+                return Settlement(commit, conflict=True)
+            conn.execute("RELEASE events")
+            return Settlement(commit, stored)
+
+        return await self._write(op, durable=False)
+
+    def _commit(
+        self,
+        conn: sqlite3.Connection,
+        workspace: str,
+        hold_id: str,
+        actual: int,
+        thresholds: Sequence[float],
     ) -> CommitResult:
-        def op(conn: sqlite3.Connection) -> CommitResult:
-            state = self._ledger(conn, workspace)
-            row = conn.execute(
-                "SELECT granted, state, charged FROM reservations WHERE id = ?", (reservation_id,)
-            ).fetchone()
-            if row is not None and row[1] == "committed":
-                return CommitResult(state.committed, state.budget, row[2], True, ())
-            granted = row[0] if row is not None and row[1] == "open" else 0
-            headroom = state.budget - state.committed - (state.reserved - granted)
-            charged = max(0, min(actual, headroom))
-            committed = state.committed + charged
-            crossed = tuple(
-                t
-                for t in sorted(thresholds)
-                if t not in state.alerts_fired and committed >= t * state.budget
-            )
-            conn.execute(
-                "UPDATE ledgers SET committed = ?, reserved = reserved - ?, alerts = ? WHERE workspace = ?",
-                (
-                    committed,
-                    granted,
-                    json.dumps(sorted([*state.alerts_fired, *crossed])),
-                    workspace,
-                ),
-            )
-            conn.execute(
-                "INSERT OR REPLACE INTO reservations (id, workspace, granted, state, charged) "
-                "VALUES (?, ?, ?, 'committed', ?)",
-                (reservation_id, workspace, granted, charged),
-            )
-            return CommitResult(committed, state.budget, charged, False, crossed)
+        state = self._ledger(conn, workspace)
+        row = conn.execute(
+            "SELECT granted, state, charged FROM reservations WHERE id = ?", (hold_id,)
+        ).fetchone()
+        if row is not None and row[1] == "committed":
+            return CommitResult(state.committed, state.budget, row[2], True, ())
+        granted = row[0] if row is not None and row[1] == "open" else 0
+        headroom = state.budget - state.committed - (state.reserved - granted)
+        charged = max(0, min(actual, headroom))
+        committed = state.committed + charged
+        crossed = tuple(
+            t
+            for t in sorted(thresholds)
+            if t not in state.alerts_fired and committed >= t * state.budget
+        )
+        conn.execute(
+            "UPDATE ledgers SET committed = ?, reserved = reserved - ?, alerts = ? "
+            "WHERE workspace = ?",
+            (committed, granted, json.dumps(sorted([*state.alerts_fired, *crossed])), workspace),
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO reservations (id, workspace, granted, state, charged) "
+            "VALUES (?, ?, ?, 'committed', ?)",
+            (hold_id, workspace, granted, charged),
+        )
+        return CommitResult(committed, state.budget, charged, False, crossed)
 
-        return await self._write(op)
-
-    async def release_reservation(self, workspace: str, reservation_id: str) -> None:
+    async def release_reservation(self, workspace: str, hold_id: str) -> None:
         def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM budget_waiters WHERE workspace = ? AND id = ?", (workspace, hold_id)
+            )
             row = conn.execute(
-                "SELECT granted FROM reservations WHERE id = ? AND state = 'open'",
-                (reservation_id,),
+                "SELECT granted FROM reservations WHERE id = ? AND state = 'open'", (hold_id,)
             ).fetchone()
             if row is None:
                 return
-            conn.execute(
-                "UPDATE reservations SET state = 'released' WHERE id = ?", (reservation_id,)
-            )
+            conn.execute("UPDATE reservations SET state = 'released' WHERE id = ?", (hold_id,))
             conn.execute(
                 "UPDATE ledgers SET reserved = reserved - ? WHERE workspace = ?",
                 (row[0], workspace),
             )
 
-        await self._write(op)
+        await self._write(op, durable=False)
 
     # ---- rate limiter
 
@@ -814,7 +914,7 @@ class SQLiteStore:
                 )
             return wait
 
-        return await self._write(op)
+        return await self._write(op, durable=False)
 
     async def block_until(self, key: str, until: float) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -827,8 +927,146 @@ class SQLiteStore:
                 (key, json.dumps(state)),
             )
 
-        await self._write(op)
+        await self._write(op, durable=False)
 
 
 def _job_fields(job: Job) -> dict[str, Any]:
     return {name: getattr(job, name) for name in Job.__slots__}
+
+
+def _encode(events: Sequence[NewEvent]) -> list[tuple[str, str]]:
+    return [(e.type, json.dumps(e.data, separators=(",", ":"))) for e in events]
+
+
+def _check_version(conn: sqlite3.Connection, run: str, expected: int) -> int:
+    found = conn.execute("SELECT version FROM runs WHERE run = ?", (run,)).fetchone()
+    version = int(found[0]) if found else 0
+    if version != expected:
+        raise VersionConflict(run, expected, version)
+    return version
+
+
+def _append_rows(
+    conn: sqlite3.Connection,
+    workspace: str,
+    run: str | None,
+    rows: Sequence[tuple[str, str]],
+    expected_version: int | None,
+) -> list[Event]:
+    """Append encoded events inside the caller's transaction; raises VersionConflict."""
+    now = time.time()
+    if run is not None:
+        found = conn.execute("SELECT version, workspace FROM runs WHERE run = ?", (run,)).fetchone()
+        version = int(found[0]) if found else 0
+        if expected_version is not None and version != expected_version:
+            raise VersionConflict(run, expected_version, version)
+        if found is not None and found[1] != workspace:
+            raise ValueError(f"run {run} belongs to another workspace")
+        ended = any(type_ in TERMINAL_EVENT_TYPES for type_, _ in rows)
+        conn.execute(
+            "INSERT INTO runs (run, workspace, version, active) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(run) DO UPDATE SET version = excluded.version, "
+            "active = active AND excluded.active",
+            (run, workspace, version + len(rows), 0 if ended else 1),
+        )
+    head_row = conn.execute("SELECT seq FROM heads WHERE workspace = ?", (workspace,)).fetchone()
+    head = head_row[0] if head_row else 0
+    stored = [
+        (workspace, head + offset, run, type_, now, data)
+        for offset, (type_, data) in enumerate(rows, start=1)
+    ]
+    conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", stored)
+    conn.execute(
+        "INSERT INTO heads (workspace, seq) VALUES (?, ?) "
+        "ON CONFLICT(workspace) DO UPDATE SET seq = excluded.seq",
+        (workspace, head + len(rows)),
+    )
+    return [_row_to_event(row) for row in stored]
+
+
+def _enqueue(conn: sqlite3.Connection, job: NewJob, when: float) -> bool:
+    body = json.dumps(job.payload, separators=(",", ":"))
+    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO jobs (id, queue, payload, priority, not_before, max_attempts, "
+            "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (job.id, job.queue, body, job.priority, when, job.max_attempts, time.time()),
+        )
+        return True
+    if row[0] == "leased":
+        conn.execute(
+            "UPDATE jobs SET again = 1, payload = ?, priority = MAX(priority, ?) WHERE id = ?",
+            (body, job.priority, job.id),
+        )
+    else:
+        conn.execute(
+            "UPDATE jobs SET payload = ?, priority = MAX(priority, ?), "
+            "not_before = MIN(not_before, ?) WHERE id = ?",
+            (body, job.priority, when, job.id),
+        )
+    return False
+
+
+def _take_hold(conn: sqlite3.Connection, workspace: str, hold: Hold, now: float) -> int:
+    """The ledger side of `Store.hold`: the tokens granted, 0 when not (see `Hold`)."""
+    lapsed = conn.execute(
+        "SELECT id, granted FROM reservations WHERE workspace = ? AND state = 'open' "
+        "AND expires_at < ?",
+        (workspace, now),
+    ).fetchall()
+    for lapsed_id, granted in lapsed:
+        conn.execute("UPDATE reservations SET state = 'lapsed' WHERE id = ?", (lapsed_id,))
+        conn.execute(
+            "UPDATE ledgers SET reserved = reserved - ? WHERE workspace = ?", (granted, workspace)
+        )
+    held = conn.execute(
+        "SELECT granted FROM reservations WHERE id = ? AND state = 'open'", (hold.id,)
+    ).fetchone()
+    if held is not None:
+        return int(held[0])
+    row = conn.execute(
+        "SELECT budget, committed, reserved FROM ledgers WHERE workspace = ?", (workspace,)
+    ).fetchone()
+    if row is None:
+        raise KeyError(f"no ledger for workspace {workspace}")
+    budget, committed, reserved = row
+    unspent = budget - committed
+    mine = (workspace, hold.id)
+    if unspent < hold.minimum or hold.tokens <= 0:
+        conn.execute("DELETE FROM budget_waiters WHERE workspace = ? AND id = ?", mine)
+        return 0
+    if hold.tokens > unspent:
+        return 0  # the caller asked for more than is left: it asks again for less
+    conn.execute(
+        "DELETE FROM budget_waiters WHERE workspace = ? AND seen < ?",
+        (workspace, now - WAITER_TTL_S),
+    )
+    waiting = conn.execute(
+        "SELECT since FROM budget_waiters WHERE workspace = ? AND id = ?", mine
+    ).fetchone()
+    since = float(waiting[0]) if waiting else now
+    (ahead,) = conn.execute(
+        "SELECT COALESCE(SUM(tokens), 0) FROM budget_waiters WHERE workspace = ? AND id != ? "
+        "AND (priority > ? OR (priority = ? AND since < ?))",
+        (workspace, hold.id, hold.priority, hold.priority, since),
+    ).fetchone()
+    if unspent - reserved - ahead < hold.tokens:
+        conn.execute(
+            "INSERT INTO budget_waiters (workspace, id, priority, since, tokens, seen) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(workspace, id) DO UPDATE SET "
+            "priority = excluded.priority, tokens = excluded.tokens, seen = excluded.seen",
+            (workspace, hold.id, hold.priority, since, hold.tokens, now),
+        )
+        return 0
+    if waiting:
+        conn.execute("DELETE FROM budget_waiters WHERE workspace = ? AND id = ?", mine)
+    conn.execute(
+        "INSERT OR REPLACE INTO reservations (id, workspace, granted, state, charged, expires_at) "
+        "VALUES (?, ?, ?, 'open', 0, ?)",
+        (hold.id, workspace, hold.tokens, now + hold.ttl_s),
+    )
+    conn.execute(
+        "UPDATE ledgers SET reserved = reserved + ? WHERE workspace = ?", (hold.tokens, workspace)
+    )
+    return hold.tokens

@@ -1,0 +1,65 @@
+"""A store file written before the run index and hold expiry existed opens and keeps working."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from mezzo.protocol import NewEvent
+from mezzo.store.base import Hold
+from mezzo.store.sqlite import SQLiteStore
+
+OLD_SCHEMA = """
+CREATE TABLE events (
+    workspace TEXT NOT NULL, seq INTEGER NOT NULL, run TEXT, type TEXT NOT NULL,
+    ts REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (workspace, seq)
+) WITHOUT ROWID;
+CREATE TABLE heads (workspace TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE run_versions (run TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE ledgers (
+    workspace TEXT PRIMARY KEY, budget INTEGER NOT NULL, committed INTEGER NOT NULL DEFAULT 0,
+    reserved INTEGER NOT NULL DEFAULT 0, alerts TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE reservations (
+    id TEXT PRIMARY KEY, workspace TEXT NOT NULL, granted INTEGER NOT NULL,
+    state TEXT NOT NULL, charged INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def old_file(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_SCHEMA)
+    rows = [
+        ("ws", 1, "done", "run_queued"),
+        ("ws", 2, "open", "run_queued"),
+        ("ws", 3, "done", "completed"),
+    ]
+    conn.executemany(
+        "INSERT INTO events VALUES (?, ?, ?, ?, 0, ?)", [(*r, json.dumps({})) for r in rows]
+    )
+    conn.execute("INSERT INTO heads VALUES ('ws', 3)")
+    conn.executemany("INSERT INTO run_versions VALUES (?, ?)", [("done", 2), ("open", 1)])
+    conn.execute("INSERT INTO ledgers VALUES ('ws', 1000, 100, 50, '[]')")
+    conn.execute("INSERT INTO reservations VALUES ('open:1', 'ws', 50, 'open', 0)")
+    conn.commit()
+    conn.close()
+
+
+async def test_an_old_file_gets_the_run_index_and_its_holds_keep_settling(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    old_file(path)
+    async with SQLiteStore(path) as store:
+        assert await store.run_workspace("done") == "ws"
+        assert await store.active_runs() == [("open", "ws")]
+        assert await store.run_version("open") == 1
+        stored = await store.append("ws", "open", [NewEvent(type="run_started")], 1)
+        assert stored[0].seq == 4
+        settled = await store.settle("ws", "open:1", 30, [])
+        assert settled.commit.charged == 30
+        ledger = await store.ledger_get("ws")
+        assert (ledger.committed, ledger.reserved) == (130, 0)
+        assert (await store.hold("ws", Hold("next", 870, 1))).granted == 870
