@@ -77,10 +77,13 @@ def one_run_usage(url: str) -> int:
     return int(usage["input_tokens"] + usage["output_tokens"])
 
 
-def test_forty_runs_on_a_budget_that_fits_them_all_complete(settings: Settings) -> None:
+def test_forty_runs_on_a_budget_that_fits_them_all_complete(
+    settings: Settings, stub: StubServer
+) -> None:
     with ServerThread(settings) as server:
         url = server.url
         need = one_run_usage(url)
+        stub.configure(latency_ms=100)  # calls overlap, so they contend for the budget
         budget = RUNS * need + need // 2
         create(url, "all", budget, fallback_behavior="suspend")
         runs = submit_all(url, "all", RUNS)
@@ -95,11 +98,12 @@ def test_forty_runs_on_a_budget_that_fits_them_all_complete(settings: Settings) 
 
 
 def test_a_budget_for_ten_runs_completes_ten_and_suspends_exactly_the_rest(
-    settings: Settings,
+    settings: Settings, stub: StubServer
 ) -> None:
     with ServerThread(settings) as server:
         url = server.url
         need = one_run_usage(url)
+        stub.configure(latency_ms=100)
         budget = 10 * need + need // 3
         create(url, "ten", budget, fallback_behavior="suspend")
         runs = submit_all(url, "ten", RUNS)

@@ -25,7 +25,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -165,11 +164,13 @@ class _Writer(threading.Thread):
         self._ops: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._mode = ""
         self._unsynced_since: float | None = None
+        # Called on a committing loop after its futures are resolved.
         self.on_commit: Callable[[], None] = lambda: None
 
-    def submit(self, op: WriteOp[T], durable: bool) -> Future[T]:
-        future: Future[T] = Future()
-        self._ops.put(_Pending(op, future, durable))
+    def submit(self, op: WriteOp[T], durable: bool) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._ops.put(_Pending(op, future, loop, durable))
         return future
 
     def stop(self) -> None:
@@ -230,14 +231,13 @@ class _Writer(threading.Thread):
             self._mode = mode
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
-        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        outcomes: list[tuple[_Pending, bool, Any]] = []
         durable = any(item.durable for item in batch)
         try:
             self._set_mode(conn, durable)
             conn.execute("BEGIN IMMEDIATE")
             for item in batch:
-                future = item.future
-                if not future.set_running_or_notify_cancel():
+                if item.future.cancelled():
                     continue  # its caller was cancelled before the write began: skip it
                 conn.execute("SAVEPOINT op")
                 try:
@@ -245,34 +245,53 @@ class _Writer(threading.Thread):
                 except BaseException as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    outcomes.append((future, False, exc))
+                    outcomes.append((item, False, exc))
                 else:
                     conn.execute("RELEASE op")
-                    outcomes.append((future, True, result))
+                    outcomes.append((item, True, result))
             conn.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+            self._resolve([(item, False, exc) for item in batch], committed=False)
             return
         if self._mode == "FULL":
             self._unsynced_since = None  # this commit's fsync covered the earlier ones
         elif self._unsynced_since is None and self._synchronous == "FULL":
             self._unsynced_since = time.monotonic()
-        for future, ok, value in outcomes:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-        self.on_commit()
+        self._resolve(outcomes, committed=True)
+
+    def _resolve(self, outcomes: list[tuple[_Pending, bool, Any]], *, committed: bool) -> None:
+        """Hand the outcomes to their event loops: one wake-up per loop and batch."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, bool, Any]]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
+        for loop, mine in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(
+                    _settle_futures, mine, self.on_commit if committed else None
+                )
+
+
+def _settle_futures(
+    outcomes: list[tuple[_Pending, bool, Any]], after: Callable[[], None] | None
+) -> None:
+    for item, ok, value in outcomes:
+        if item.future.done():
+            continue
+        if ok:
+            item.future.set_result(value)
+        else:
+            item.future.set_exception(value)
+    if after is not None:
+        after()
 
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
     op: WriteOp[Any]
-    future: Future[Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
     durable: bool
 
 
@@ -296,6 +315,7 @@ class SQLiteStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._changed = asyncio.Event()
+        self._jobs_changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.live_hub = LiveHub()
@@ -317,7 +337,7 @@ class SQLiteStore:
 
         await asyncio.to_thread(init)
         self._writer = _Writer(self.path, self._synchronous, self._sync_delay_s)
-        self._writer.on_commit = self._notify_threadsafe
+        self._writer.on_commit = self._notify
         self._writer.start()
         self._watcher = asyncio.create_task(self._watch_other_processes())
 
@@ -361,16 +381,15 @@ class SQLiteStore:
     async def _write(self, op: WriteOp[T], durable: bool = True) -> T:
         if self._writer is None:
             raise RuntimeError("store is not open")
-        return await asyncio.wrap_future(self._writer.submit(op, durable))
-
-    def _notify_threadsafe(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._notify)
+        return await self._writer.submit(op, durable)
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _notify_jobs(self) -> None:
+        self._jobs_changed.set()
+        self._jobs_changed = asyncio.Event()
 
     async def _watch_other_processes(self) -> None:
         """Wake waiters when another process commits (PRAGMA data_version changes)."""
@@ -383,13 +402,15 @@ class SQLiteStore:
                 if version != last:
                     last = version
                     self._notify()
+                    self._notify_jobs()
         finally:
             conn.close()
 
     async def wait_for_change(self, within: float) -> None:
-        """Return when this or another process committed something, or after `within` seconds."""
+        """Return when a job may have become ready (this process enqueued or gave one back, or
+        another process committed anything), or after `within` seconds."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), within)
+            await asyncio.wait_for(self._jobs_changed.wait(), within)
 
     # ---- event log
 
@@ -411,7 +432,10 @@ class SQLiteStore:
                 _enqueue(conn, enqueue, time.time())
             return stored
 
-        return await self._write(op, durable)
+        stored = await self._write(op, durable)
+        if enqueue is not None:
+            self._notify_jobs()
+        return stored
 
     async def read(
         self,
@@ -531,7 +555,9 @@ class SQLiteStore:
     ) -> bool:
         job = NewJob(queue, job_id, payload, priority, max_attempts)
         when = not_before if not_before is not None else time.time()
-        return await self._write(lambda conn: _enqueue(conn, job, when))
+        created = await self._write(lambda conn: _enqueue(conn, job, when))
+        self._notify_jobs()
+        return created
 
     async def lease(self, queue: str, worker: str, n: int, lease_s: float) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
@@ -558,7 +584,7 @@ class SQLiteStore:
                 jobs.append(_row_to_job(row))
             return jobs
 
-        return await self._write(op)
+        return await self._write(op, durable=False)
 
     @staticmethod
     def _dead_letter_lapsed(conn: sqlite3.Connection, queue: str, now: float) -> None:
@@ -597,10 +623,10 @@ class SQLiteStore:
             conn.execute("UPDATE jobs SET lease_until = ? WHERE id = ?", (until, job.id))
             return Job(**{**_job_fields(job), "lease_until": until})
 
-        return await self._write(op)
+        return await self._write(op, durable=False)
 
     async def ack(self, job: Job) -> None:
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> bool:
             (again,) = self._check_lease(conn, job)
             if again:
                 conn.execute(
@@ -610,8 +636,10 @@ class SQLiteStore:
                 )
             else:
                 conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+            return bool(again)
 
-        await self._write(op)
+        if await self._write(op, durable=False):
+            self._notify_jobs()
 
     async def retry(self, job: Job, delay_s: float, error: str) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
@@ -627,7 +655,9 @@ class SQLiteStore:
             )
             return True
 
-        return await self._write(op)
+        again = await self._write(op, durable=False)
+        self._notify_jobs()
+        return again
 
     async def release(self, job: Job, delay_s: float = 0.0) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -638,7 +668,8 @@ class SQLiteStore:
                 (time.time() + delay_s, job.id),
             )
 
-        await self._write(op)
+        await self._write(op, durable=False)
+        self._notify_jobs()
 
     async def queue_depth(self, queue: str) -> dict[int, int]:
         rows = await self._read(
@@ -695,7 +726,9 @@ class SQLiteStore:
             )
             return True
 
-        return await self._write(op)
+        requeued = await self._write(op)
+        self._notify_jobs()
+        return requeued
 
     # ---- key-value
 
