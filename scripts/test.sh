@@ -9,6 +9,7 @@ if [ "${1:-}" = "--latest" ]; then
   shift
   venv=$(mktemp -d "${TMPDIR:-/tmp}/mezzo-latest.XXXXXX")
   trap 'rm -rf "$venv"' EXIT
+  chmod go+rx "$venv"  # tests/sandbox drops to another user that imports from this venv
   MEZZO_VENV=$venv scripts/setup.sh --latest test,local
   "$venv/bin/python" scripts/lock_drift.py constraints.txt
 else
