@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Installs everything mezzo needs on a fresh Debian machine into ./.venv (idempotent).
-# Usage: scripts/setup.sh [EXTRAS]   e.g. scripts/setup.sh test
+# Installs everything mezzo needs on a fresh Debian machine into ./.venv (idempotent), at the
+# versions the tests last passed with: the lock constraints.txt (scripts/lock.sh rewrites it).
+# Usage: scripts/setup.sh [--latest] [EXTRAS]   e.g. scripts/setup.sh test
+#   --latest      the newest versions pyproject.toml allows, ignoring the lock
+#   MEZZO_VENV    where the virtual environment goes (default ./.venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+versions=(-c constraints.txt)
+if [ "${1:-}" = "--latest" ]; then
+  versions=(--upgrade --upgrade-strategy eager)
+  shift
+fi
 extras="${1:-}"
+venv=${MEZZO_VENV:-.venv}
 
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
@@ -20,11 +29,11 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 
 python=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip "${versions[@]}"
 # llama-cpp-python (extra "local") builds from source: a portable build, gentle on small machines.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
-.venv/bin/python -m pip install -q -e "$spec"
+"$venv/bin/python" -m pip install -q "${versions[@]}" -e "$spec"

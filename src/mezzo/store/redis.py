@@ -43,7 +43,6 @@ from mezzo.store.base import (
     NewJob,
     RateLimit,
     Settlement,
-    StoreError,
     StoreUnavailable,
     VersionConflict,
 )
@@ -58,15 +57,16 @@ from mezzo.store.redis_feed import (
     shielded,
 )
 from mezzo.store.redis_scripts import Scripts, register_scripts
+from mezzo.store.redis_server import (
+    RESP_PROTOCOL,
+    RedisConfigError,
+    server_version,
+    setup_refused,
+)
 
-MIN_SERVER_VERSION = (5, 0)
 MAX_PRIORITY = 1000
 PAGE = 500
 _UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError)
-
-
-class RedisConfigError(StoreError, ValueError):
-    """The Redis URL or the server cannot be used (bad URL, too old a server)."""
 
 
 def describe_url(url: str) -> str:
@@ -111,6 +111,7 @@ class RedisStore:
             return
         options: dict[str, Any] = {
             "decode_responses": True,
+            "protocol": RESP_PROTOCOL,
             "socket_connect_timeout": 5.0,
             "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
         }
@@ -137,21 +138,11 @@ class RedisStore:
         client = ShieldedRedis.from_pool(pool)
         blocking = ShieldedRedis.from_pool(blocking_pool)
         try:
-            with self._translate():
-                await client.ping()
-                info = await client.info("server")
+            version = await self._check_server(client)
         except BaseException:
             await client.aclose()
             await blocking.aclose()
             raise
-        version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
-        if version < MIN_SERVER_VERSION:
-            await client.aclose()
-            await blocking.aclose()
-            raise RedisConfigError(
-                f"Redis at {self._where} is version {info.get('redis_version')}; mezzo needs "
-                "5.0 or later (Streams)"
-            )
         self.server_version = version
         self._client = client
         self._blocking = blocking
@@ -159,6 +150,16 @@ class RedisStore:
         self._feeds = Feeds(blocking, self._log_key)
         self._live = LiveRelay(client, self._live_channel)
         self._wakeups = Wakeups(client, f"{self.prefix}:{{q:*}}:wake")
+
+    async def _check_server(self, client: Redis) -> tuple[int, int]:
+        """Connect (the client's setup commands, then PING and INFO); the server's version."""
+        try:
+            with self._translate():
+                await client.ping()
+                info = await client.info("server")
+        except rex.ResponseError as exc:
+            raise setup_refused(self._where, exc) from exc
+        return server_version(info, self._where)
 
     async def close(self) -> None:
         if self._feeds is not None:
