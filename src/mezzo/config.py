@@ -57,7 +57,12 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     # Attached files live here (a shared path or mounted object store when scaled out).
     files_dir: Path | None = None
+    # Bytes received per upload (as sent: compressed, for gzip/BGZF).
     max_upload_bytes: Annotated[int, Field(ge=1)] = 64 * 1024**3
+    # What a compressed upload may inflate to, and how many times its compressed size (checked
+    # once it has inflated past 16 MiB): a decompression bomb is refused with 413.
+    max_inflated_bytes: Annotated[int, Field(ge=1)] = 64 * 1024**3
+    max_inflation_ratio: Annotated[float, Field(ge=1)] = 200.0
     max_output_tokens: Annotated[int, Field(ge=16)] = 4096
     tool_output_max_chars: Annotated[int, Field(ge=256)] = 16_000
     routes: dict[str, RouteConfig] = Field(default_factory=dict)

@@ -141,7 +141,7 @@ class Engine:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.learned: dict[str, LearnedLimits] = {}
         self.calibration = InputCalibration()
-        self.files = FileStore(settings.files_root)
+        self.files = FileStore.from_settings(settings)
         self._bound_file_tools: dict[str, dict[str, ServerTool]] = {}
 
     def tokenizer(self, provider: str, model: str) -> Tokenizer | None:

@@ -20,12 +20,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from mezzo.files.compression import BgzfSource, ByteSource, GzipSource, PlainSource
 from mezzo.files.errors import FileError, FileNotFound, FileTooLarge
 from mezzo.files.index_db import IndexDB
 from mezzo.files.indexer import build_index
+from mezzo.files.limits import FileLimits
 from mezzo.files.models import Compression, FileInfo
+
+if TYPE_CHECKING:
+    from mezzo.config import Settings
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _WRITE_BATCH = 1 << 20
@@ -63,11 +68,29 @@ class OpenFile:
 
 
 class FileStore:
-    def __init__(self, root: Path, gzip_sidecar_min_bytes: int | None = 64 << 20) -> None:
+    def __init__(
+        self,
+        root: Path,
+        gzip_sidecar_min_bytes: int | None = 64 << 20,
+        *,
+        limits: FileLimits | None = None,
+    ) -> None:
         """`gzip_sidecar_min_bytes`: plain gzip files inflating to at least this many bytes get
-        a BGZF copy (`data.bgz`) for random access; None never writes one."""
+        a BGZF copy (`data.bgz`) for random access; None never writes one. `limits` caps what
+        a compressed upload may inflate to."""
         self.root = Path(root)
         self.gzip_sidecar_min_bytes = gzip_sidecar_min_bytes
+        self.limits = limits or FileLimits()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FileStore:
+        return cls(
+            settings.files_root,
+            limits=FileLimits(
+                max_inflated_bytes=settings.max_inflated_bytes,
+                max_inflation_ratio=settings.max_inflation_ratio,
+            ),
+        )
 
     def _dir(self, workspace: str, file_id: str) -> Path:
         return self.root / _checked_id("workspace", workspace) / _checked_id("file", file_id)
@@ -81,8 +104,9 @@ class FileStore:
     ) -> FileInfo:
         """Stream an upload to disk, checksum it, detect its format and index it.
 
-        Raises `FileTooLarge` past `max_bytes` and `FileFormatError` for bad content; either
-        way nothing is left behind.
+        Raises `FileTooLarge` past `max_bytes` (bytes received), `InflatedTooLarge` (a
+        `FileTooLarge`) when compressed content inflates past `self.limits`, and
+        `FileFormatError` for bad content; either way nothing is left behind.
         """
         name = clean_filename(filename)
         file_id = uuid.uuid4().hex[:20]
@@ -98,6 +122,7 @@ class FileStore:
                 name,
                 None if self.gzip_sidecar_min_bytes is None else incoming / SIDECAR,
                 self.gzip_sidecar_min_bytes or 0,
+                self.limits,
             )
             info = FileInfo(
                 id=file_id,
