@@ -75,13 +75,23 @@ def child(case: str, folder: Path) -> dict[str, object]:
             call("read_lines", file_id, start=1, end=2)
         elif case == "motif":
             path = folder / "upload"
-            path.write_bytes(b">chr1\n" + b"ACGTACGTAC" * (4 << 20) + b"\n")
+            with path.open("wb") as f:
+                f.write(b">chr1\n")
+                for _ in range(40):
+                    f.write(b"ACGTACGTAC" * (1 << 20))
+                f.write(b"\n")
             file_id = attach("g.fa", path)
             started = time.perf_counter()
             call("search_motif", file_id, motif="N", max_hits=10**9)
         elif case == "range":
             path = folder / "upload"
-            path.write_bytes(b"".join(b"line %d\n" % i for i in range(4_000_000)))
+            with path.open("wb") as f:
+                for block in range(40):
+                    f.write(
+                        b"".join(
+                            b"line %d\n" % i for i in range(block * 100_000, (block + 1) * 100_000)
+                        )
+                    )
             file_id = attach("many.txt", path)
             started = time.perf_counter()
             call("read_lines", file_id, start=1, end=10**9)

@@ -28,6 +28,7 @@ from mezzo.files.index_db import IndexDB
 from mezzo.files.indexer import build_index
 from mezzo.files.limits import FileLimits
 from mezzo.files.models import Compression, FileInfo
+from mezzo.files.work import Deadline, TimedSource
 
 if TYPE_CHECKING:
     from mezzo.config import Settings
@@ -55,6 +56,7 @@ class OpenFile:
     info: FileInfo
     index: IndexDB
     source: ByteSource
+    deadline: Deadline | None = None  # the work limit of the tool call that opened it
 
     def close(self) -> None:
         self.source.close()
@@ -219,7 +221,9 @@ class FileStore:
     def data_path(self, workspace: str, file_id: str) -> Path:
         return self._dir(workspace, file_id) / DATA
 
-    def open(self, workspace: str, file_id: str) -> OpenFile:
+    def open(self, workspace: str, file_id: str, *, tool: str | None = None) -> OpenFile:
+        """Open a file for queries. With `tool`, every read is held to the tool call's work
+        limit (`limits.tool_seconds`): past it, reads raise `WorkLimitReached`."""
         info = self.get(workspace, file_id)
         folder = self._dir(workspace, file_id)
         index = IndexDB(folder / INDEX)
@@ -233,4 +237,7 @@ class FileStore:
             source = GzipSource(data, info.name, info.uncompressed_size)
         else:
             source = PlainSource(data)
-        return OpenFile(info, index, source)
+        if tool is None:
+            return OpenFile(info, index, source)
+        deadline = Deadline(info.name, tool, self.limits.tool_seconds)
+        return OpenFile(info, index, TimedSource(source, deadline), deadline)
