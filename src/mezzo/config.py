@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # once it has inflated past 16 MiB): a decompression bomb is refused with 413.
     max_inflated_bytes: Annotated[int, Field(ge=1)] = 64 * 1024**3
     max_inflation_ratio: Annotated[float, Field(ge=1)] = 200.0
+    # Work limit of one file tool call (grep_file, search_motif, ...), in seconds.
+    file_tool_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
     max_output_tokens: Annotated[int, Field(ge=16)] = 4096
     tool_output_max_chars: Annotated[int, Field(ge=256)] = 16_000
     routes: dict[str, RouteConfig] = Field(default_factory=dict)

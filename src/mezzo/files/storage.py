@@ -91,6 +91,7 @@ class FileStore:
             limits=FileLimits(
                 max_inflated_bytes=settings.max_inflated_bytes,
                 max_inflation_ratio=settings.max_inflation_ratio,
+                tool_seconds=settings.file_tool_seconds,
             ),
         )
 
