@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # once it has inflated past 16 MiB): a decompression bomb is refused with 413.
     max_inflated_bytes: Annotated[int, Field(ge=1)] = 64 * 1024**3
     max_inflation_ratio: Annotated[float, Field(ge=1)] = 200.0
+    # scan_infrastructure: tenants allowed to use it ("*": all; default: nobody), and the
+    # folder each workspace may scan besides its attached files (workspace id -> folder).
+    scan_tenants: list[str] = Field(default_factory=list)
+    scan_folders: dict[str, Path] = Field(default_factory=dict)
     # Work limit of one file tool call (grep_file, search_motif, ...), in seconds.
     file_tool_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
     max_output_tokens: Annotated[int, Field(ge=16)] = 4096

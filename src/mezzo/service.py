@@ -106,7 +106,7 @@ class Mezzo:
         self.settings = settings or Settings()
         self._given_store = store
         self.store: Store = store  # type: ignore[assignment]
-        self.tools = tools or default_registry()
+        self.tools = tools or default_registry(self.settings)
         self.providers = Providers(self.settings)
         self.router = Router.from_settings(
             {name: route.model_dump() for name, route in self.settings.effective_routes().items()},

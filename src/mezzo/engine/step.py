@@ -71,6 +71,7 @@ from mezzo.providers.base import (
 from mezzo.providers.registry import Providers
 from mezzo.store.base import RateLimit, Store, VersionConflict
 from mezzo.tools.builtin import HUMAN_INPUT_TOOL
+from mezzo.tools.context import ToolContext
 from mezzo.tools.registry import ServerTool, ToolError, ToolRegistry, arguments_model, declare
 
 log = structlog.get_logger("mezzo.engine")
@@ -212,7 +213,7 @@ class Engine:
                     case Fail(error):
                         await self._append(state, [NewEvent(type="failed", data={"error": error})])
                     case RunTool(call):
-                        await self._run_tool(state, call)
+                        await self._run_tool(state, call, record.tenant)
                     case CallModel(number):
                         await self._call_model(state, record, number)
             except VersionConflict:
@@ -233,12 +234,12 @@ class Engine:
             self._bound_file_tools[workspace] = tools
         return tools
 
-    async def _run_tool(self, state: RunState, call: ToolCallData) -> None:
+    async def _run_tool(self, state: RunState, call: ToolCallData, tenant: str) -> None:
         is_error = False
         try:
             tool = self._file_tools(state.workspace).get(call.name) or self.tools.get(call.name)
             with tracing.span("mezzo.tool", tool=call.name, run=state.run):
-                output = await tool.call(call.arguments)
+                output = await tool.call(call.arguments, ToolContext(tenant, state.workspace))
         except ToolError as exc:
             output, is_error = str(exc), True
         except Exception as exc:  # a tool's own failure is the model's to handle
