@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # once it has inflated past 16 MiB): a decompression bomb is refused with 413.
     max_inflated_bytes: Annotated[int, Field(ge=1)] = 64 * 1024**3
     max_inflation_ratio: Annotated[float, Field(ge=1)] = 200.0
+    # Synchronous server-side tools run in their own pool of `tool_threads`, at most
+    # `tool_calls_per_tenant` of one tenant at once; file indexing likewise per tenant.
+    tool_threads: Annotated[int, Field(ge=2, le=256)] = 16
+    tool_calls_per_tenant: Annotated[int, Field(ge=1, le=256)] = 4
+    index_threads: Annotated[int, Field(ge=2, le=256)] = 4
+    uploads_per_tenant: Annotated[int, Field(ge=1, le=256)] = 1
     # scan_infrastructure: tenants allowed to use it ("*": all; default: nobody), and the
     # folder each workspace may scan besides its attached files (workspace id -> folder).
     scan_tenants: list[str] = Field(default_factory=list)

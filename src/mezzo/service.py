@@ -464,7 +464,7 @@ class Mezzo:
         assert self.engine is not None
         try:
             return await self.engine.files.save_stream(
-                workspace, name, chunks, self.settings.max_upload_bytes
+                workspace, name, chunks, self.settings.max_upload_bytes, tenant=tenant
             )
         except FileTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None

@@ -16,11 +16,11 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mezzo.files.compression import BgzfSource, ByteSource, GzipSource, PlainSource
 from mezzo.files.errors import FileError, FileNotFound, FileTooLarge
@@ -32,6 +32,15 @@ from mezzo.files.work import Deadline, TimedSource
 
 if TYPE_CHECKING:
     from mezzo.config import Settings
+
+T = TypeVar("T")
+
+
+class BlockingLanes(Protocol):
+    """Runs blocking work off the event loop, keyed by tenant (`mezzo.tools.lanes`)."""
+
+    async def run(self, tenant: str, function: Callable[..., T], *args: Any) -> T: ...
+
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _WRITE_BATCH = 1 << 20
@@ -76,6 +85,7 @@ class FileStore:
         gzip_sidecar_min_bytes: int | None = 64 << 20,
         *,
         limits: FileLimits | None = None,
+        lanes: BlockingLanes | None = None,
     ) -> None:
         """`gzip_sidecar_min_bytes`: plain gzip files inflating to at least this many bytes get
         a BGZF copy (`data.bgz`) for random access; None never writes one. `limits` caps what
@@ -83,9 +93,12 @@ class FileStore:
         self.root = Path(root)
         self.gzip_sidecar_min_bytes = gzip_sidecar_min_bytes
         self.limits = limits or FileLimits()
+        self.lanes = lanes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FileStore:
+        from mezzo.tools.lanes import TenantLanes
+
         return cls(
             settings.files_root,
             limits=FileLimits(
@@ -93,6 +106,7 @@ class FileStore:
                 max_inflation_ratio=settings.max_inflation_ratio,
                 tool_seconds=settings.file_tool_seconds,
             ),
+            lanes=TenantLanes(settings.index_threads, settings.uploads_per_tenant, "mezzo-index"),
         )
 
     def _dir(self, workspace: str, file_id: str) -> Path:
@@ -104,6 +118,8 @@ class FileStore:
         filename: str,
         chunks: AsyncIterator[bytes],
         max_bytes: int,
+        *,
+        tenant: str | None = None,
     ) -> FileInfo:
         """Stream an upload to disk, checksum it, detect its format and index it.
 
@@ -118,7 +134,8 @@ class FileStore:
         incoming.mkdir(parents=True)
         try:
             size, digest = await self._receive(incoming / DATA, name, chunks, max_bytes)
-            indexed = await asyncio.to_thread(
+            indexed = await self._blocking(
+                tenant or workspace,
                 build_index,
                 incoming / DATA,
                 incoming / INDEX,
@@ -145,6 +162,12 @@ class FileStore:
             await asyncio.to_thread(shutil.rmtree, incoming, True)
             raise
         return info
+
+    async def _blocking(self, key: str, function: Callable[..., T], *args: Any) -> T:
+        """Index work in `lanes` (a pool of its own, a fair share per tenant) when given."""
+        if self.lanes is None:
+            return await asyncio.to_thread(function, *args)
+        return await self.lanes.run(key, function, *args)
 
     async def save_file(self, workspace: str, path: Path, max_bytes: int) -> FileInfo:
         """Convenience for local files: stream `path` through `save_stream`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mezzo.protocol import ToolDecl
+from mezzo.tools.lanes import configure_tool_lanes
 from mezzo.tools.registry import ToolRegistry
 from mezzo.tools.scan import ScanAccess, scan_tool
 
@@ -45,6 +46,7 @@ def default_registry(settings: Settings | None = None) -> ToolRegistry:
 
     access = ScanAccess()
     if settings is not None:
+        configure_tool_lanes(settings.tool_threads, settings.tool_calls_per_tenant)
         access = ScanAccess(
             frozenset(settings.scan_tenants),
             dict(settings.scan_folders),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from mezzo.protocol import ToolDecl, ToolSide
 from mezzo.tools.context import ToolContext
+from mezzo.tools.lanes import tool_lanes
 
 ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
 
@@ -89,8 +89,9 @@ class ServerTool:
             kwargs[wanted] = context
         if inspect.iscoroutinefunction(self.function):
             result = await self.function(**kwargs)
-        else:
-            result = await asyncio.to_thread(self.function, **kwargs)
+        else:  # its own pool, and a fair share of it per tenant
+            tenant = context.tenant if context is not None else ""
+            result = await tool_lanes().run(tenant, self.function, **kwargs)
         return result if isinstance(result, str) else json.dumps(result, default=str)
 
 
