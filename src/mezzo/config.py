@@ -57,7 +57,24 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     # Attached files live here (a shared path or mounted object store when scaled out).
     files_dir: Path | None = None
+    # Bytes received per upload (as sent: compressed, for gzip/BGZF).
     max_upload_bytes: Annotated[int, Field(ge=1)] = 64 * 1024**3
+    # What a compressed upload may inflate to, and how many times its compressed size (checked
+    # once it has inflated past 16 MiB): a decompression bomb is refused with 413.
+    max_inflated_bytes: Annotated[int, Field(ge=1)] = 64 * 1024**3
+    max_inflation_ratio: Annotated[float, Field(ge=1)] = 200.0
+    # Synchronous server-side tools run in their own pool of `tool_threads`, at most
+    # `tool_calls_per_tenant` of one tenant at once; file indexing likewise per tenant.
+    tool_threads: Annotated[int, Field(ge=2, le=256)] = 16
+    tool_calls_per_tenant: Annotated[int, Field(ge=1, le=256)] = 4
+    index_threads: Annotated[int, Field(ge=2, le=256)] = 4
+    uploads_per_tenant: Annotated[int, Field(ge=1, le=256)] = 1
+    # scan_infrastructure: tenants allowed to use it ("*": all; default: nobody), and the
+    # folder each workspace may scan besides its attached files (workspace id -> folder).
+    scan_tenants: list[str] = Field(default_factory=list)
+    scan_folders: dict[str, Path] = Field(default_factory=dict)
+    # Work limit of one file tool call (grep_file, search_motif, ...), in seconds.
+    file_tool_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
     max_output_tokens: Annotated[int, Field(ge=16)] = 4096
     tool_output_max_chars: Annotated[int, Field(ge=256)] = 16_000
     routes: dict[str, RouteConfig] = Field(default_factory=dict)

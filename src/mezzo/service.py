@@ -109,7 +109,7 @@ class Mezzo:
         self.settings = settings or Settings()
         self._given_store = store
         self.store: Store = store  # type: ignore[assignment]
-        self.tools = tools or default_registry()
+        self.tools = tools or default_registry(self.settings)
         self.providers = Providers(self.settings)
         self.router = Router.from_settings(
             {name: route.model_dump() for name, route in self.settings.effective_routes().items()},
@@ -458,7 +458,7 @@ class Mezzo:
         assert self.engine is not None
         try:
             return await self.engine.files.save_stream(
-                workspace, name, chunks, self.settings.max_upload_bytes
+                workspace, name, chunks, self.settings.max_upload_bytes, tenant=tenant
             )
         except FileTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None

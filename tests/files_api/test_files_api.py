@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -93,3 +94,35 @@ async def test_sdk_attach_and_a_slice_out_of_range_is_reported_to_the_model(
         break
     assert accepted.run
     await workspace.close()
+
+
+def test_a_decompression_bomb_is_refused_with_413_and_the_limit(stub, tmp_path: Path) -> None:
+    from core_support import core_settings
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = b"".join([*(comp.compress(b"0" * (1 << 20)) for _ in range(1024)), comp.flush()])
+    assert len(bomb) < 1_100_000  # about 1 MB on the wire, 1 GiB inflated
+    settings = core_settings(tmp_path / "data", stub, max_inflated_bytes=64 << 20)
+    with (
+        ServerThread(settings) as server,
+        httpx.Client(base_url=server.url, trust_env=False, timeout=60) as client,
+    ):
+        client.post("/v1/workspaces", json={"id": "bombs"})
+        refused = client.post(
+            "/v1/workspaces/bombs/files", params={"name": "b.txt.gz"}, content=bomb
+        )
+        assert refused.status_code == 413, refused.text
+        assert "b.txt.gz: inflates more than 200 times" in refused.json()["error"]
+        # below the ratio, the inflated-size cap answers, naming its limit
+        text = b"".join(b"%08d some log line\n" % i for i in range(24_000_000 // 25))
+        big = gzip.compress(text * 4, compresslevel=1)
+        refused = client.post(
+            "/v1/workspaces/bombs/files", params={"name": "c.txt.gz"}, content=big
+        )
+        assert refused.status_code == 413, refused.text
+        assert "inflates past the limit of 67108864 bytes" in refused.json()["error"]
+        assert client.get("/v1/workspaces/bombs/files").json() == []
+        ok = client.post(
+            "/v1/workspaces/bombs/files", params={"name": "d.txt.gz"}, content=gzip.compress(text)
+        )
+        assert ok.status_code == 201, ok.text

@@ -39,7 +39,7 @@ class Engine:
         self.settings = settings
         self.governor = governor
         self.workspaces = workspaces
-        self.files = FileStore(settings.files_root)
+        self.files = FileStore.from_settings(settings)
         self.tool_step = ToolStep(tools, self.files, settings.tool_output_max_chars)
         self.model_step = ModelStep(
             store, settings, providers, governor, self.tool_step, AttachedFiles(self.files)
@@ -72,7 +72,8 @@ class Engine:
                     case Fail(error):
                         await writer.append([NewEvent(type="failed", data={"error": error})])
                     case RunTool(call):
-                        writer.defer([await self.tool_step.run(workspace, run, call)])
+                        result = await self.tool_step.run(record.tenant, workspace, run, call)
+                        writer.defer([result])
                     case CallModel(number):
                         await self.model_step.run(writer, record, number)
             except VersionConflict:

@@ -7,6 +7,7 @@ from mezzo.files.storage import FileStore
 from mezzo.files.tools import FILE_TOOLS, bind_file_tools
 from mezzo.protocol import NewEvent, ToolCallData, ToolDecl
 from mezzo.tools.builtin import HUMAN_INPUT_TOOL
+from mezzo.tools.context import ToolContext
 from mezzo.tools.registry import ServerTool, ToolError, ToolRegistry, arguments_model, declare
 
 FILE_TOOL_NAMES = frozenset(tool.__name__ for tool in FILE_TOOLS)
@@ -35,12 +36,12 @@ class ToolStep:
     def file_tool_decls(self, workspace: str) -> list[ToolDecl]:
         return [tool.decl for tool in self.file_tools(workspace).values()]
 
-    async def run(self, workspace: str, run: str, call: ToolCallData) -> NewEvent:
+    async def run(self, tenant: str, workspace: str, run: str, call: ToolCallData) -> NewEvent:
         is_error = False
         try:
             tool = self.file_tools(workspace).get(call.name) or self.tools.get(call.name)
             with tracing.span("mezzo.tool", tool=call.name, run=run):
-                output = await tool.call(call.arguments)
+                output = await tool.call(call.arguments, ToolContext(tenant, workspace))
         except ToolError as exc:
             output, is_error = str(exc), True
         except Exception as exc:  # a tool's own failure is the model's to handle

@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from mezzo.files.errors import FileFormatError
+from mezzo.files.limits import InflateGuard
 from mezzo.files.models import Compression
 
 READ_SIZE = 4 << 20
+INFLATE_STEP = 1 << 20  # most bytes one inflation step may produce, whatever the ratio
+BGZF_MAX_BLOCK = 1 << 16  # the format's most uncompressed bytes per block
 GZIP_MAGIC = b"\x1f\x8b"
 _BGZF_HEADER = struct.Struct("<4BI2BH2BH")  # ID1 ID2 CM FLG MTIME XFL OS XLEN SI1 SI2 SLEN
 _BGZF_MIN_BLOCK = 26
@@ -47,8 +50,13 @@ def file_chunks(f: BinaryIO, size: int = READ_SIZE) -> Iterator[bytes]:
         yield chunk
 
 
-def gunzip_chunks(chunks: Iterable[bytes], name: str) -> Iterator[bytes]:
-    """Decompress a (possibly multi-member) gzip stream; a truncated stream is an error."""
+def gunzip_chunks(
+    chunks: Iterable[bytes], name: str, guard: InflateGuard | None = None
+) -> Iterator[bytes]:
+    """Decompress a (possibly multi-member) gzip stream; a truncated stream is an error.
+
+    Output comes in steps of at most `INFLATE_STEP` bytes whatever the compression ratio, and
+    `guard` (if any) sees the running totals after each step."""
     decomp = zlib.decompressobj(wbits=31)
     fed = False
     trailer = False  # zero padding after the last member
@@ -62,20 +70,27 @@ def gunzip_chunks(chunks: Iterable[bytes], name: str) -> Iterator[bytes]:
             continue
         data = pending + raw if pending else raw
         pending = b""
-        while data:
+        while True:
             try:
-                out = decomp.decompress(data)
+                out = decomp.decompress(data, INFLATE_STEP)
             except zlib.error as exc:
                 raise FileFormatError(
                     name, f"corrupt gzip data near compressed byte {consumed}: {exc}"
                 ) from None
             fed = True
             produced += len(out)
+            if not decomp.eof:
+                tail = decomp.unconsumed_tail
+                consumed += len(data) - len(tail)
+                data = tail
             if out:
+                if guard is not None:
+                    guard.check(consumed, produced)
                 yield out
             if not decomp.eof:
-                consumed += len(data)
-                break
+                if not data and len(out) < INFLATE_STEP:
+                    break  # this input is used up; the next chunk continues the member
+                continue
             rest = decomp.unused_data
             consumed += len(data) - len(rest)
             decomp = zlib.decompressobj(wbits=31)
@@ -120,20 +135,30 @@ def _parse_bgzf_block(buf: memoryview, pos: int, name: str, coffset: int) -> tup
 
 
 def inflate_bgzf_block(block: memoryview, payload_start: int, name: str, coffset: int) -> bytes:
+    decomp = zlib.decompressobj(wbits=-15)
     try:
-        out = zlib.decompress(block[payload_start : len(block) - 8], wbits=-15)
+        out = decomp.decompress(block[payload_start : len(block) - 8], BGZF_MAX_BLOCK + 1)
     except zlib.error as exc:
         raise FileFormatError(
             name, f"corrupt BGZF block at compressed byte {coffset}: {exc}"
         ) from None
+    if len(out) > BGZF_MAX_BLOCK:
+        raise FileFormatError(
+            name,
+            f"BGZF block at compressed byte {coffset} inflates past {BGZF_MAX_BLOCK} bytes, "
+            "the most a BGZF block holds",
+        )
     isize = struct.unpack_from("<I", block, len(block) - 4)[0]
-    if isize != len(out):
+    if isize != len(out) or not decomp.eof:
         raise FileFormatError(name, f"BGZF block at compressed byte {coffset} has a bad size")
     return out
 
 
 def bgzf_chunks(
-    chunks: Iterable[bytes], name: str, on_block: Callable[[int, int], None] | None = None
+    chunks: Iterable[bytes],
+    name: str,
+    on_block: Callable[[int, int], None] | None = None,
+    guard: InflateGuard | None = None,
 ) -> Iterator[bytes]:
     """Decompress BGZF block by block, reporting (uncompressed, compressed) offsets."""
     coffset = 0
@@ -156,6 +181,8 @@ def bgzf_chunks(
                 uoffset += len(data)
             coffset += bsize
             pos += bsize
+            if guard is not None:
+                guard.check(coffset, uoffset)
         pending = bytes(buf[pos:])
         if out:
             yield b"".join(out)
@@ -172,15 +199,16 @@ def uncompressed_chunks(
     compression: Compression,
     name: str,
     on_block: Callable[[int, int], None] | None = None,
+    guard: InflateGuard | None = None,
 ) -> Iterator[bytes]:
     with path.open("rb") as f:
         raw = file_chunks(f, READ_SIZE if compression is Compression.NONE else 1 << 20)
         if compression is Compression.NONE:
             yield from raw
         elif compression is Compression.BGZF:
-            yield from bgzf_chunks(raw, name, on_block)
+            yield from bgzf_chunks(raw, name, on_block, guard)
         else:
-            yield from gunzip_chunks(raw, name)
+            yield from gunzip_chunks(raw, name, guard)
 
 
 BGZF_BLOCK = 0xFF00  # uncompressed bytes per block, as bgzip writes them
@@ -356,8 +384,8 @@ class GzipSource:
             if not raw:
                 return
             coffset += len(raw)
-            while raw:
-                out = decomp.decompress(raw)
+            while True:
+                out = decomp.decompress(raw, INFLATE_STEP)
                 lo, hi = max(start - uoffset, 0), min(end - uoffset, len(out))
                 if lo < hi:
                     yield out[lo:hi]
@@ -367,8 +395,14 @@ class GzipSource:
                     decomp = zlib.decompressobj(wbits=31)
                     if raw and not GZIP_MAGIC.startswith(raw[:2]):
                         return  # zero padding or garbage after the last member
+                    if not raw:
+                        break
                 else:
-                    raw = b""
+                    raw = decomp.unconsumed_tail
+                    if not raw and len(out) < INFLATE_STEP:
+                        break
+                if uoffset >= end:
+                    return
             if uoffset >= next_mark and not decomp.eof:
                 with cps.lock:
                     if not cps.points or cps.points[-1][0] < uoffset:

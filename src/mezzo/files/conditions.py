@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mezzo.files.errors import QueryError
+from mezzo.files.regex import Matcher, compile_pattern
 
 _CONDITION_RE = re.compile(r"^\s*(.+?)\s*(==|!=|<=|>=|<|>|~|=)\s*(.*?)\s*$")
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "~")
@@ -36,16 +38,16 @@ class Condition:
         if cell is None:
             return self.op == "!="
         if self.op == "~":
-            return self._regex.search(str(cell)) is not None
+            return self._regex.search(str(cell).encode(errors="replace")) is not None
         left, right = as_number(cell), as_number(self.value)
         if left is None or right is None:
             left_s: Any = cell if isinstance(cell, str) else _json_text(cell)
             return _compare(left_s, self.op, self.value)
         return _compare(left, self.op, right)
 
-    @property
-    def _regex(self) -> re.Pattern[str]:
-        return re.compile(self.value)
+    @functools.cached_property
+    def _regex(self) -> Matcher:
+        return compile_pattern(self.column, self.value)
 
 
 def _json_text(cell: Any) -> str:
@@ -86,9 +88,6 @@ def parse_conditions(name: str, texts: Sequence[str], columns: Sequence[str] | N
         if columns is not None and column not in columns:
             raise QueryError(name, f"no column {column!r}; columns are: {', '.join(columns[:50])}")
         if op == "~":
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise QueryError(name, f"invalid regular expression {value!r}: {exc}") from None
+            compile_pattern(name, value)
         conditions.append(Condition(column, op, value))
     return conditions

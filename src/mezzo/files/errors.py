@@ -14,6 +14,15 @@ class FileTooLarge(FileError):
         self.max_bytes = max_bytes
 
 
+class InflatedTooLarge(FileTooLarge):
+    """A compressed upload that inflates past the size or ratio limit (a decompression bomb)."""
+
+    def __init__(self, name: str, problem: str, max_bytes: int) -> None:
+        FileError.__init__(self, f"{name}: {problem}")
+        self.name = name
+        self.max_bytes = max_bytes
+
+
 class FileNotFound(FileError):
     def __init__(self, workspace: str, file_id: str) -> None:
         super().__init__(f"no file {file_id!r} in workspace {workspace!r}")

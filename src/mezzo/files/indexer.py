@@ -15,6 +15,7 @@ from mezzo.files.fasta import FastaScanner
 from mezzo.files.fastq import FastqScanner
 from mezzo.files.index_db import IndexDB
 from mezzo.files.jsonl import JsonlScanner
+from mezzo.files.limits import FileLimits
 from mezzo.files.models import Compression, FileFormat
 from mezzo.files.tables import TableScanner, sniff_dialect
 from mezzo.files.text import TextScanner
@@ -92,9 +93,12 @@ def build_index(
     name: str,
     sidecar: Path | None = None,
     sidecar_min_bytes: int = 64 << 20,
+    limits: FileLimits | None = None,
 ) -> Indexed:
     """Scan `path` once and write its index. For plain gzip, when `sidecar` is given, also
-    write a BGZF copy there (kept if the file inflates to at least `sidecar_min_bytes`)."""
+    write a BGZF copy there (kept if the file inflates to at least `sidecar_min_bytes`).
+    A compressed file that inflates past `limits` raises `InflatedTooLarge`."""
+    limits = limits or FileLimits()
     with path.open("rb") as f:
         compression = detect_compression(f.read(64))
     head = _head(path, compression, name)
@@ -105,7 +109,9 @@ def build_index(
     copy = sidecar if compression is Compression.GZIP else None
     try:
         with contextlib.ExitStack() as stack:
-            chunks = uncompressed_chunks(path, compression, name, index.add_block)
+            chunks = uncompressed_chunks(
+                path, compression, name, index.add_block, limits.guard(name)
+            )
             if copy is not None:
                 writer = BgzfWriter(stack.enter_context(copy.open("wb")), index.add_block)
                 chunks = _teed(chunks, writer)

@@ -13,7 +13,8 @@ from mezzo.files.compression import ByteSource
 from mezzo.files.conditions import Condition
 from mezzo.files.errors import FileFormatError, QueryError
 from mezzo.files.index_db import IndexDB
-from mezzo.files.lines import LineCheckpointer, lines_from
+from mezzo.files.lines import MAX_LINE_BYTES, MAX_RECORD_BYTES, LineCheckpointer, lines_from
+from mezzo.files.text import shown_line
 
 KEY_CAP = 200
 
@@ -72,6 +73,12 @@ class JsonlScanner:
             buf = carry + chunk if carry else chunk
             cut = buf.rfind(b"\n") + 1
             carry = buf[cut:]
+            if len(carry) > MAX_RECORD_BYTES:
+                raise FileFormatError(
+                    self.source,
+                    f"a JSON Lines record longer than {MAX_RECORD_BYTES} bytes",
+                    line=checkpoints.line,
+                )
             if cut:
                 self._block(buf[:cut].split(b"\n")[:-1], first_line)
         if carry:
@@ -99,7 +106,7 @@ class JsonlScanner:
             return
         try:
             values = json.loads(b"[" + b",".join(present) + b"]")
-        except ValueError:
+        except (ValueError, RecursionError):
             values = None
         if values is None or len(values) != len(present):
             self._find_bad_line(lines, first_line)
@@ -124,6 +131,10 @@ class JsonlScanner:
                 json.loads(line)
             except ValueError as exc:
                 raise FileFormatError(self.source, f"not JSON: {exc}", line=number) from None
+            except RecursionError:
+                raise FileFormatError(
+                    self.source, "JSON nested too deeply to read", line=number
+                ) from None
         raise FileFormatError(self.source, "a block of lines is not JSON Lines", line=first_line)
 
 
@@ -134,6 +145,7 @@ class JsonlQuery:
     index: IndexDB
     size: int
     total_lines: int
+    max_line: int = MAX_LINE_BYTES
 
     def records(
         self, conditions: list[Condition], first_line: int = 1
@@ -142,12 +154,17 @@ class JsonlQuery:
             raise QueryError(
                 self.name, f"line {first_line} is out of range: {self.total_lines} lines"
             )
-        for number, line in lines_from(self.source, self.index, first_line, self.size):
+        lines = lines_from(self.source, self.index, first_line, self.size, self.max_line)
+        for number, line, length in lines:
             if not line.strip():
                 continue
-            text = line.decode("utf-8", errors="replace")
             if conditions:
-                value = json.loads(text)
+                if length != len(line):
+                    continue  # longer than max_line: not read whole, so it cannot be tested
+                try:
+                    value = json.loads(line)
+                except (ValueError, RecursionError):
+                    continue
                 if not all(c.test(lookup(value, c.column)) for c in conditions):
                     continue
-            yield number, text
+            yield number, shown_line(line, length)

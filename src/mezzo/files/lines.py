@@ -47,27 +47,60 @@ class LineCheckpointer:
         return self.line - 1 if self.at_line_start else self.line
 
 
-def split_lines(chunks: Iterable[bytes], start_offset: int = 0) -> Iterator[tuple[int, bytes]]:
-    """(offset, line without its newline) for each line of a byte stream."""
+MAX_LINE_BYTES = 1 << 20  # most of one line a query holds; the rest is skipped
+MAX_RECORD_BYTES = 16 << 20  # longest CSV row / JSON Lines record a scan accepts (whole)
+
+
+def line_groups(
+    chunks: Iterable[bytes], max_line: int = MAX_LINE_BYTES
+) -> Iterator[tuple[list[bytes], list[int]]]:
+    """The lines of a byte stream (without their newlines), one group per chunk read:
+    (lines cut to `max_line` bytes, their full lengths). A line longer than `max_line` is cut
+    while streaming, so memory stays bounded whatever the line lengths are."""
     carry = b""
-    offset = start_offset
+    carry_len = 0  # full length of the unfinished line, of which `carry` is the kept part
     for chunk in chunks:
-        buf = carry + chunk if carry else chunk
-        parts = buf.split(b"\n")
-        carry = parts.pop()
-        for part in parts:
-            yield offset, part
-            offset += len(part) + 1
-    if carry:
-        yield offset, carry
+        parts = chunk.split(b"\n")
+        last = parts.pop()
+        if not parts:
+            if len(carry) < max_line:
+                carry += last[: max_line - len(carry)]
+            carry_len += len(last)
+            continue
+        lengths = list(map(len, parts))
+        if carry_len:
+            parts[0] = carry + parts[0][: max(0, max_line - len(carry))]
+            lengths[0] += carry_len
+        if max(lengths) > max_line:
+            parts = [part[:max_line] for part in parts]
+        yield parts, lengths
+        carry, carry_len = last[:max_line], len(last)
+    if carry_len:
+        yield [carry], [carry_len]
+
+
+def split_lines(
+    chunks: Iterable[bytes], start_offset: int = 0, max_line: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes, int]]:
+    """(offset, line cut to `max_line` bytes, the line's full length) for each line."""
+    offset = start_offset
+    for lines, lengths in line_groups(chunks, max_line):
+        for line, length in zip(lines, lengths, strict=True):
+            yield offset, line, length
+            offset += length + 1
 
 
 def lines_from(
-    source: ByteSource, index: IndexDB, first_line: int, end_offset: int
-) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) from `first_line` (1-based) to the end."""
+    source: ByteSource,
+    index: IndexDB,
+    first_line: int,
+    end_offset: int,
+    max_line: int = MAX_LINE_BYTES,
+) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, line cut to `max_line`, full length) from `first_line` (1-based) on."""
     number, offset = index.checkpoint_at(first_line)
-    for _, line in split_lines(source.iter_range(offset, end_offset, 1 << 20), offset):
+    chunks = source.iter_range(offset, end_offset, 1 << 20)
+    for _, line, length in split_lines(chunks, offset, max_line):
         if number >= first_line:
-            yield number, line
+            yield number, line, length
         number += 1

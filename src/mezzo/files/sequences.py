@@ -6,6 +6,7 @@ commas in numbers are allowed. A name that itself contains ':' is matched whole 
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from mezzo.files.compression import ByteSource
 from mezzo.files.errors import QueryError
 from mezzo.files.index_db import IndexDB, SeqRecord
 from mezzo.files.seqstats import nx_from_desc
+from mezzo.files.work import Deadline
 
 IUPAC: dict[str, str] = {
     "A": "A", "C": "C", "G": "G", "T": "T", "U": "T",
@@ -77,15 +79,17 @@ def motif_regex(motif: str, name: str) -> re.Pattern[bytes]:
     return re.compile("".join(parts).encode())  # matched against upper-cased bases
 
 
-def _starts(regex: re.Pattern[bytes], upper: bytes) -> list[int]:
-    """Every (overlapping) match start; `search` from each start + 1 keeps re's fast prefix
-    scan, which a lookahead pattern would lose."""
-    starts = []
+def _starts(regex: re.Pattern[bytes], upper: bytes, deadline: Deadline | None) -> Iterator[int]:
+    """Every (overlapping) match start, lazily; `search` from each start + 1 keeps re's fast
+    prefix scan, which a lookahead pattern would lose."""
     pos = 0
+    found = 0
     while (match := regex.search(upper, pos)) is not None:
-        starts.append(match.start())
+        yield match.start()
         pos = match.start() + 1
-    return starts
+        found += 1
+        if deadline is not None and found % 4096 == 0:
+            deadline.check("counting motif hits")
 
 
 _SMALL_RECORD = 1 << 20
@@ -108,7 +112,7 @@ class _Readahead:
 
 
 class _MotifSearch:
-    """Collects the first `max_hits` hits and counts all of them."""
+    """Collects the first `max_hits` hits and counts all of them, in O(max_hits) memory."""
 
     def __init__(
         self,
@@ -116,8 +120,10 @@ class _MotifSearch:
         reverse: re.Pattern[bytes] | None,
         size: int,
         max_hits: int,
+        deadline: Deadline | None = None,
     ) -> None:
         self.forward, self.reverse, self.size, self.max_hits = forward, reverse, size, max_hits
+        self.deadline = deadline
         self.hits: list[Hit] = []
         self.total = 0
 
@@ -126,15 +132,19 @@ class _MotifSearch:
         upper = buf.upper()
         if b"U" in upper:  # RNA: U pairs like T
             upper = upper.replace(b"U", b"T")
-        found = [(start, "+") for start in _starts(self.forward, upper)]
+        strands = [((start, "+") for start in _starts(self.forward, upper, self.deadline))]
         if self.reverse is not None:
-            found += [(start, "-") for start in _starts(self.reverse, upper)]
-            found.sort()
-        self.total += len(found)
-        for start, strand in found[: max(0, self.max_hits - len(self.hits))]:
-            first = base + start + 1
-            text = buf[start : start + self.size].decode()
-            self.hits.append(Hit(record, first, first + self.size - 1, strand, text))
+            strands.append((start, "-") for start in _starts(self.reverse, upper, self.deadline))
+        if len(self.hits) >= self.max_hits:  # only counting now: no need to merge strands
+            self.total += sum(sum(1 for _ in strand) for strand in strands)
+            return
+        found = heapq.merge(*strands) if len(strands) > 1 else strands[0]
+        for start, strand in found:
+            self.total += 1
+            if len(self.hits) < self.max_hits:
+                first = base + start + 1
+                text = buf[start : start + self.size].decode()
+                self.hits.append(Hit(record, first, first + self.size - 1, strand, text))
 
 
 class SequenceQuery:
@@ -214,13 +224,17 @@ class SequenceQuery:
     # --- motif search ---
 
     def search(
-        self, motif: str, regions: Sequence[str] = (), max_hits: int = 100
+        self,
+        motif: str,
+        regions: Sequence[str] = (),
+        max_hits: int = 100,
+        deadline: Deadline | None = None,
     ) -> tuple[list[Hit], int]:
         """Hits on both strands in genome order (first `max_hits`) and the total count."""
         forward = motif_regex(motif, self.name)
         rc = reverse_complement_motif(motif)
         reverse = motif_regex(rc, self.name) if rc != motif.upper() else None
-        search = _MotifSearch(forward, reverse, len(motif), max_hits)
+        search = _MotifSearch(forward, reverse, len(motif), max_hits, deadline)
         if regions:
             for span in [self.span(r) for r in regions]:
                 self._search_span(span, search)

@@ -16,16 +16,31 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mezzo.files.compression import BgzfSource, ByteSource, GzipSource, PlainSource
 from mezzo.files.errors import FileError, FileNotFound, FileTooLarge
 from mezzo.files.index_db import IndexDB
 from mezzo.files.indexer import build_index
+from mezzo.files.limits import FileLimits
 from mezzo.files.models import Compression, FileInfo
+from mezzo.files.work import Deadline, TimedSource
+
+if TYPE_CHECKING:
+    from mezzo.config import Settings
+
+T = TypeVar("T")
+
+
+class BlockingLanes(Protocol):
+    """Runs blocking work off the event loop, keyed by tenant (`mezzo.tools.lanes`)."""
+
+    async def run(self, tenant: str, function: Callable[..., T], *args: Any) -> T: ...
+
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _WRITE_BATCH = 1 << 20
@@ -50,6 +65,7 @@ class OpenFile:
     info: FileInfo
     index: IndexDB
     source: ByteSource
+    deadline: Deadline | None = None  # the work limit of the tool call that opened it
 
     def close(self) -> None:
         self.source.close()
@@ -63,11 +79,35 @@ class OpenFile:
 
 
 class FileStore:
-    def __init__(self, root: Path, gzip_sidecar_min_bytes: int | None = 64 << 20) -> None:
+    def __init__(
+        self,
+        root: Path,
+        gzip_sidecar_min_bytes: int | None = 64 << 20,
+        *,
+        limits: FileLimits | None = None,
+        lanes: BlockingLanes | None = None,
+    ) -> None:
         """`gzip_sidecar_min_bytes`: plain gzip files inflating to at least this many bytes get
-        a BGZF copy (`data.bgz`) for random access; None never writes one."""
+        a BGZF copy (`data.bgz`) for random access; None never writes one. `limits` caps what
+        a compressed upload may inflate to."""
         self.root = Path(root)
         self.gzip_sidecar_min_bytes = gzip_sidecar_min_bytes
+        self.limits = limits or FileLimits()
+        self.lanes = lanes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FileStore:
+        from mezzo.tools.lanes import TenantLanes
+
+        return cls(
+            settings.files_root,
+            limits=FileLimits(
+                max_inflated_bytes=settings.max_inflated_bytes,
+                max_inflation_ratio=settings.max_inflation_ratio,
+                tool_seconds=settings.file_tool_seconds,
+            ),
+            lanes=TenantLanes(settings.index_threads, settings.uploads_per_tenant, "mezzo-index"),
+        )
 
     def _dir(self, workspace: str, file_id: str) -> Path:
         return self.root / _checked_id("workspace", workspace) / _checked_id("file", file_id)
@@ -78,11 +118,14 @@ class FileStore:
         filename: str,
         chunks: AsyncIterator[bytes],
         max_bytes: int,
+        *,
+        tenant: str | None = None,
     ) -> FileInfo:
         """Stream an upload to disk, checksum it, detect its format and index it.
 
-        Raises `FileTooLarge` past `max_bytes` and `FileFormatError` for bad content; either
-        way nothing is left behind.
+        Raises `FileTooLarge` past `max_bytes` (bytes received), `InflatedTooLarge` (a
+        `FileTooLarge`) when compressed content inflates past `self.limits`, and
+        `FileFormatError` for bad content; either way nothing is left behind.
         """
         name = clean_filename(filename)
         file_id = uuid.uuid4().hex[:20]
@@ -91,13 +134,15 @@ class FileStore:
         incoming.mkdir(parents=True)
         try:
             size, digest = await self._receive(incoming / DATA, name, chunks, max_bytes)
-            indexed = await asyncio.to_thread(
+            indexed = await self._blocking(
+                tenant or workspace,
                 build_index,
                 incoming / DATA,
                 incoming / INDEX,
                 name,
                 None if self.gzip_sidecar_min_bytes is None else incoming / SIDECAR,
                 self.gzip_sidecar_min_bytes or 0,
+                self.limits,
             )
             info = FileInfo(
                 id=file_id,
@@ -117,6 +162,12 @@ class FileStore:
             await asyncio.to_thread(shutil.rmtree, incoming, True)
             raise
         return info
+
+    async def _blocking(self, key: str, function: Callable[..., T], *args: Any) -> T:
+        """Index work in `lanes` (a pool of its own, a fair share per tenant) when given."""
+        if self.lanes is None:
+            return await asyncio.to_thread(function, *args)
+        return await self.lanes.run(key, function, *args)
 
     async def save_file(self, workspace: str, path: Path, max_bytes: int) -> FileInfo:
         """Convenience for local files: stream `path` through `save_stream`."""
@@ -194,7 +245,9 @@ class FileStore:
     def data_path(self, workspace: str, file_id: str) -> Path:
         return self._dir(workspace, file_id) / DATA
 
-    def open(self, workspace: str, file_id: str) -> OpenFile:
+    def open(self, workspace: str, file_id: str, *, tool: str | None = None) -> OpenFile:
+        """Open a file for queries. With `tool`, every read is held to the tool call's work
+        limit (`limits.tool_seconds`): past it, reads raise `WorkLimitReached`."""
         info = self.get(workspace, file_id)
         folder = self._dir(workspace, file_id)
         index = IndexDB(folder / INDEX)
@@ -208,4 +261,7 @@ class FileStore:
             source = GzipSource(data, info.name, info.uncompressed_size)
         else:
             source = PlainSource(data)
-        return OpenFile(info, index, source)
+        if tool is None:
+            return OpenFile(info, index, source)
+        deadline = Deadline(info.name, tool, self.limits.tool_seconds)
+        return OpenFile(info, index, TimedSource(source, deadline), deadline)

@@ -17,6 +17,7 @@ from mezzo.files.compression import ByteSource
 from mezzo.files.conditions import Condition
 from mezzo.files.errors import FileFormatError, QueryError
 from mezzo.files.index_db import IndexDB
+from mezzo.files.lines import MAX_RECORD_BYTES
 
 ROW_CHECKPOINT = 1024
 STATS_BATCH = 4096
@@ -200,6 +201,12 @@ class RowReader:
             buf = carry + chunk if carry else chunk
             cut = buf.rfind(b"\n") + 1
             carry = buf[cut:]
+            if len(carry) > MAX_RECORD_BYTES:
+                raise FileFormatError(
+                    self._source,
+                    f"a line longer than {MAX_RECORD_BYTES} bytes: not a table this reader takes",
+                    line=self._loaded_lines + 1,
+                )
             if cut:
                 yield self._load(buf[:cut])
         if carry:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -11,7 +10,8 @@ from typing import Any
 from mezzo.files.compression import ByteSource
 from mezzo.files.errors import FileFormatError, QueryError
 from mezzo.files.index_db import IndexDB
-from mezzo.files.lines import LineCheckpointer, lines_from, split_lines
+from mezzo.files.lines import MAX_LINE_BYTES, LineCheckpointer, line_groups, lines_from
+from mezzo.files.regex import compile_pattern
 
 # Log levels are counted as occurrences of the upper-case word anywhere (one C-level count
 # each, no regex): "WARN" includes "WARNING", and a message quoting "ERROR" counts too.
@@ -87,6 +87,16 @@ class TextScanner:
         }
 
 
+def cut_marker(length: int) -> str:
+    return f"… [line cut: {length} bytes in all]"
+
+
+def shown_line(line: bytes, length: int) -> str:
+    """A line as a tool shows it; one that was cut while reading says so."""
+    text = decode(line)
+    return text if length == len(line) else text + cut_marker(length)
+
+
 @dataclass
 class TextQuery:
     name: str
@@ -94,9 +104,11 @@ class TextQuery:
     index: IndexDB
     size: int
     total_lines: int | None  # None when the scan did not count lines (sequence, table files)
+    max_line: int = MAX_LINE_BYTES
 
-    def lines(self, start: int, end: int) -> Iterator[tuple[int, str]]:
-        """Lines start..end, 1-based inclusive."""
+    def lines(self, start: int, end: int) -> Iterator[tuple[int, bytes, int]]:
+        """(number, line cut to `max_line` bytes, full length) for lines start..end,
+        1-based inclusive."""
         if start < 1 or end < start:
             raise QueryError(self.name, f"bad line range {start}-{end}: lines are 1-based")
         if self.total_lines is not None and start > self.total_lines:
@@ -104,23 +116,31 @@ class TextQuery:
                 self.name, f"line {start} is out of range: the file has {self.total_lines} lines"
             )
         found = False
-        for number, line in lines_from(self.source, self.index, start, self.size):
+        for number, line, length in lines_from(
+            self.source, self.index, start, self.size, self.max_line
+        ):
             if number > end:
                 return
             found = True
-            yield number, decode(line)
+            yield number, line, length
         if not found:
             raise QueryError(self.name, f"line {start} is out of range: the file is shorter")
 
     def grep(
         self, pattern: str, ignore_case: bool = False, invert: bool = False
-    ) -> Iterator[tuple[int, str]]:
-        try:
-            regex = re.compile(pattern.encode(), re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
-            raise QueryError(self.name, f"invalid regular expression {pattern!r}: {exc}") from None
+    ) -> Iterator[tuple[int, bytes, int]]:
+        """(number, line cut to `max_line` bytes, full length) of each matching line; the first
+        `max_line` bytes of a line are what is searched."""
+        regex = compile_pattern(self.name, pattern, ignore_case=ignore_case)
+        block = None
+        if not invert and "\\A" not in pattern and "\\z" not in pattern:
+            block = compile_pattern(self.name, pattern, ignore_case=ignore_case, lines=True)
         number = 1
-        for _, line in split_lines(self.source.iter_range(0, self.size)):
-            if (regex.search(line) is None) == invert:
-                yield number, decode(line)
-            number += 1
+        chunks = self.source.iter_range(0, self.size, 1 << 20)
+        for lines, lengths in line_groups(chunks, self.max_line):
+            # one search per chunk skips the chunks without a match, which are most of them
+            if block is None or block.search(b"\n".join(lines)) is not None:
+                for i, line in enumerate(lines):
+                    if (regex.search(line) is None) == invert:
+                        yield number + i, line, lengths[i]
+            number += len(lines)

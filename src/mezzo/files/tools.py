@@ -20,12 +20,11 @@ from typing import Any
 from mezzo.files.conditions import parse_conditions
 from mezzo.files.errors import QueryError
 from mezzo.files.jsonl import JsonlQuery
-from mezzo.files.lines import split_lines
 from mezzo.files.models import FileFormat, FileInfo
 from mezzo.files.sequences import SequenceQuery
 from mezzo.files.storage import FileStore, OpenFile
 from mezzo.files.tables import TableQuery
-from mezzo.files.text import TextQuery, decode
+from mezzo.files.text import TextQuery, cut_marker, decode, shown_line
 from mezzo.files.trim import (
     DEFAULT_MAX_TOKENS,
     TokenCounter,
@@ -33,6 +32,7 @@ from mezzo.files.trim import (
     fit_prefix,
     trim_lines,
 )
+from mezzo.files.work import WorkLimitReached
 
 SEQUENCE_FORMATS = (FileFormat.FASTA, FileFormat.FASTQ)
 TABLE_FORMATS = (FileFormat.CSV, FileFormat.TSV)
@@ -148,13 +148,13 @@ def list_records(
 ) -> str:
     """List FASTA/FASTQ records (name, length, GC%, N count), optionally those whose name
     matches a glob `pattern` such as 'chr*'; page with `offset` and `limit`."""
-    with store.open(workspace, file_id) as opened:
+    with store.open(workspace, file_id, tool="list_records") as opened:
         _require(opened, SEQUENCE_FORMATS, "list_records")
         total = opened.index.count_matching(pattern)
         rows = (
             f"{r.name}\t{r.length}\t{_percent(r.gc / (r.length - r.n)) if r.length > r.n else '-'}"
             f"\t{r.n}"
-            for r in opened.index.records(pattern, max(0, offset), max(0, limit))
+            for r in opened.index.records(pattern, max(0, offset), _clamp(store, limit))
         )
         head = f"{total} records match; name\tlength\tGC\tN (from #{offset + 1})"
         return trim_lines(
@@ -178,7 +178,7 @@ def fetch_sequence(
 ) -> str:
     """Return the bases of a record or a slice, samtools-style: 'chr1' or 'chr1:1000-2000'
     (1-based, inclusive). Long slices are cut to the token cap; ask for the rest in pieces."""
-    with store.open(workspace, file_id) as opened:
+    with store.open(workspace, file_id, tool="fetch_sequence") as opened:
         _require(opened, SEQUENCE_FORMATS, "fetch_sequence")
         query = _sequences(opened)
         span = query.span(region)
@@ -210,15 +210,24 @@ def search_motif(
     count_tokens: TokenCounter = estimate_tokens,
 ) -> str:
     """Find a motif (IUPAC codes such as N, R, Y allowed) on both strands, in all records or
-    in the given regions ('chr1', 'chr1:1-5000'). Positions are 1-based; '-' strand hits
-    report where the reverse complement lies on the forward strand."""
-    with store.open(workspace, file_id) as opened:
+    in the given regions ('chr1', 'chr1:1-5000'; at most 100). Positions are 1-based; '-'
+    strand hits report where the reverse complement lies on the forward strand. Every hit is
+    counted; at most `max_hits` (up to 1000) are listed."""
+    with store.open(workspace, file_id, tool="search_motif") as opened:
         _require(opened, SEQUENCE_FORMATS, "search_motif")
         if opened.info.summary.get("alphabet") == "protein":
             raise QueryError(
                 opened.info.name, "holds protein sequences; search_motif takes nucleotide motifs"
             )
-        hits, total = _sequences(opened).search(motif, regions or (), max(1, max_hits))
+        if regions and len(regions) > store.limits.max_regions:
+            raise QueryError(
+                opened.info.name,
+                f"{len(regions)} regions asked for; search_motif takes at most "
+                f"{store.limits.max_regions} regions per call",
+            )
+        hits, total = _sequences(opened).search(
+            motif, regions or (), max(1, _clamp(store, max_hits)), opened.deadline
+        )
         head = f"{total} hits for {motif} (both strands); record\tstart\tend\tstrand\tmatch"
         rows = (f"{h.record}\t{h.start}\t{h.end}\t{h.strand}\t{h.text}" for h in hits)
         return trim_lines(
@@ -243,7 +252,7 @@ def sequence_stats(
 ) -> str:
     """Statistics (count, bases, N50, GC, N, soft-masking) for all records, for records whose
     name matches the glob `pattern`, or for one `region` such as 'chr2:5000-90000'."""
-    with store.open(workspace, file_id) as opened:
+    with store.open(workspace, file_id, tool="sequence_stats") as opened:
         _require(opened, SEQUENCE_FORMATS, "sequence_stats")
         query = _sequences(opened)
         stats = (
@@ -275,8 +284,9 @@ def table_rows(
 ) -> str:
     """Rows of a CSV/TSV file from `start_row` (1-based, header excluded) that satisfy every
     filter in `where` ('age > 30', 'name == Ann', 'city ~ ^Ber'), showing only `columns` if
-    given. All matches are counted; at most `limit` are shown."""
-    with store.open(workspace, file_id) as opened:
+    given. All matches are counted; at most `limit` (up to 1000) are shown. Filter regexes
+    use RE2 syntax."""
+    with store.open(workspace, file_id, tool="table_rows") as opened:
         _require(opened, TABLE_FORMATS, "table_rows")
         query = TableQuery(
             opened.info.name,
@@ -295,10 +305,10 @@ def table_rows(
         shown_rows = [
             f"{number}{delimiter}"
             + _csv_line([row[i] if i < len(row) else "" for i in positions], delimiter)
-            for number, row in _first(matches, max(1, limit))
+            for number, row in _first(matches, max(1, _clamp(store, limit)))
         ]
-        total = len(shown_rows) + sum(1 for _ in matches)
-        head = f"{total} matching rows\nrow{delimiter}" + _csv_line(
+        total, partial = _count_rest(len(shown_rows), matches)
+        head = f"{total}{partial} matching rows\nrow{delimiter}" + _csv_line(
             [header[i] for i in positions], delimiter
         )
         return trim_lines(
@@ -355,8 +365,9 @@ def jsonl_records(
     count_tokens: TokenCounter = estimate_tokens,
 ) -> str:
     """JSON Lines records from `start_line` that satisfy every filter in `where`, on dotted
-    paths ('user.id == 7', 'status != ok', 'msg ~ timeout'); at most `limit` shown."""
-    with store.open(workspace, file_id) as opened:
+    paths ('user.id == 7', 'status != ok', 'msg ~ timeout'); at most `limit` (up to 1000)
+    shown."""
+    with store.open(workspace, file_id, tool="jsonl_records") as opened:
         _require(opened, (FileFormat.JSONL,), "jsonl_records")
         query = JsonlQuery(
             opened.info.name,
@@ -364,13 +375,14 @@ def jsonl_records(
             opened.index,
             opened.info.uncompressed_size,
             opened.info.summary.get("lines", 0),
+            store.limits.max_line_bytes,
         )
         conditions = parse_conditions(opened.info.name, where or [], None)
         matches = query.records(conditions, start_line)
-        shown = [f"{n}: {text}" for n, text in _first(matches, limit)]
-        total = len(shown) + sum(1 for _ in matches)
+        shown = [f"{n}: {text}" for n, text in _first(matches, max(1, _clamp(store, limit)))]
+        total, partial = _count_rest(len(shown), matches)
         return trim_lines(
-            f"{total} matching records (line: record)",
+            f"{total}{partial} matching records (line: record)",
             shown,
             total=total,
             unit="records",
@@ -387,13 +399,35 @@ def _first(items: Iterator[Any], limit: int) -> Iterator[Any]:
             return
 
 
+def _clamp(store: FileStore, requested: int) -> int:
+    """A model-chosen count (max_hits, limit, ...) held to `limits.max_items`."""
+    return max(0, min(requested, store.limits.max_items))
+
+
+def _count_rest(shown: int, items: Iterator[Any]) -> tuple[int, str]:
+    """`shown` plus the items left, and "" — or, when the work limit ends the count first,
+    the count so far and " or more (counting stopped at the work limit)"."""
+    total = shown
+    try:
+        for _ in items:
+            total += 1
+    except WorkLimitReached:
+        return total, " or more (counting stopped at the tool's work limit)"
+    return total, ""
+
+
 # --- text (works on every format) ---
 
 
-def _text_query(opened: OpenFile) -> TextQuery:
+def _text_query(opened: OpenFile, store: FileStore) -> TextQuery:
     lines = opened.info.summary.get("lines") if opened.info.format is FileFormat.TEXT else None
     return TextQuery(
-        opened.info.name, opened.source, opened.index, opened.info.uncompressed_size, lines
+        opened.info.name,
+        opened.source,
+        opened.index,
+        opened.info.uncompressed_size,
+        lines,
+        store.limits.max_line_bytes,
     )
 
 
@@ -406,19 +440,50 @@ def read_lines(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     count_tokens: TokenCounter = estimate_tokens,
 ) -> str:
-    """Lines `start`..`end` (1-based, inclusive; `end` defaults to start + 49) of any file."""
+    """Lines `start`..`end` (1-based, inclusive; `end` defaults to start + 49) of any file.
+    Lines are read only as far as the token cap shows them; a very long line is cut."""
     end = start + 49 if end is None else end
-    with store.open(workspace, file_id) as opened:
-        query = _text_query(opened)
-        lines = [f"{n}: {text}" for n, text in query.lines(start, end)]
-        return trim_lines(
-            "",
-            lines,
-            total=len(lines),
-            hint=f"continue from the last line shown (asked for {start}-{end})",
-            max_tokens=max_tokens,
-            count_tokens=count_tokens,
-        )
+    with store.open(workspace, file_id, tool="read_lines") as opened:
+        numbered = _text_query(opened, store).lines(start, end)
+        budget = max_tokens - 60
+        shown: list[str] = []
+        last = start - 1
+        for number, raw, length in numbered:
+            marker = cut_marker(length) if length != len(raw) else ""
+            line = f"{number}: {decode(raw)}"
+            cost = count_tokens(line + marker) + 1
+            if cost > budget:
+                if not shown:  # one line longer than the whole cap: show its head, go on
+                    marker = cut_marker(length)
+                    room = max(budget // 2 - count_tokens(marker) - 1, 0)
+                    shown.append(line[: fit_prefix(line, room, count_tokens)] + marker)
+                    budget -= count_tokens(shown[-1]) + 1
+                    last = number
+                    continue
+                if number <= end:
+                    shown.append(
+                        f"[truncated: {len(shown)} lines shown ({start}-{last}); continue "
+                        f"from line {last + 1} (asked for {start}-{end})]"
+                    )
+                break
+            budget -= cost
+            shown.append(line + marker)
+            last = number
+        return "\n".join(shown)
+
+
+def _last_lines(data: bytes, count: int, whole: bool) -> list[bytes]:
+    """The last `count` lines of `data` (its trailing newline ends the last line). When `data`
+    is not the `whole` file its first line may be partial and is never returned."""
+    body = data[:-1] if data.endswith(b"\n") else data
+    cut = len(body)
+    for _ in range(count):
+        newline = body.rfind(b"\n", 0, cut)
+        if newline < 0:  # fewer lines than asked for
+            lines = body.split(b"\n")
+            return lines if whole else lines[1:]
+        cut = newline
+    return body[cut + 1 :].split(b"\n")
 
 
 def tail_lines(
@@ -429,20 +494,25 @@ def tail_lines(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     count_tokens: TokenCounter = estimate_tokens,
 ) -> str:
-    """The last `count` lines of any file."""
-    with store.open(workspace, file_id) as opened:
+    """The last `count` lines (up to 1000) of any file."""
+    count = _clamp(store, count)
+    max_line = store.limits.max_line_bytes
+    with store.open(workspace, file_id, tool="tail_lines") as opened:
         size = opened.info.uncompressed_size
         window = 64 << 10
         while True:
             begin = max(0, size - window)
             data = opened.source.read(begin, size)
-            lines = [line for _, line in split_lines([data])]
-            if begin > 0:
-                lines = lines[1:]
-            if len(lines) >= count or begin == 0 or window >= 16 << 20:
+            newlines = data.count(b"\n", 0, len(data) - 1)
+            if newlines >= count or begin == 0 or window >= 16 << 20:
                 break
             window *= 4
-        picked = [decode(line) for line in lines[-count:]] if count > 0 else []
+        lines = _last_lines(data, count, begin == 0) if count > 0 else []
+        picked = [
+            decode(line[:max_line])
+            + ("" if len(line) <= max_line else f"… [line cut: {len(line)} bytes read]")
+            for line in lines
+        ]
         total_lines = opened.info.summary.get("lines")
         if total_lines is not None and opened.info.format is FileFormat.TEXT:
             first = total_lines - len(picked) + 1
@@ -474,14 +544,21 @@ def grep_file(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     count_tokens: TokenCounter = estimate_tokens,
 ) -> str:
-    """Lines matching a regular expression (Python syntax), with line numbers; all matches
-    are counted, at most `max_matches` shown."""
-    with store.open(workspace, file_id) as opened:
-        matches = _text_query(opened).grep(pattern, ignore_case)
-        shown = [f"{n}: {text}" for n, text in _first(matches, max(1, max_matches))]
-        total = len(shown) + sum(1 for _ in matches)
+    """Lines matching a regular expression (RE2 syntax: Python's without backreferences or
+    lookaround), with line numbers; all matches are counted, at most `max_matches` (up to
+    1000) shown."""
+    with store.open(workspace, file_id, tool="grep_file") as opened:
+        matches = _text_query(opened, store).grep(pattern, ignore_case)
+        shown: list[str] = []
+        try:
+            for n, line, length in _first(matches, max(1, _clamp(store, max_matches))):
+                shown.append(f"{n}: {shown_line(line, length)}")
+        except WorkLimitReached:
+            total, partial = len(shown), " or more (the search stopped at the tool's work limit)"
+        else:
+            total, partial = _count_rest(len(shown), matches)
         return trim_lines(
-            f"{total} matching lines",
+            f"{total}{partial} matching lines",
             shown,
             total=total,
             unit="matching lines",

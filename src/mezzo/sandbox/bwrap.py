@@ -149,7 +149,10 @@ def build_argv(
     block_fd: int | None = None,
     seccomp_fd: int | None = None,
     bwrap: str = "bwrap",
+    mount_fds: Sequence[int] | None = None,
 ) -> list[str]:
+    """bwrap's argv. With `mount_fds` (one open `O_PATH` fd per mount, see `mounts.py`) the
+    mounts bind those fds, so bwrap cannot be led elsewhere by a symlink planted since."""
     tmpfs_size = str(spec.memory_limit_bytes)
     argv = [
         bwrap,
@@ -184,8 +187,12 @@ def build_argv(
         "--tmpfs",
         "/tmp",
     ]
-    for mount in spec.mounts:
-        argv += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
+    for i, mount in enumerate(spec.mounts):
+        if mount_fds is not None:
+            flag = "--bind-fd" if mount.writable else "--ro-bind-fd"
+            argv += [flag, str(mount_fds[i]), mount.target]
+        else:
+            argv += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
     if proxy_socket is not None:
         argv += ["--ro-bind", proxy_socket, PROXY_SOCKET]
     if status_fd is not None:

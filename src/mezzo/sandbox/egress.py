@@ -5,9 +5,10 @@ It listens on a Unix socket that is mounted into the sandbox (and bridged there 
 
 - its host (CONNECT target, or the absolute URL / Host header of plain HTTP) matches the
   allowlist and its port is allowed,
-- the name resolves (through the proxy's own resolver) to at least one public address; loopback,
-  private, link-local, shared, reserved and cloud-metadata addresses are refused even for allowed
-  names, and the proxy connects to the address it checked (pinned), never re-resolving;
+- the name resolves (through the proxy's own resolver) to at least one global unicast address
+  (`addresses.is_public_address`: IPv6 forms that wrap an IPv4 address are judged by it;
+  anything not global unicast is refused, metadata endpoints too), even for allowed names,
+  and the proxy connects to the address it checked (pinned), never re-resolving;
 - for CONNECT, the first bytes are a TLS ClientHello whose SNI equals the CONNECT host.
 
 Every decision is logged with structlog (`event="egress"`, `decision`, `reason`).
@@ -17,27 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 import structlog
 
+from mezzo.sandbox.addresses import Address, is_public_address, parse_address
 from mezzo.sandbox.allowlist import Allowlist, normalize_host
 from mezzo.sandbox.sni import MAX_HELLO_BYTES, NotClientHello, hello_complete, server_name
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressPolicy = Callable[[Address], bool]
 
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 128  # per sandbox: the socket is reachable without going through socat
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "100.100.100.200", "fd00:ec2::254")
-)
 _HOP_HEADERS = {"proxy-connection", "proxy-authorization", "connection", "keep-alive"}
 
 log = structlog.get_logger("mezzo.sandbox.egress")
@@ -48,13 +45,6 @@ async def system_resolver(host: str, port: int) -> list[str]:
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )
     return [str(info[4][0]) for info in infos]
-
-
-def is_public_address(address: Address) -> bool:
-    """Only globally routable unicast addresses that are not a cloud metadata endpoint."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast and address not in METADATA_ADDRESSES
 
 
 class Refused(Exception):
@@ -143,8 +133,8 @@ class EgressProxy:
             self._decide("deny", kind, host, port, f"resolution failed: {exc}")
             raise Refused(502, f"cannot resolve {host}", logged=True) from None
         for text in found:
-            address = ipaddress.ip_address(text)
-            if self.address_allowed(address):
+            address = parse_address(text)
+            if address is not None and self.address_allowed(address):
                 return str(address)
         self._decide(
             "deny", kind, host, port, "resolves only to non-public addresses", addresses=found

@@ -17,6 +17,7 @@ class ExecResult(BaseModel):
     stderr_truncated: bool = False
     duration_s: float
     peak_memory_bytes: int | None = None
+    memory_limited: bool = False  # the run's memory cgroup had processes OOM-killed
 
     @property
     def ok(self) -> bool:

@@ -33,12 +33,15 @@ from mezzo.sandbox import seccomp
 from mezzo.sandbox.bwrap import build_argv, build_etc
 from mezzo.sandbox.egress import AddressPolicy, EgressProxy, Resolver, is_public_address
 from mezzo.sandbox.limits import (
+    MemoryLimiter,
     PidLimiter,
     PidsCgroup,
     SandboxUnavailable,
     confine,
+    detect_memory_limiter,
     detect_pid_limiter,
 )
+from mezzo.sandbox.mounts import MountChanged, open_mount_sources
 from mezzo.sandbox.result import CappedOutput, ExecResult
 from mezzo.sandbox.spec import HOST_IMAGE, SandboxSpec
 
@@ -82,6 +85,7 @@ class Sandbox:
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._workspace, True)
         build_etc(self._workspace / "etc")
         self._pid_limiter: PidLimiter | None = None
+        self._memory_limiter: MemoryLimiter | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
         self._pending_cgroups: dict[Path, PidsCgroup] = {}
 
@@ -120,7 +124,20 @@ class Sandbox:
             reason = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
             raise SandboxUnavailable(f"cannot create namespaces with bubblewrap: {reason}")
         self._pid_limiter = detect_pid_limiter()
+        self._memory_limiter = detect_memory_limiter()
+        if self._memory_limiter.parent is None:
+            log.warning(
+                "no memory cgroup here: the sandbox's memory limit holds per process only",
+                memory=self._memory_limiter.describe(),
+            )
         return self._pid_limiter
+
+    @property
+    def memory_limiter(self) -> MemoryLimiter:
+        """How memory limits hold here (after `check`)."""
+        self.check()
+        assert self._memory_limiter is not None
+        return self._memory_limiter
 
     async def run(
         self, command: str | Sequence[str], spec: SandboxSpec | None = None
@@ -131,15 +148,34 @@ class Sandbox:
         if not argv_command:
             raise ValueError("empty command")
         limiter = self.check()
+        memory = self.memory_limiter
         async with contextlib.AsyncExitStack() as stack:
+            try:
+                mount_fds = open_mount_sources(spec.mounts)
+            except MountChanged as exc:
+                raise SandboxSetupError(str(exc)) from None
+            stack.callback(_close_all, mount_fds)
             proxy_socket = None
             if spec.allow_net:
                 proxy_socket = await self._start_proxy(spec, stack)
-            cgroup = None
+            cgroups: list[PidsCgroup] = []
+            memory_cgroup = None
+            memory_settings = memory.settings(spec.memory_limit_bytes)
             if limiter.parent is not None:
-                cgroup = PidsCgroup.create(limiter.parent, spec.pid_limit)
-                stack.callback(self._remove_soon, cgroup)
-            result = await self._run_bwrap(argv_command, spec, proxy_socket, cgroup)
+                shared = memory.parent == limiter.parent  # v2: one cgroup holds both
+                settings = {"pids.max": str(spec.pid_limit), **(memory_settings if shared else {})}
+                cgroups.append(PidsCgroup.create_with(limiter.parent, settings))
+                stack.callback(self._remove_soon, cgroups[-1])
+                memory_cgroup = cgroups[-1] if shared else None
+            if memory.parent is not None and memory_cgroup is None:
+                cgroups.append(PidsCgroup.create_with(memory.parent, memory_settings))
+                stack.callback(self._remove_soon, cgroups[-1])
+                memory_cgroup = cgroups[-1]
+            result = await self._run_bwrap(
+                argv_command, spec, proxy_socket, cgroups, limiter.parent is not None, mount_fds
+            )
+            if memory_cgroup is not None and memory_cgroup.oom_kills():
+                result = result.model_copy(update={"memory_limited": True})
         return result
 
     def _remove_soon(self, cgroup: PidsCgroup) -> None:
@@ -172,7 +208,9 @@ class Sandbox:
         command: list[str],
         spec: SandboxSpec,
         proxy_socket: str | None,
-        cgroup: PidsCgroup | None,
+        cgroups: list[PidsCgroup],
+        pids_in_cgroup: bool,
+        mount_fds: list[int],
     ) -> ExecResult:
         loop = asyncio.get_running_loop()
         status_read, status_write = os.pipe()
@@ -192,13 +230,15 @@ class Sandbox:
             block_fd=block_read,
             seccomp_fd=seccomp_read,
             bwrap=self.bwrap,
+            mount_fds=mount_fds,
         )
         child_fds = [
             fd for fd in (status_write, peak_write, block_read, seccomp_read) if fd is not None
         ]
+        inherited = (*child_fds, *mount_fds)
         started = time.monotonic()
         try:
-            process = _spawn(argv, tuple(child_fds))
+            process = _spawn(argv, inherited)
         finally:
             for fd in child_fds:
                 os.close(fd)
@@ -217,7 +257,8 @@ class Sandbox:
         timed_out = False
         try:
             wait_status = await asyncio.wait_for(
-                self._supervise(process.pid, status, block_write, spec, cgroup), spec.time_limit_s
+                self._supervise(process.pid, status, block_write, spec, cgroups, pids_in_cgroup),
+                spec.time_limit_s,
             )
         except TimeoutError:
             timed_out = True
@@ -233,8 +274,9 @@ class Sandbox:
             with contextlib.suppress(OSError):
                 os.close(block_write)
         process.returncode = os.waitstatus_to_exitcode(wait_status)  # reaped here, not by Popen
-        if cgroup is not None and timed_out:
-            cgroup.kill_and_remove()
+        if timed_out:
+            for cgroup in cgroups:
+                cgroup.kill_and_remove()
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(capture.closed for capture in captures), status.closed),
@@ -272,7 +314,8 @@ class Sandbox:
         status: _StatusReader,
         block_write: int,
         spec: SandboxSpec,
-        cgroup: PidsCgroup | None,
+        cgroups: list[PidsCgroup],
+        pids_in_cgroup: bool,
     ) -> int:
         """Confine the sandbox's first process while bwrap builds its mounts (it waits on the
         block fd before running anything), release it, and wait for bwrap to exit."""
@@ -280,7 +323,7 @@ class Sandbox:
         if child is not None:
             try:
                 await asyncio.to_thread(
-                    confine, child, spec.memory_limit_bytes, spec.pid_limit, cgroup
+                    confine, child, spec.memory_limit_bytes, spec.pid_limit, cgroups, pids_in_cgroup
                 )
             except OSError as exc:
                 raise SandboxUnavailable(f"cannot apply the sandbox's limits: {exc}") from exc
@@ -348,6 +391,12 @@ def _spawn(argv: list[str], pass_fds: tuple[int, ...]) -> subprocess.Popen[bytes
         env=BWRAP_OWN_ENV,
         pass_fds=pass_fds,
     )
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _reap(pid: int) -> int | None:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mezzo.protocol import ToolDecl
+from mezzo.tools.lanes import configure_tool_lanes
 from mezzo.tools.registry import ToolRegistry
+from mezzo.tools.scan import ScanAccess, scan_tool
+
+if TYPE_CHECKING:
+    from mezzo.config import Settings
 
 HUMAN_INPUT_TOOL = ToolDecl(
     name="request_human_input",
@@ -32,15 +39,20 @@ async def run_code(language: str, code: str) -> str:
     return render_result(result)
 
 
-def scan_infrastructure(target: str, depth: str = "deep") -> str:
-    """Scan Terraform, IAM policy and Kubernetes files under `target` for chained attack paths."""
-    from mezzo.threatscan.tool import scan_for_agent
+def default_registry(settings: Settings | None = None) -> ToolRegistry:
+    """`run_code`, and `scan_infrastructure` limited to what each workspace owns (off for
+    tenants the operator has not enabled)."""
+    from mezzo.files.storage import FileStore
 
-    return scan_for_agent(target, depth=depth)
-
-
-def default_registry() -> ToolRegistry:
+    access = ScanAccess()
+    if settings is not None:
+        configure_tool_lanes(settings.tool_threads, settings.tool_calls_per_tenant)
+        access = ScanAccess(
+            frozenset(settings.scan_tenants),
+            dict(settings.scan_folders),
+            FileStore.from_settings(settings),
+        )
     registry = ToolRegistry()
     registry.register(run_code)
-    registry.register(scan_infrastructure)
+    registry.register(scan_tool(access))
     return registry

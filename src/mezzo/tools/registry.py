@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 from collections.abc import Awaitable, Callable
@@ -12,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, create_model
 
 from mezzo.protocol import ToolDecl, ToolSide
+from mezzo.tools.context import ToolContext
+from mezzo.tools.lanes import tool_lanes
 
 ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
 
@@ -22,6 +23,14 @@ class ToolError(Exception):
 
 def _first_paragraph(doc: str | None) -> str:
     return inspect.cleandoc(doc or "").split("\n\n", 1)[0].strip()
+
+
+def _context_parameter(function: ToolFunction) -> str | None:
+    """The name of the parameter that receives the `ToolContext`, if the tool takes one."""
+    for name, param in inspect.signature(function, eval_str=True).parameters.items():
+        if param.annotation is ToolContext:
+            return name
+    return None
 
 
 def schema_of(function: ToolFunction) -> dict[str, Any]:
@@ -47,13 +56,16 @@ def declare(function: ToolFunction, side: ToolSide = "client") -> ToolDecl:
 
 
 def arguments_model(function: ToolFunction) -> type[BaseModel]:
+    """The model of what the model fills in: every parameter but the `ToolContext`."""
     params = inspect.signature(function).parameters
+    context = _context_parameter(function)
     fields: dict[str, Any] = {
         name: (
             Any if p.annotation is inspect.Parameter.empty else p.annotation,
             ... if p.default is inspect.Parameter.empty else p.default,
         )
         for name, p in params.items()
+        if name != context
     }
     return create_model(f"{function.__name__}_args", **fields)
 
@@ -64,16 +76,22 @@ class ServerTool:
     function: ToolFunction
     arguments: type[BaseModel]
 
-    async def call(self, arguments: dict[str, Any]) -> str:
+    async def call(self, arguments: dict[str, Any], context: ToolContext | None = None) -> str:
         try:
             validated = self.arguments.model_validate(arguments)
         except ValidationError as exc:
             raise ToolError(f"invalid arguments for {self.decl.name}: {exc}") from exc
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
+        wanted = _context_parameter(self.function)
+        if wanted is not None:
+            if context is None:
+                raise ToolError(f"{self.decl.name} needs the caller's tenant and workspace")
+            kwargs[wanted] = context
         if inspect.iscoroutinefunction(self.function):
             result = await self.function(**kwargs)
-        else:
-            result = await asyncio.to_thread(self.function, **kwargs)
+        else:  # its own pool, and a fair share of it per tenant
+            tenant = context.tenant if context is not None else ""
+            result = await tool_lanes().run(tenant, self.function, **kwargs)
         return result if isinstance(result, str) else json.dumps(result, default=str)
 
 
