@@ -25,11 +25,12 @@ from mezzo.threatscan.iam import (
     Statement,
     condition_result,
     is_public_principal,
+    may_be_public_principal,
     parse_policy_document,
 )
-from mezzo.threatscan.model import Edge, Location, Node, NodeKind
-from mezzo.threatscan.privesc import ADMIN_NODE, Principal, escalation_edges
-from mezzo.threatscan.rules import finding
+from mezzo.threatscan.model import Edge, Location, Node, NodeKind, Severity
+from mezzo.threatscan.privesc import ADMIN_NODE, Principal, decision_edge, escalation_edges
+from mezzo.threatscan.rules import depends_note, finding
 from mezzo.threatscan.terraform import TfResource
 
 
@@ -61,7 +62,7 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
                 node_id(resource), kind, display_name(resource), arn_of(resource), resource.location
             )
             principals[principal.node_id] = principal
-            by_resource[(tf_type, resource.name)] = principal
+            by_resource[(tf_type, resource.address)] = principal
             if kind == "role":
                 trust = policy_attribute(resource, "assume_role_policy", "trust", result)
                 principal.trust = list(trust.statements) if trust else []
@@ -82,7 +83,7 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
 
     def owner(tf_type: str, reference: Any) -> Principal | None:
         target = index.find(tf_type, reference)
-        return by_resource.get((tf_type, target.name)) if target else None
+        return by_resource.get((tf_type, target.address)) if target else None
 
     for suffix, tf_type, key in (
         ("role", "aws_iam_role", "role"),
@@ -139,7 +140,7 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
     for tf_type in ("aws_iam_role", "aws_iam_user"):
         for resource in index.by_type[tf_type]:
             arn = resource.values.get("permissions_boundary")
-            principal = by_resource[(tf_type, resource.name)]
+            principal = by_resource[(tf_type, resource.address)]
             if isinstance(arn, str):
                 boundary = _managed(arn, index, result)
                 if boundary is not None:
@@ -185,17 +186,25 @@ def _public_trust(
         if principal.kind != "role":
             continue
         for statement in principal.trust:
-            if statement.effect != "Allow" or not is_public_principal(statement):
+            public = is_public_principal(statement)
+            if statement.effect != "Allow" or not (public or may_be_public_principal(statement)):
                 continue
             if condition_result(statement.conditions, principal.context()) is False:
                 continue
             location = statement.location or principal.location
+            depends = () if public else statement.depends or ("an unresolved principal",)
+            message = (
+                f"Role {principal.name} can be assumed by any AWS principal"
+                if public
+                else f"Role {principal.name} trusts a principal that cannot be resolved offline"
+            )
             result.findings.append(
                 finding(
                     "MZ-AWS-005",
-                    f"Role {principal.name} can be assumed by any AWS principal",
+                    message + depends_note(depends),
                     location,
                     (principal.node_id,),
+                    Severity.LOW if depends else None,
                 )
             )
             graph.add_node(_identity_node(principal))
@@ -207,6 +216,7 @@ def _public_trust(
                     "public-trust-policy",
                     f"assumes role {principal.name} from any AWS account",
                     location,
+                    depends,
                 )
             )
             break
@@ -236,9 +246,10 @@ def add_identity_edges(principals: list[Principal], graph: Graph, result: AwsRes
                 finding(
                     "MZ-AWS-004",
                     f"IAM {source.kind} {source.name} can make itself administrator: {edge.action} "
-                    f"({edge.technique})",
+                    f"({edge.technique})" + depends_note(edge.depends),
                     edge.location,
                     (edge.source, edge.target),
+                    Severity.LOW if edge.depends else None,
                 )
             )
     for principal in principals:
@@ -402,15 +413,15 @@ def add_workload_control_edges(
             for action, verb in actions:
                 decision = principal.can(action, arn)
                 if decision.allowed:
-                    location = decision.statement.location if decision.statement else None
                     graph.add_edge(
-                        Edge(
+                        decision_edge(
                             principal.node_id,
                             node_id(resource),
                             "can_exec",
                             action,
                             verb.format(name=display_name(resource)),
-                            location or principal.location,
+                            decision,
+                            principal.location,
                         )
                     )
                     break

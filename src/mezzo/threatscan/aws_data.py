@@ -22,7 +22,7 @@ from mezzo.threatscan.iam import (
     is_public_principal,
 )
 from mezzo.threatscan.model import Edge, Location, Node, NodeKind
-from mezzo.threatscan.privesc import Principal
+from mezzo.threatscan.privesc import Principal, decision_edge
 from mezzo.threatscan.rules import finding
 from mezzo.threatscan.terraform import TfResource
 
@@ -115,7 +115,8 @@ def add_data_edges(principals: list[Principal], targets: list[DataTarget], graph
             continue
         for generic in GENERIC_TARGETS:
             decision = principal.can(generic.action, generic.resource)
-            covered = decision.allowed
+            # "every bucket" needs a known wildcard; `${var.x}` names one bucket we cannot see
+            covered = decision.allowed and not decision.depends
             if covered:
                 graph.add_node(generic.node)
                 graph.add_edge(_data_edge(principal, generic, decision))
@@ -136,17 +137,14 @@ def add_data_edges(principals: list[Principal], targets: list[DataTarget], graph
 
 
 def _data_edge(principal: Principal, target: DataTarget, decision: Any) -> Edge:
-    location = decision.statement.location if decision.statement else None
-    verb = target.verb + (
-        " (a condition applies that cannot be checked offline)" if decision.conditional else ""
-    )
-    return Edge(
+    return decision_edge(
         principal.node_id,
         target.node.id,
         "can_read",
         target.action,
-        verb,
-        location or principal.location,
+        target.verb,
+        decision,
+        principal.location,
     )
 
 
@@ -159,15 +157,15 @@ def public_buckets(index: ResourceIndex, graph: Graph, result: AwsResult) -> Non
             and block.values.get("restrict_public_buckets") is True
             and block.values.get("ignore_public_acls") is True
         ):
-            blocked.add(bucket.name)
+            blocked.add(bucket.address)
     public: dict[str, tuple[TfResource, Location, str]] = {}
     for bucket in index.by_type["aws_s3_bucket"]:
         if bucket.values.get("acl") in ("public-read", "public-read-write"):
-            public[bucket.name] = (bucket, bucket.at("acl"), f"ACL {bucket.values['acl']}")
+            public[bucket.address] = (bucket, bucket.at("acl"), f"ACL {bucket.values['acl']}")
     for acl in index.by_type["aws_s3_bucket_acl"]:
         bucket = index.find("aws_s3_bucket", acl.values.get("bucket"))
         if bucket and acl.values.get("acl") in ("public-read", "public-read-write"):
-            public[bucket.name] = (bucket, acl.at("acl"), f"ACL {acl.values['acl']}")
+            public[bucket.address] = (bucket, acl.at("acl"), f"ACL {acl.values['acl']}")
     for policy_resource in index.by_type["aws_s3_bucket_policy"]:
         bucket = index.find("aws_s3_bucket", policy_resource.values.get("bucket"))
         policy = policy_attribute(policy_resource, "policy", policy_resource.address, result)
@@ -183,7 +181,7 @@ def public_buckets(index: ResourceIndex, graph: Graph, result: AwsResult) -> Non
                 )
                 and condition_result(statement.conditions, ATTACKER_CONTEXT) is not False
             ):
-                public[bucket.name] = (
+                public[bucket.address] = (
                     bucket,
                     statement.location or policy_resource.location,
                     "a bucket policy granting Principal *",

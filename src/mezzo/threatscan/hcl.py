@@ -52,11 +52,16 @@ class HclError(ValueError):
 
 def parse(text: str) -> list[Block]:
     """Parse one .tf file into its top-level blocks."""
+    return parse_body(text)[1]
+
+
+def parse_body(text: str) -> tuple[dict[str, Attribute], list[Block]]:
+    """Parse one HCL file into its top-level attributes (a .tfvars file) and blocks."""
     try:
         tree = hcl2.parses_to_tree(text)
     except Exception as exc:  # lark raises many exception types for bad input
         raise HclError(_first_line(str(exc)) or type(exc).__name__) from None
-    return _body_blocks(tree.children[0])[1]
+    return _body_blocks(tree.children[0])
 
 
 def _first_line(text: str) -> str:
@@ -109,6 +114,28 @@ def source_text(node: Any) -> str:
 
 
 Resolver = Callable[[list[str]], Any]
+
+
+def unknown_of(expression: str, *parts: Any) -> Unknown:
+    """An Unknown that depends on every unresolved name found in `parts`."""
+    names: list[str] = []
+    for part in parts:
+        for name in _unknown_names(part):
+            if name not in names:
+                names.append(name)
+    return Unknown(expression, tuple(names))
+
+
+def _unknown_names(value: Any) -> list[str]:
+    if isinstance(value, Unknown):
+        return list(value.depends)
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _unknown_names(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _unknown_names(v)]
+    return []
+
+
 _FUNCTIONS: dict[str, Callable[[list[Any]], Any]] = {}
 _LITERALS = {"true": True, "false": False, "null": None}
 
@@ -155,13 +182,37 @@ class Evaluator:
             return self._heredoc(str(node.children[0]))
         if kind == "function_call":
             return self._call(node)
+        if kind == "conditional":
+            condition, when_true, when_false = _subtrees(node)
+            decided = self.value(condition)
+            if isinstance(decided, bool):
+                return self.value(when_true if decided else when_false)
+            return unknown_of(source_text(node), decided)
+        if kind == "binary_op":
+            return self._binary(node)
         parts = reference_parts(node)
         if parts is not None:
             return self._resolve(parts)
         return Unknown(source_text(node))
 
+    def _binary(self, node: Tree) -> Any:
+        left_node, term = _subtrees(node)
+        operator_node, right_node = _subtrees(term)
+        operator = source_text(operator_node)
+        left, right = self.value(left_node), self.value(right_node)
+        if isinstance(left, Unknown) or isinstance(right, Unknown):
+            return unknown_of(source_text(node), left, right)
+        if operator == "==":
+            return left == right
+        if operator == "!=":
+            return left != right
+        if operator in ("&&", "||") and isinstance(left, bool) and isinstance(right, bool):
+            return (left and right) if operator == "&&" else (left or right)
+        return Unknown(source_text(node))
+
     def _string(self, node: Tree) -> Any:
         pieces: list[str] = []
+        unknowns: list[Unknown] = []
         for part in _subtrees(node):
             content = part.children[0]
             if isinstance(content, Token):
@@ -171,11 +222,18 @@ class Evaluator:
                     pieces.append(str(content)[1:])
             elif content.data == "interpolation":
                 value = self.value(_subtrees(content)[0])
-                if isinstance(value, Unknown | dict | list):
+                if isinstance(value, Unknown):
+                    unknowns.append(value)
+                    pieces.append(value.template)
+                elif isinstance(value, dict | list):
                     return Unknown(source_text(node))
-                pieces.append(_to_text(value))
+                else:
+                    pieces.append(_to_text(value))
             else:  # template directives (%{ if }) are not evaluated
                 return Unknown(source_text(node))
+        if unknowns:
+            unknown = unknown_of(source_text(node), *unknowns)
+            return Unknown(unknown.expression, unknown.names, "".join(pieces))
         return "".join(pieces)
 
     def _object(self, node: Tree) -> Any:
@@ -200,18 +258,21 @@ class Evaluator:
         if "%{" in body:
             return Unknown("heredoc with template directives")
         failed = False
+        missing: list[Unknown] = []
 
         def substitute(found: re.Match[str]) -> str:
             nonlocal failed
             value = self._resolve(found.group(1).strip().split("."))
             if isinstance(value, Unknown | dict | list):
                 failed = True
+                if isinstance(value, Unknown):
+                    missing.append(value)
                 return ""
             return _to_text(value)
 
         text = re.sub(r"(?<!\$)\$\{([A-Za-z0-9_.\-]+)\}", substitute, body)
         if failed or re.search(r"(?<!\$)\$\{", text):
-            return Unknown("heredoc interpolation")
+            return unknown_of("heredoc interpolation", *missing) if missing else Unknown("heredoc")
         return text.replace("$${", "${")
 
     def _call(self, node: Tree) -> Any:
@@ -228,7 +289,7 @@ class Evaluator:
             return Unknown(source_text(node)) if text is None else text
         function = _FUNCTIONS.get(name)
         if function is None or any(isinstance(v, Unknown) for v in values):
-            return Unknown(source_text(node))
+            return unknown_of(source_text(node), *values)
         try:
             return function(values)
         except (TypeError, ValueError, KeyError, IndexError):

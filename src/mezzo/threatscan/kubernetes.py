@@ -17,9 +17,9 @@ from mezzo.threatscan.model import (
     Severity,
     Skipped,
 )
+from mezzo.threatscan.parsing import Unparseable
 from mezzo.threatscan.rules import finding
 from mezzo.threatscan.sources import SourceFile
-from mezzo.threatscan.yamlload import DocumentError, load_documents
 
 HOST_NODE = "k8s:node"
 CLUSTER_ADMIN_NODE = "k8s:cluster-admin"
@@ -119,34 +119,27 @@ class K8sObject:
 class K8sResult:
     findings: list[Finding] = field(default_factory=list)
     irsa: list[tuple[str, str, Location]] = field(default_factory=list)
+    pods: list[str] = field(default_factory=list)  # workload nodes: where a compromise starts
 
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "Node", "PersistentVolume"}
 
 
 def load(
-    sources: list[SourceFile], documents_by_path: dict[str, list[Any]] | None = None
+    sources: list[SourceFile], parsed: dict[str, Any]
 ) -> tuple[list[K8sObject], list[Skipped]]:
+    """Kubernetes objects of every YAML/JSON file (parsed once, by `parsing`)."""
     objects: list[K8sObject] = []
     skipped: list[Skipped] = []
     for source in sources:
         if source.language not in ("yaml", "json"):
             continue
-        documents = (documents_by_path or {}).get(source.path)
-        if documents is None:
-            if source.language == "json":
-                continue
-            try:
-                documents = load_documents(source.text)
-            except DocumentError as exc:
-                hint = (
-                    " (an unrendered Helm template? run `helm template` first)"
-                    if "{{" in source.text
-                    else ""
-                )
-                skipped.append(Skipped(source.path, f"unparseable YAML: {exc}{hint}"))
-                continue
-        for document in documents:
+        documents = parsed.get(source.path)
+        if isinstance(documents, Unparseable):
+            if source.language == "yaml":  # JSON files report it once, as IAM input
+                skipped.append(Skipped(source.path, documents.reason))
+            continue
+        for document in documents if isinstance(documents, list) else []:
             objects.extend(_objects(document, source.path))
     return objects, skipped
 
@@ -269,6 +262,7 @@ class _Builder:
             Node(obj.id, NodeKind.WORKLOAD, f"{obj.kind} {obj.namespace}/{obj.name}", obj.location)
         )
         self.workloads.append((obj, spec, labels))
+        self.result.pods.append(obj.id)
         sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         sa_id = self._sa_node(obj.namespace, str(sa_name))
         self.workload_sa[obj.id] = sa_id

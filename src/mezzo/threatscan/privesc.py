@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from mezzo.threatscan.iam import (
     ACCOUNT,
     ATTACKER_CONTEXT,
+    MFA_KEY,
     REGION,
     Context,
     Decision,
@@ -70,7 +71,9 @@ class Principal:
         if base is None:
             base = ATTACKER_CONTEXT.with_values(aws__PrincipalArn=self.arn)
             if self.kind == "user":
-                base = base.with_values(aws__username=self.name)
+                # Stolen long-term access keys: the MFA key is absent from the request, so
+                # `BoolIfExists aws:MultiFactorAuthPresent` conditions are satisfied.
+                base = base.with_values(aws__username=self.name).without(MFA_KEY)
             self._base_context = base
         return base.with_values(**extra) if extra else base
 
@@ -195,19 +198,32 @@ def is_admin(principal: Principal) -> Decision:
     for action in ADMIN_PROBES:
         service = action.split(":")[0]
         decision = principal.can(action, f"arn:aws:{service}:{REGION}:{ACCOUNT}:mezzo-any/x")
-        if not decision.allowed or decision.conditional:
+        if not decision.certain or decision.conditional:
             return Decision(False)
         first = first or decision
     return first or Decision(False)
 
 
+def decision_edge(
+    source: str,
+    target: str,
+    kind: str,
+    technique: str,
+    action: str,
+    decision: Decision,
+    fallback: Location | None,
+) -> Edge:
+    """The edge an Allow decision draws: at the statement's line, with what it depends on."""
+    location = decision.statement.location if decision.statement else None
+    if decision.conditional and not decision.depends:
+        action += " (a condition applies that cannot be checked offline)"
+    return Edge(source, target, kind, technique, action, location or fallback, decision.depends)
+
+
 def _edge(
     source: Principal, target: str, kind: str, technique: str, action: str, decision: Decision
 ) -> Edge:
-    location = decision.statement.location if decision.statement else None
-    if decision.conditional:
-        action += " (a condition applies that cannot be checked offline)"
-    return Edge(source.node_id, target, kind, technique, action, location or source.location)
+    return decision_edge(source.node_id, target, kind, technique, action, decision, source.location)
 
 
 def escalation_edges(principals: Iterable[Principal]) -> list[Edge]:
@@ -351,7 +367,6 @@ def _role_edges(p: Principal, q: Principal) -> list[Edge]:
         needed = [p.can_somewhere(action) for action in technique.actions]
         if all(d.allowed for d in needed):
             name = "iam:PassRole+" + "+".join(technique.actions)
-            conditional = pass_role.conditional or any(d.conditional for d in needed)
             edges.append(
                 _edge(
                     p,
@@ -359,40 +374,64 @@ def _role_edges(p: Principal, q: Principal) -> list[Edge]:
                     "can_escalate_to",
                     name,
                     f"passes role {q.name} to {technique.service.split('.')[0]}: {technique.verb}",
-                    Decision(True, pass_role.statement, conditional),
+                    combine(pass_role, *needed),
                 )
             )
     return edges
 
 
-def _assume(p: Principal, q: Principal) -> Decision | None:
-    """Can p assume q? Trust policy must admit p; naming the account also needs p's own Allow."""
+def combine(first: Decision, *others: Decision) -> Decision:
+    """All of several permissions: conditional or dependent if any one of them is."""
+    decisions = (first, *others)
+    depends = tuple(dict.fromkeys(name for d in decisions for name in d.depends))
+    return Decision(
+        all(d.allowed for d in decisions),
+        first.statement,
+        any(d.conditional for d in decisions),
+        depends=depends,
+    )
+
+
+def _assume(p: Principal, q: Principal, context: Context | None = None) -> Decision | None:
+    """Can p assume q? Trust policy must admit p; naming the account also needs p's own Allow.
+
+    An unresolved trust principal (a variable) admits p only *maybe*: the decision depends on it.
+    """
     direct = False
     via_account = False
-    context = p.context()
+    trust_depends: tuple[str, ...] = ()
+    trust_statement: Statement | None = None
+    context = context or p.context()
     for statement in q.trust:
         if statement.effect != "Allow" or not _mentions_assume(statement):
             continue
         if condition_result(statement.conditions, context) is False:
             continue
-        if principal_matches(statement, p.arn, account_principal=False):
-            direct = True
-        elif principal_matches(statement, p.arn, account_principal=True):
+        named = principal_matches(statement, p.arn, account_principal=False)
+        if named is True:
+            direct, trust_statement = True, statement
+        elif principal_matches(statement, p.arn, account_principal=True) is True:
             via_account = True
+            trust_statement = trust_statement or statement
+        elif named is None:
+            trust_depends += statement.depends or ("an unresolved trust principal",)
+            trust_statement = trust_statement or statement
     for statement in q.trust:
         if (
             statement.effect == "Deny"
             and _mentions_assume(statement)
-            and principal_matches(statement, p.arn, account_principal=True)
+            and principal_matches(statement, p.arn, account_principal=True) is True
+            and condition_result(statement.conditions, context) is True
         ):
             return None
-    if not (direct or via_account):
+    if not (direct or via_account or trust_depends):
         return None
+    maybe = () if (direct or via_account) else tuple(dict.fromkeys(trust_depends))
     decision = p.can("sts:AssumeRole", q.arn)
     if decision.allowed:
-        return decision
-    if direct and decision.reason != "explicit Deny":
-        return Decision(True, q.trust[0] if q.trust else None)
+        return combine(decision, Decision(True, trust_statement, depends=maybe))
+    if (direct or maybe) and decision.reason != "explicit Deny":
+        return Decision(True, trust_statement, depends=maybe)
     return None
 
 

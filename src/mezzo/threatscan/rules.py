@@ -171,9 +171,13 @@ _RULES = [
     Rule(
         "MZ-PATH-005",
         "PrivilegeEscalationChain",
-        "IAM credentials escalate to administrator over several steps",
-        "Whoever holds this user's credentials can chain role assumptions and escalation "
-        "techniques up to administrator. Break any step of the code flow.",
+        "Credentials or a foothold escalate to a crown jewel over several steps",
+        "Whoever holds this principal's credentials, or runs code in this pod, can chain "
+        "escalation techniques (running code on a workload, passing a role to a service, "
+        "writing a policy, reading credentials left in configuration) up to administrator, the "
+        "node, secrets, a data store or a more privileged role than their own. Severity: high "
+        "for administrator and the node, medium for secrets and data, low for a role. Break any "
+        "step of the code flow.",
         Severity.HIGH,
     ),
 ]
@@ -190,3 +194,10 @@ def finding(
 ) -> Finding:
     rule = RULES[rule_id]
     return Finding(rule, message, location, severity or rule.severity, nodes)
+
+
+def depends_note(depends: tuple[str, ...]) -> str:
+    """' (depends on var.x, var.y: not resolvable offline)', or '' when nothing is unresolved."""
+    if not depends:
+        return ""
+    return f" (depends on {', '.join(depends)}: not resolvable offline)"
