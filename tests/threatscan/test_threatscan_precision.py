@@ -40,7 +40,7 @@ def test_an_aws_managed_arn_never_resolves_to_a_customer_policy_of_that_name() -
     admin = [e for e in graph.edges.values() if graph.nodes[e.target].kind == NodeKind.ADMIN]
     assert admin == []  # neither the customer "AdministratorAccess" nor "ReadOnlyAccess" is */*
     reads = {e.target for e in graph.edges.values() if e.kind == "can_read"}
-    assert reads == {"aws:any-s3-bucket", "aws:any-dynamodb-table"}  # AWS ReadOnlyAccess
+    assert reads == {"aws:any-s3-bucket", "aws:any-dynamodb-table", "aws:any-ssm-parameter"}
 
 
 def test_an_expired_allow_grants_nothing() -> None:

@@ -153,7 +153,7 @@ def _path_findings(graph: Graph, principals: list[Principal], pods: list[str]) -
 def _role_escalation(graph: Graph, edge: Edge) -> Finding:
     source, target = graph.nodes[edge.source], graph.nodes[edge.target]
     return finding(
-        "MZ-AWS-004",
+        "MZ-AWS-007",
         f"{source.label} can act as {target.label}, which may do more than it: {edge.action} "
         f"({edge.technique})" + depends_note(edge.depends),
         edge.location,

@@ -57,6 +57,16 @@ _RULES = [
         Severity.MEDIUM,
     ),
     Rule(
+        "MZ-AWS-007",
+        "EscalationToPrivilegedRole",
+        "IAM principal can act as a more privileged role",
+        "With a published technique (passing the role to a service it can make run code, "
+        "rewriting the role's trust policy, ...) this principal gets the credentials of a role "
+        "that may do sensitive things it may not. Scope iam:PassRole and the IAM write actions "
+        "to the roles it is meant to use.",
+        Severity.MEDIUM,
+    ),
+    Rule(
         "MZ-K8S-001",
         "PrivilegedContainer",
         "Privileged container",
