@@ -23,6 +23,13 @@ def test_paths_start_at_roles_users_and_compute_identities_and_end_at_every_jewe
         ("MZ-PATH-005", "tf:aws_iam_role.worker", "tf:aws_dynamodb_table.cards", "medium"),
         # no jewel behind it, but the ops role may do what the CI role may not
         ("MZ-AWS-007", "tf:aws_iam_role.ci", "tf:aws_iam_role.ops", "medium"),
+        # a password in a plain String parameter is a finding of its own
+        (
+            "MZ-AWS-008",
+            "tf:aws_ssm_parameter.db_password",
+            "tf:aws_ssm_parameter.db_password",
+            "medium",
+        ),
     }
     database = next(f for f in report.findings if f.nodes[-1] == "tf:aws_db_instance.orders")
     assert [s.technique for s in database.steps[:-1]] == [

@@ -36,7 +36,7 @@ from mezzo.threatscan.terraform import TfResource
 
 def build(resources: list[TfResource], graph: Graph) -> AwsResult:
     index = ResourceIndex(resources)
-    result = AwsResult()
+    result = AwsResult(index=index)
     principals = _principals(index, result)
     result.principals = list(principals.values())
     _public_trust(index, principals, graph, result)

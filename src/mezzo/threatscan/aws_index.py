@@ -23,6 +23,7 @@ class AwsResult:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     node_roles: list[str] = field(default_factory=list)
+    index: ResourceIndex | None = None
 
 
 def display_name(resource: TfResource) -> str:

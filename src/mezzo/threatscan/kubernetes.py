@@ -19,6 +19,13 @@ from mezzo.threatscan.model import (
 )
 from mezzo.threatscan.parsing import Unparseable
 from mezzo.threatscan.rules import finding
+from mezzo.threatscan.secrets import (
+    AWS_KEY_ID,
+    AWS_SECRET_NAME,
+    is_real_value,
+    looks_like_secret_name,
+    looks_like_secret_value,
+)
 from mezzo.threatscan.sources import SourceFile
 
 HOST_NODE = "k8s:node"
@@ -69,6 +76,16 @@ WORKLOAD_RESOURCES = {
     "*",
 }
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+_RESOURCE_OF = {
+    "Pod": "pods",
+    "Deployment": "deployments",
+    "DaemonSet": "daemonsets",
+    "StatefulSet": "statefulsets",
+    "ReplicaSet": "replicasets",
+    "Job": "jobs",
+    "CronJob": "cronjobs",
+    "ReplicationController": "replicationcontrollers",
+}
 
 _ALL_RULE = LineDict({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]})
 BUILTIN_CLUSTER_ROLES: dict[str, list[LineDict]] = {
@@ -207,6 +224,10 @@ class _Builder:
         self.workloads: list[tuple[K8sObject, LineDict, dict[str, Any]]] = []
         self.workload_sa: dict[str, str] = {}
         self.rbac_subjects: set[str] = set()
+        self.config_secrets: dict[str, list[str]] = defaultdict(list)  # holder -> secret nodes
+        self.leaks: dict[str, tuple[K8sObject, str, int]] = {}
+        self.leak_keys: dict[str, list[str]] = defaultdict(list)
+        self.pod_config_maps: dict[str, list[tuple[str, str]]] = defaultdict(list)
 
     def run(self) -> K8sResult:
         self._service_accounts()
@@ -215,8 +236,20 @@ class _Builder:
                 spec, labels = pod_spec(obj)
                 if spec is not None:
                     self._workload(obj, spec, labels)
+        self._config_maps()
         self._exposure()
         self._rbac()
+        for node_id, (holder, message, line) in sorted(self.leaks.items()):
+            aws = node_id.endswith("#aws-credentials")
+            self.result.findings.append(
+                finding(
+                    "MZ-K8S-011",
+                    f"{message} {', '.join(dict.fromkeys(self.leak_keys[node_id]))}",
+                    holder.at(line),
+                    (holder.id, node_id),
+                    Severity.HIGH if aws else None,
+                )
+            )
         self._exposed_tokens()
         return self.result
 
@@ -282,6 +315,7 @@ class _Builder:
                 )
             )
         self._host_access(obj, spec)
+        self._environment(obj, spec)
 
     def _escape(self, obj: K8sObject, technique: str, action: str, line: int) -> None:
         self.graph.add_edge(
@@ -534,6 +568,82 @@ class _Builder:
                 out.append(node_id)
         return out
 
+    # -------------------------------------------------------------- secrets in manifests
+
+    def _leaked(self, holder: K8sObject, key: str, value: Any, what: str, line: int) -> str | None:
+        """A secret node for a literal secret in a manifest (and its finding), or None."""
+        if not isinstance(value, str):
+            return None
+        aws = bool(AWS_KEY_ID.search(value)) or (
+            AWS_SECRET_NAME.search(key) is not None and is_real_value(value)
+        )
+        if not aws and not (
+            (looks_like_secret_name(key) and is_real_value(value)) or looks_like_secret_value(value)
+        ):
+            return None
+        node_id = f"{holder.id}#{'aws-credentials' if aws else 'secret/' + key}"
+        label = (
+            f"AWS credentials of an unknown principal (in {what})" if aws else f"{key} in {what}"
+        )
+        if node_id not in self.graph.nodes:
+            self.graph.add_node(Node(node_id, NodeKind.SECRET, label, holder.at(line)))
+            self.config_secrets[holder.id].append(node_id)
+            held = "AWS credentials" if aws else "a plaintext secret"
+            self.leaks[node_id] = (holder, f"{what[0].upper()}{what[1:]} holds {held} in", line)
+        self.leak_keys[node_id].append(key)
+        return node_id
+
+    def _environment(self, obj: K8sObject, spec: LineDict) -> None:
+        """Literal env values of the pod's containers: the pod itself reads them."""
+        what = f"the environment of {obj.kind} {obj.namespace}/{obj.name}"
+        for container in _list(spec.get("containers")) + _list(spec.get("initContainers")):
+            for variable in _list(container.get("env")) if isinstance(container, dict) else []:
+                if not isinstance(variable, LineDict):
+                    continue
+                node_id = self._leaked(
+                    obj, str(variable.get("name")), variable.get("value"), what, variable.line
+                )
+                if node_id is not None:
+                    self._read_config(
+                        obj.id, node_id, "from its own environment", obj.at(variable.line)
+                    )
+            for source in _list(container.get("envFrom")) if isinstance(container, dict) else []:
+                name = _get(source, "configMapRef", "name")
+                if name is not None:
+                    self.pod_config_maps[obj.id].append((obj.namespace, str(name)))
+        for volume in _list(spec.get("volumes")):
+            name = _get(volume, "configMap", "name")
+            if name is not None:
+                self.pod_config_maps[obj.id].append((obj.namespace, str(name)))
+        for container in _list(spec.get("containers")):
+            for variable in _list(container.get("env")) if isinstance(container, dict) else []:
+                name = _get(variable, "valueFrom", "configMapKeyRef", "name")
+                if name is not None:
+                    self.pod_config_maps[obj.id].append((obj.namespace, str(name)))
+
+    def _config_maps(self) -> None:
+        by_name = {}
+        for config in self.by_kind["ConfigMap"]:
+            data = config.body.get("data")
+            what = f"ConfigMap {config.namespace}/{config.name}"
+            for key, value in data.items() if isinstance(data, LineDict) else []:
+                self._leaked(config, str(key), value, what, data.line_of(str(key)))
+            by_name[(config.namespace, config.name)] = config
+        for pod, names in sorted(self.pod_config_maps.items()):
+            for name in sorted(set(names)):
+                config = by_name.get(name)
+                for node_id in self.config_secrets.get(config.id, []) if config else []:
+                    self._read_config(
+                        pod, node_id, f"from ConfigMap {name[1]} it mounts", config.location
+                    )  # type: ignore[union-attr]
+
+    def _read_config(self, source: str, node_id: str, how: str, where: Location) -> None:
+        label = self.graph.nodes[node_id].label
+        kind = "uses_credentials" if "#aws-credentials" in node_id else "can_read"
+        self.graph.add_edge(
+            Edge(source, node_id, kind, "secret-in-manifest", f"reads {label} {how}", where)
+        )
+
     def _rbac(self) -> None:
         roles = self._roles()
         for binding in sorted(
@@ -634,6 +744,7 @@ class _Builder:
                     None if names or scope else Severity.HIGH,
                 )
             )
+        self._config_readers(subject, allows, scope, where)
         if allows({"create"}, "pods/exec"):
             self.result.findings.append(
                 finding(
@@ -710,6 +821,23 @@ class _Builder:
                         )
                     )
                 break
+
+    def _config_readers(self, subject: str, allows: Any, scope: str, where: Location) -> None:
+        """get/list on pods (or their controllers) and configmaps reads the secrets in them."""
+        for obj in self.objects:
+            secrets = self.config_secrets.get(obj.id)
+            if not secrets or (scope and obj.namespace != scope):
+                continue
+            resource = (
+                "configmaps" if obj.kind == "ConfigMap" else _RESOURCE_OF.get(obj.kind, "pods")
+            )
+            if allows(READ_VERBS, resource) or (
+                obj.kind != "ConfigMap" and allows(READ_VERBS, "pods")
+            ):
+                for node_id in secrets:
+                    self._read_config(
+                        subject, node_id, f"with kubectl get {resource} -o yaml", where
+                    )
 
     def _pod_security_blocks(self, scope: str) -> bool:
         if not scope:

@@ -67,6 +67,17 @@ _RULES = [
         Severity.MEDIUM,
     ),
     Rule(
+        "MZ-AWS-008",
+        "CredentialsInConfiguration",
+        "Credentials or secrets left in configuration",
+        "An access key or a secret is written in plain text into an environment variable, user "
+        "data, an S3 object, an SSM String parameter or a DynamoDB item. Everyone who can "
+        "describe that resource (and the workload itself) can read it and act as its owner. "
+        "Keep secrets in Secrets Manager or SecureString parameters and grant the workload a "
+        "role instead of keys.",
+        Severity.HIGH,
+    ),
+    Rule(
         "MZ-K8S-001",
         "PrivilegedContainer",
         "Privileged container",
@@ -143,6 +154,15 @@ _RULES = [
         "Internet-exposed pod mounts a service account token with RBAC rights",
         "A remote code execution in this pod hands its token, and the RBAC rights bound to it, "
         "to the attacker. Set automountServiceAccountToken: false or drop the rights.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-K8S-011",
+        "SecretInManifest",
+        "Secret or credentials written into a manifest",
+        "A container's env value or a ConfigMap holds a password, token or AWS key in plain "
+        "text. The pod and everyone who may get the pod, its controller or the ConfigMap can "
+        "read it. Use a Secret (with RBAC that keeps it narrow) or workload identity.",
         Severity.MEDIUM,
     ),
     Rule(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 # AWS documentation, "Understanding unique ID prefixes": AKIA long-term, ASIA temporary keys.
-AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z2-7]{16}\b")
+AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+AWS_SECRET_NAME = re.compile(r"(?i)aws_?secret_?access_?key|aws_?session_?token")
 _SECRET_NAME = re.compile(
     r"(?i)(passw(or)?d|passwd|secret|token|api[_-]?key|private[_-]?key|credential|"
     r"access[_-]?key|auth[_-]?key|client[_-]?secret|conn(ection)?[_-]?string|dsn)"
