@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -28,8 +30,15 @@ from mezzo.threatscan.iam import (
     may_be_public_principal,
     parse_policy_document,
 )
+from mezzo.threatscan.kubernetes import RUNTIME_DIRS, RUNTIME_SOCKETS
 from mezzo.threatscan.model import Edge, Location, Node, NodeKind, Severity
-from mezzo.threatscan.privesc import ADMIN_NODE, Principal, decision_edge, escalation_edges
+from mezzo.threatscan.privesc import (
+    ADMIN_NODE,
+    Principal,
+    combine,
+    decision_edge,
+    escalation_edges,
+)
 from mezzo.threatscan.rules import depends_note, finding
 from mezzo.threatscan.terraform import TfResource
 
@@ -105,6 +114,16 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
                     result,
                     resource.at("policy_arn"),
                 )
+    for suffix, tf_type, key in (
+        ("role", "aws_iam_role", "role_name"),
+        ("user", "aws_iam_user", "user_name"),
+        ("group", "aws_iam_group", "group_name"),
+    ):
+        # aws_iam_*_policy_attachments_exclusive: the complete list of managed policies
+        for resource in index.by_type[f"aws_iam_{suffix}_policy_attachments_exclusive"]:
+            principal = owner(tf_type, resource.values.get(key))
+            for arn in as_list(resource.values.get("policy_arns")) if principal else []:
+                _attach(principal, arn, index, result, resource.at("policy_arns"))  # type: ignore[arg-type]
     for resource in index.by_type["aws_iam_policy_attachment"]:
         for tf_type, key in (
             ("aws_iam_role", "roles"),
@@ -336,17 +355,128 @@ def _workloads(
                 "reads the node role {role} from the instance metadata service",
             )
             result.node_roles.append(node_id(role))
-    for task in index.by_type["aws_ecs_task_definition"]:
-        role = index.find("aws_iam_role", task.values.get("task_role_arn"))
-        if role is not None:
+    for tf_type, key, verb in _SERVICE_ROLES:
+        for resource in index.by_type[tf_type]:
+            role = index.find("aws_iam_role", resource.values.get(key))
+            runs_as(resource, principals.get(node_id(role)) if role else None, key, verb)
+    templates: dict[str, Principal | None] = {}
+    for tf_type in ("aws_launch_template", "aws_launch_configuration"):
+        for template in index.by_type[tf_type]:
+            profile = template.values.get("iam_instance_profile")
+            if isinstance(profile, list):
+                first = profile[0] if profile and isinstance(profile[0], dict) else {}
+                profile = first.get("name") or first.get("arn")
+            principal = profiles.get(profile) if isinstance(profile, str) else None
+            templates[node_id(template)] = principal
             runs_as(
-                task,
-                principals.get(node_id(role)),
-                "task_role_arn",
-                "reads the task role {role} from the container credentials endpoint",
+                template,
+                principal,
+                "iam_instance_profile",
+                "launches an instance from it and reads the credentials of role {role} from IMDS",
             )
+    for scaling in index.by_type["aws_autoscaling_group"]:
+        references = [
+            (tf_type, item.get(key))
+            for tf_type, attribute, key in (
+                ("aws_launch_template", "launch_template", "id"),
+                ("aws_launch_template", "launch_template", "name"),
+            )
+            for item in as_list(scaling.values.get(attribute))
+            if isinstance(item, dict)
+        ] + [("aws_launch_configuration", scaling.values.get("launch_configuration"))]
+        template = next(
+            (t for tf_type, ref in references if (t := index.find(tf_type, ref)) is not None),
+            None,
+        )
+        principal = templates.get(node_id(template)) if template else None
+        runs_as(
+            scaling,
+            principal,
+            "launch_template",
+            "gets code execution on its instances and reads the credentials of role {role}",
+        )
+    _ecs_host_escapes(index, graph, result)
     _public_lambdas(index, graph, result)
     return workloads
+
+
+_SERVICE_ROLES = (
+    (
+        "aws_ecs_task_definition",
+        "task_role_arn",
+        "reads the task role {role} from the container credentials endpoint",
+    ),
+    ("aws_glue_job", "role_arn", "runs its script as role {role}"),
+    ("aws_glue_dev_endpoint", "role_arn", "runs code on the endpoint as role {role}"),
+    ("aws_codebuild_project", "service_role", "runs its build as role {role}"),
+    ("aws_cloudformation_stack", "iam_role_arn", "deploys the stack as role {role}"),
+    ("aws_sagemaker_notebook_instance", "role_arn", "runs notebook code as role {role}"),
+)
+ECS_HOST_NODE = "aws:ecs-container-instance"
+
+
+def _ecs_host_escapes(index: ResourceIndex, graph: Graph, result: AwsResult) -> None:
+    """Privileged ECS containers and host mounts of the Docker socket or / hand over the host."""
+    for task in index.by_type["aws_ecs_task_definition"]:
+        volumes = {
+            str(v.get("name")): str(v.get("host_path"))
+            for v in as_list(task.values.get("volume"))
+            if isinstance(v, dict) and isinstance(v.get("host_path"), str)
+        }
+        reasons: list[str] = []
+        for container in _json_list(task.values.get("container_definitions")):
+            name = container.get("name", "?")
+            if container.get("privileged") is True:
+                reasons.append(f"container {name} is privileged")
+            for mount in as_list(container.get("mountPoints")):
+                path = (
+                    volumes.get(str(mount.get("sourceVolume"))) if isinstance(mount, dict) else None
+                )
+                if path and (
+                    path.rstrip("/") in ("", "/etc", "/root", "/proc", "/var/lib/docker")
+                    or path.endswith(RUNTIME_SOCKETS)
+                    or path.rstrip("/") in RUNTIME_DIRS
+                ):
+                    reasons.append(f"container {name} mounts host path {path}")
+        if not reasons:
+            continue
+        where = task.at("container_definitions")
+        result.findings.append(
+            finding(
+                "MZ-AWS-009",
+                f"ECS task definition {display_name(task)}: " + "; ".join(reasons),
+                where,
+                (node_id(task),),
+            )
+        )
+        graph.add_node(
+            Node(
+                node_id(task),
+                NodeKind.WORKLOAD,
+                f"aws_ecs_task_definition {display_name(task)}",
+                task.location,
+            )
+        )
+        graph.add_node(Node(ECS_HOST_NODE, NodeKind.HOST, "an ECS container instance (host root)"))
+        graph.add_edge(
+            Edge(
+                node_id(task),
+                ECS_HOST_NODE,
+                "can_mount_host",
+                "ecs-host-escape",
+                f"escapes to the container instance ({reasons[0]})",
+                where,
+            )
+        )
+
+
+def _json_list(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            return []
+    return [item for item in as_list(value) if isinstance(item, dict)]
 
 
 def _public_lambdas(index: ResourceIndex, graph: Graph, result: AwsResult) -> None:
@@ -382,16 +512,59 @@ def _public_lambdas(index: ResourceIndex, graph: Graph, result: AwsResult) -> No
             expose(function, permission.at("principal"), "grants invoke to principal *")
 
 
-_CONTROL_ACTIONS = {
+_CONTROL_ACTIONS: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
     "aws_lambda_function": (
-        ("lambda:UpdateFunctionCode", "replaces the code of function {name} and invokes it"),
+        (("lambda:UpdateFunctionCode",), "replaces the code of function {name} and invokes it"),
+        (
+            ("lambda:UpdateFunctionConfiguration",),
+            "adds a layer of its own to function {name}, which runs it on the next invocation",
+        ),
     ),
     "aws_instance": (
-        ("ssm:SendCommand", "runs shell commands on instance {name} with SSM Run Command"),
-        ("ssm:StartSession", "opens an SSM shell session on instance {name}"),
+        (("ssm:SendCommand",), "runs shell commands on instance {name} with SSM Run Command"),
+        (("ssm:StartSession",), "opens an SSM shell session on instance {name}"),
         (
-            "ec2-instance-connect:SendSSHPublicKey",
+            ("ec2-instance-connect:SendSSHPublicKey",),
             "pushes an SSH key with EC2 Instance Connect and logs into instance {name}",
+        ),
+        (
+            ("ec2:ModifyInstanceAttribute", "ec2:StopInstances", "ec2:StartInstances"),
+            "rewrites the user data of instance {name} and restarts it (it runs as root at boot)",
+        ),
+    ),
+    "aws_launch_template": (
+        (
+            ("ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"),
+            "makes a version of launch template {name} with its own user data the default; "
+            "every instance launched from it runs that",
+        ),
+    ),
+    "aws_glue_dev_endpoint": (
+        (("glue:UpdateDevEndpoint",), "adds its SSH key to Glue dev endpoint {name} and logs in"),
+    ),
+    "aws_glue_job": (
+        (
+            ("glue:UpdateJob", "glue:StartJobRun"),
+            "points Glue job {name} at its own script and starts it",
+        ),
+    ),
+    "aws_codebuild_project": (
+        (
+            ("codebuild:StartBuild",),
+            "starts a build of project {name} with its own buildspec (buildspecOverride)",
+        ),
+    ),
+    "aws_cloudformation_stack": (
+        (("cloudformation:UpdateStack",), "updates stack {name} with its own template"),
+        (
+            ("cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet"),
+            "creates and executes a change set of stack {name} with its own template",
+        ),
+    ),
+    "aws_sagemaker_notebook_instance": (
+        (
+            ("sagemaker:CreatePresignedNotebookInstanceUrl",),
+            "opens notebook {name} in a browser and runs code in it",
         ),
     ),
 }
@@ -402,26 +575,83 @@ def add_workload_control_edges(
 ) -> None:
     """Running code on an existing workload hands over the workload's role."""
     admins = admin_principals(graph)
+    code = _code_locations(resources)
     for resource in resources:
-        actions = _CONTROL_ACTIONS.get(resource.type)
-        if resource.mode != "resource" or not actions or node_id(resource) not in graph.nodes:
+        actions = _CONTROL_ACTIONS.get(resource.type, ())
+        if resource.mode != "resource" or node_id(resource) not in graph.nodes:
             continue
-        arn = arn_of(resource)
+        techniques = [
+            (needs, verb.format(name=display_name(resource)), arn_of(resource))
+            for needs, verb in actions
+        ]
+        for object_arn, what in code.get(resource.address, []):
+            techniques.append(
+                (
+                    ("s3:PutObject",),
+                    f"overwrites {what}, which {resource.type} {display_name(resource)} runs",
+                    object_arn,
+                )
+            )
         for principal in principals:
             if principal.node_id in admins:
                 continue
-            for action, verb in actions:
-                decision = principal.can(action, arn)
+            for needs, verb, arn in techniques:
+                decision = combine(*(principal.can(action, arn) for action in needs))
                 if decision.allowed:
+                    technique = "+".join(needs) + (
+                        " (code in S3)" if needs == ("s3:PutObject",) else ""
+                    )
                     graph.add_edge(
                         decision_edge(
                             principal.node_id,
                             node_id(resource),
                             "can_exec",
-                            action,
-                            verb.format(name=display_name(resource)),
+                            technique,
+                            verb,
                             decision,
                             principal.location,
                         )
                     )
-                    break
+
+
+def _code_locations(resources: list[TfResource]) -> dict[str, list[tuple[str, str]]]:
+    """S3 objects that are the code, script, source or template a workload runs."""
+    found: dict[str, list[tuple[str, str]]] = {}
+
+    def add(resource: TfResource, bucket: Any, key: Any, what: str) -> None:
+        if isinstance(bucket, str) and isinstance(key, str) and bucket and key:
+            found.setdefault(resource.address, []).append(
+                (
+                    f"arn:aws:s3:::{bucket}/{key.lstrip('/')}",
+                    f"s3://{bucket}/{key.lstrip('/')} ({what})",
+                )
+            )
+
+    for resource in resources:
+        values = resource.values
+        if resource.type == "aws_lambda_function":
+            add(resource, values.get("s3_bucket"), values.get("s3_key"), "its code package")
+        elif resource.type == "aws_glue_job":
+            for command in as_list(values.get("command")):
+                location = command.get("script_location") if isinstance(command, dict) else None
+                if isinstance(location, str) and location.startswith("s3://"):
+                    bucket, _, key = location.removeprefix("s3://").partition("/")
+                    add(resource, bucket, key, "its script")
+        elif resource.type == "aws_codebuild_project":
+            for source in as_list(values.get("source")):
+                if isinstance(source, dict) and source.get("type") == "S3":
+                    location = source.get("location")
+                    if isinstance(location, str):
+                        bucket, _, key = location.partition("/")
+                        add(resource, bucket, key, "its source")
+        elif resource.type == "aws_cloudformation_stack":
+            url = values.get("template_url")
+            match = re.match(
+                r"https://(?:([^./]+)\.s3[.-][^/]*amazonaws\.com/(.+)|s3[.-][^/]*amazonaws\.com/([^/]+)/(.+))",
+                url if isinstance(url, str) else "",
+            )
+            if match:
+                bucket = match.group(1) or match.group(3)
+                key = match.group(2) or match.group(4)
+                add(resource, bucket, key, "its template")
+    return found

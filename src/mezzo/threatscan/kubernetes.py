@@ -55,6 +55,16 @@ SENSITIVE_HOST_PATHS = (
     "/dev",
 )
 RUNTIME_SOCKETS = ("docker.sock", "containerd.sock", "crio.sock", "cri-dockerd.sock")
+# the directories that hold those sockets hand over the runtime just the same
+RUNTIME_DIRS = (
+    "/run/containerd",
+    "/var/run/containerd",
+    "/run/crio",
+    "/var/run/crio",
+    "/run/docker",
+    "/var/run/docker",
+    "/var/lib/containerd",
+)
 ESCAPE_CAPABILITIES = {"SYS_ADMIN", "SYS_MODULE", "ALL"}
 DANGEROUS_CAPABILITIES = ESCAPE_CAPABILITIES | {
     "SYS_PTRACE",
@@ -386,7 +396,9 @@ class _Builder:
             if not isinstance(path, str) or not isinstance(volume, LineDict):
                 continue
             normalized = "/" + path.strip("/")
-            socket = any(normalized.endswith(s) for s in RUNTIME_SOCKETS)
+            socket = any(normalized.endswith(s) for s in RUNTIME_SOCKETS) or (
+                normalized in RUNTIME_DIRS
+            )
             if normalized in SENSITIVE_HOST_PATHS or socket:
                 line = volume.line_of("hostPath")
                 what = "the container runtime socket" if socket else f"host path {normalized}"

@@ -108,6 +108,12 @@ class Rule:
     short: str
     help: str
     severity: Severity
+    references: str = ""  # markdown appended to the help (the techniques and their sources)
+
+    @property
+    def help_markdown(self) -> str:
+        extra = f"\n\n{self.references}" if self.references else ""
+        return f"**{self.short}**\n\n{self.help}{extra}"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from mezzo.threatscan.iam import (
 from mezzo.threatscan.model import Edge, Location
 
 ADMIN_NODE = "aws:admin"
+MFA_TECHNIQUE = "iam:CreateVirtualMFADevice+iam:EnableMFADevice+sts:AssumeRole"
 ADMIN_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 
 # Granting all of these, unconditionally and on any resource, makes a principal an admin.
@@ -175,6 +176,42 @@ PASSROLE_TECHNIQUES = (
         "creates a CloudFormation stack that acts with the role",
     ),
     PassRoleTechnique(
+        "cloudformation-update",
+        "cloudformation.amazonaws.com",
+        ("cloudformation:UpdateStack",),
+        "updates a CloudFormation stack to act with the role",
+    ),
+    PassRoleTechnique(
+        "cloudformation-change-set",
+        "cloudformation.amazonaws.com",
+        ("cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet"),
+        "creates and executes a change set that acts with the role",
+    ),
+    PassRoleTechnique(
+        "ecs-run-task",
+        "ecs-tasks.amazonaws.com",
+        ("ecs:RegisterTaskDefinition", "ecs:RunTask"),
+        "registers a task definition with the role as task role and runs it",
+    ),
+    PassRoleTechnique(
+        "ecs-update-service",
+        "ecs-tasks.amazonaws.com",
+        ("ecs:RegisterTaskDefinition", "ecs:UpdateService"),
+        "registers a task definition with the role and points a service at it",
+    ),
+    PassRoleTechnique(
+        "ecs-create-service",
+        "ecs-tasks.amazonaws.com",
+        ("ecs:RegisterTaskDefinition", "ecs:CreateService"),
+        "registers a task definition with the role and creates a service running it",
+    ),
+    PassRoleTechnique(
+        "autoscaling",
+        "ec2.amazonaws.com",
+        ("autoscaling:CreateLaunchConfiguration", "autoscaling:CreateAutoScalingGroup"),
+        "creates a launch configuration with the role and an auto scaling group that runs it",
+    ),
+    PassRoleTechnique(
         "codebuild",
         "codebuild.amazonaws.com",
         ("codebuild:CreateProject", "codebuild:StartBuild"),
@@ -244,9 +281,41 @@ def escalation_edges(principals: Iterable[Principal]) -> list[Edge]:
             )
             continue
         edges.extend(_self_edges(principal))
+        reached: list[Edge] = []
         for other in everyone:
             if other is not principal:
-                edges.extend(_edges_to(principal, other))
+                reached.extend(_edges_to(principal, other))
+        edges.extend(reached)
+        edges.extend(_policy_on_others(principal, reached, {p.node_id: p for p in everyone}))
+    return edges
+
+
+_WRITE_POLICY = {
+    "user": ("iam:PutUserPolicy", "iam:AttachUserPolicy"),
+    "role": ("iam:PutRolePolicy", "iam:AttachRolePolicy"),
+    "group": ("iam:PutGroupPolicy", "iam:AttachGroupPolicy"),
+}
+
+
+def _policy_on_others(p: Principal, reached: list[Edge], by_id: dict[str, Principal]) -> list[Edge]:
+    """Writing an admin policy onto another principal p can already act as makes p admin."""
+    edges: list[Edge] = []
+    for edge in reached:
+        q = by_id.get(edge.target)
+        if q is None or edge.kind not in ("can_assume", "can_escalate_to"):
+            continue
+        for action in _WRITE_POLICY[q.kind]:
+            extra = {"iam__PolicyARN": ADMIN_POLICY_ARN} if "Attach" in action else {}
+            decision = p.can(action, q.arn, **extra)
+            if decision.allowed:
+                verb = (
+                    f"{'attaches AdministratorAccess to' if 'Attach' in action else 'writes a */* inline policy onto'} "
+                    f"{q.kind} {q.name}, which it can act as ({edge.technique}), and acts as it"
+                )
+                edges.append(
+                    _edge(p, ADMIN_NODE, "can_escalate_to", f"{action} (other)", verb, decision)
+                )
+                break
     return edges
 
 
@@ -298,6 +367,7 @@ OTHER_PRINCIPAL_ACTIONS = (
     "iam:AddUserToGroup",
     "iam:UpdateAssumeRolePolicy",
     "iam:PassRole",
+    "iam:CreateVirtualMFADevice",
 )
 
 
@@ -338,6 +408,16 @@ def _edges_to(p: Principal, q: Principal) -> list[Edge]:
     return edges
 
 
+def _mfa_self_service(p: Principal) -> Decision | None:
+    """A user who may create and enable its own virtual MFA device can satisfy MFA conditions."""
+    if p.kind != "user":
+        return None
+    device = p.arn.replace(":user/", ":mfa/")
+    create = p.can("iam:CreateVirtualMFADevice", device)
+    enable = p.can("iam:EnableMFADevice", p.arn)
+    return combine(create, enable) if create.allowed and enable.allowed else None
+
+
 def _role_edges(p: Principal, q: Principal) -> list[Edge]:
     edges: list[Edge] = []
     assume = _assume(p, q)
@@ -345,6 +425,23 @@ def _role_edges(p: Principal, q: Principal) -> list[Edge]:
         edges.append(
             _edge(p, q.node_id, "can_assume", "sts:AssumeRole", f"assumes role {q.name}", assume)
         )
+    elif (mfa := _mfa_self_service(p)) is not None:
+        with_mfa = p.context().with_values(
+            aws__MultiFactorAuthPresent="true", aws__MultiFactorAuthAge="60"
+        )
+        assume = _assume(p, q, with_mfa)
+        if assume is not None:
+            edges.append(
+                _edge(
+                    p,
+                    q.node_id,
+                    "can_escalate_to",
+                    MFA_TECHNIQUE,
+                    f"creates and enables its own virtual MFA device, then assumes role {q.name}, "
+                    "whose trust policy requires MFA",
+                    combine(mfa, assume),
+                )
+            )
     decision = p.can("iam:UpdateAssumeRolePolicy", q.arn)
     if decision.allowed and assume is None:
         edges.append(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from mezzo.threatscan import techniques
 from mezzo.threatscan.model import Finding, Location, Rule, Severity
 
 _RULES = [
@@ -75,6 +78,16 @@ _RULES = [
         "describe that resource (and the workload itself) can read it and act as its owner. "
         "Keep secrets in Secrets Manager or SecureString parameters and grant the workload a "
         "role instead of keys.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-AWS-009",
+        "EcsTaskEscapesToHost",
+        "ECS task is privileged or mounts the container runtime or a sensitive host path",
+        "A privileged ECS container, or one that mounts /var/run/docker.sock (or the containerd "
+        "or CRI-O socket), /, /etc or /proc from its container instance, can take over the "
+        "instance and every task on it, with the instance role. Drop privileged and the host "
+        "mounts.",
         Severity.HIGH,
     ),
     Rule(
@@ -212,7 +225,12 @@ _RULES = [
     ),
 ]
 
-RULES: dict[str, Rule] = {rule.id: rule for rule in _RULES}
+_WITH_TECHNIQUES = {"MZ-AWS-004", "MZ-AWS-007"} | {f"MZ-PATH-00{n}" for n in range(1, 6)}
+_TECHNIQUES = "Techniques an attack path or escalation may use:\n\n" + techniques.markdown()
+RULES: dict[str, Rule] = {
+    rule.id: replace(rule, references=_TECHNIQUES) if rule.id in _WITH_TECHNIQUES else rule
+    for rule in _RULES
+}
 
 
 def finding(
