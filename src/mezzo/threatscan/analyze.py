@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mezzo.threatscan import aws, aws_data, iam_files, kubernetes, terraform
+from mezzo.threatscan import aws, aws_data, helm, iam_files, kubernetes, terraform
 from mezzo.threatscan.aws_credentials import add_credential_edges
 from mezzo.threatscan.graph import INTERNET, AttackPath, Graph, shortest_paths
 from mezzo.threatscan.model import Edge, Finding, Location, NodeKind, Severity, Skipped, Step
@@ -47,6 +47,9 @@ def scan(target: Path, depth: str = "deep", cache: Path | None = None) -> Report
     if not target.exists():
         raise FileNotFoundError(f"target {target} does not exist")
     sources, skipped = discover(target)
+    root = target.resolve()
+    sources, chart_notes = helm.render(root if root.is_dir() else root.parent, sources)
+    skipped += chart_notes
     parsed = parse_all(sources, cache)
     resources, tf_skipped = terraform.load(sources, parsed)
     documents, json_skipped = iam_files.json_documents(sources, parsed)

@@ -800,6 +800,20 @@ class _Builder:
                         where,
                     )
                 )
+            # Pod Security admission does not restrict serviceAccountName: any token in scope
+            for account in sorted(self.service_accounts()):
+                if account != subject and (not scope or account.split("/")[1] == scope):
+                    graph.add_edge(
+                        Edge(
+                            subject,
+                            account,
+                            "can_escalate_to",
+                            "rbac-pod-create-token",
+                            f"creates a pod that runs as {graph.nodes[account].label} and reads "
+                            "its token",
+                            where,
+                        )
+                    )
         for verb, resources in (
             ("bind", ("roles", "clusterroles")),
             ("escalate", ("roles", "clusterroles")),
@@ -850,6 +864,9 @@ class _Builder:
                     self._read_config(
                         subject, node_id, f"with kubectl get {resource} -o yaml", where
                     )
+
+    def service_accounts(self) -> set[str]:
+        return {n for n in self.graph.nodes if n.startswith("k8s:ServiceAccount/")}
 
     def _pod_security_blocks(self, scope: str) -> bool:
         if not scope:
