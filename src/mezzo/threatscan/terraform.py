@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mezzo.threatscan import hcl
+from mezzo.threatscan.hcl_eval import Evaluator, unknown_of
 from mezzo.threatscan.iam import ACCOUNT, REGION
 from mezzo.threatscan.model import LineDict, Location, Skipped, Unknown
 from mezzo.threatscan.sources import SourceFile
@@ -87,7 +88,7 @@ class _Definition:
         source = call.block.attributes.get("source")
         if source is None:
             return None
-        value = hcl.Evaluator(lambda parts: Unknown(".".join(parts)), lambda _: None).value(
+        value = Evaluator(lambda parts: Unknown(".".join(parts)), lambda _: None).value(
             source.expression
         )
         if not isinstance(value, str) or not value.startswith(("./", "../")):
@@ -116,7 +117,7 @@ class _Instance:
         self.children: dict[str, _Instance] = {}
         self._cache: dict[tuple[str, ...], Any] = {}
         self._active: set[tuple[str, ...]] = set()
-        self.evaluator = hcl.Evaluator(self.resolve, self.read_file)
+        self.evaluator = Evaluator(self.resolve, self.read_file)
 
     @property
     def directory(self) -> str:
@@ -261,7 +262,7 @@ class _Instance:
                             extra = source.get("Statement", [])
                             statements.extend(extra if isinstance(extra, list) else [extra])
                         else:
-                            document = hcl.unknown_of(f"{source_key} of {block.labels[1]}", source)
+                            document = unknown_of(f"{source_key} of {block.labels[1]}", source)
         return document
 
     def _resource_attribute(self, kind: str, name: str, attribute: str, rest: list[str]) -> Any:
@@ -453,7 +454,7 @@ class _Loader:
             if isinstance(result, dict):  # .tfvars.json
                 values.update(result)
             else:
-                evaluator = hcl.Evaluator(lambda parts: Unknown(".".join(parts)), lambda _: None)
+                evaluator = Evaluator(lambda parts: Unknown(".".join(parts)), lambda _: None)
                 for name, attribute in result[0].items():
                     values[name] = evaluator.value(attribute.expression)
 
