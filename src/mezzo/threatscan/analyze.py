@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,6 +40,16 @@ class Report:
     notes: list[str]
     stats: dict[str, int] = field(default_factory=dict)
     graph: Graph | None = field(default=None, repr=False, compare=False)
+
+
+def summary(report: Report) -> str:
+    counts = Counter(f.severity for f in report.findings)
+    parts = [f"{counts[s]} {s.label}" for s in sorted(counts, reverse=True)]
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return (
+        f"{len(report.findings)} findings{detail} in {report.stats.get('files', 0)} files, "
+        f"{len(report.skipped)} skipped ({report.depth} scan)"
+    )
 
 
 def scan(target: Path, depth: str = "deep", cache: Path | None = None) -> Report:

@@ -850,7 +850,7 @@ class _Builder:
 
     def _config_readers(self, subject: str, allows: Any, scope: str, where: Location) -> None:
         """get/list on pods (or their controllers) and configmaps reads the secrets in them."""
-        for obj in self.objects:
+        for obj in self.objects if self.config_secrets else ():
             secrets = self.config_secrets.get(obj.id)
             if not secrets or (scope and obj.namespace != scope):
                 continue
