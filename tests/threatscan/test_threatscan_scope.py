@@ -139,3 +139,35 @@ def test_an_unreadable_directory_is_skipped(tmp_path: Path) -> None:
     finally:
         (tmp_path / "locked").chmod(0o755)
     assert [s.path for s in report.skipped] == ["locked"]
+
+
+def test_two_account_dumps_are_two_accounts(tmp_path: Path) -> None:
+    import json
+
+    def dump(account: str, user: str, statement: dict[str, str]) -> dict[str, object]:
+        return {
+            "UserDetailList": [
+                {
+                    "UserName": user,
+                    "Arn": f"arn:aws:iam::{account}:user/{user}",
+                    "GroupList": [],
+                    "UserPolicyList": [
+                        {"PolicyName": "p", "PolicyDocument": {"Statement": [statement]}}
+                    ],
+                    "AttachedManagedPolicies": [],
+                }
+            ],
+            "RoleDetailList": [],
+            "GroupDetailList": [],
+            "Policies": [],
+        }
+
+    everything = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+    mint = {"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "*"}
+    (tmp_path / "a.json").write_text(json.dumps(dump("111111111111", "admin", everything)))
+    (tmp_path / "b.json").write_text(json.dumps(dump("222222222222", "intern", mint)))
+    report = scan(tmp_path)
+    graph = report.graph
+    assert graph is not None
+    # the intern of account B cannot mint keys for the admin of account A
+    assert not [e for e in graph.edges.values() if e.technique == "iam:CreateAccessKey"]

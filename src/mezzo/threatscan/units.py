@@ -2,7 +2,8 @@
 
 A Terraform root module is one deployment: scanning a repository of many scenario folders from
 its root gives each folder the findings it gets alone. Kubernetes manifests and IAM JSON belong
-to the nearest root module at or above their directory. Files under no root module form one
+to the nearest root module at or above their directory; an account dump
+(`get-account-authorization-details`) is an account, and a unit, of its own. Files under no root module form one
 more unit (one cluster, one account) when the tree has several roots; an IRSA annotation there
 that names a role of a root module brings that module into the unit, since the ARN names it.
 """
@@ -47,13 +48,23 @@ def partition(
     for resource in resources:
         units[resource.unit].resources.append(resource)
     for path in sorted(documents):
-        unit_of(path).documents[path] = documents[path]
+        if any(_is_account_dump(d) for d in documents[path]):
+            units.setdefault(path, Unit(path)).documents[path] = documents[path]
+        else:
+            unit_of(path).documents[path] = documents[path]
     for obj in objects:
         unit_of(obj.path).objects.append(obj)
     unrooted = units.get(UNROOTED)
     if unrooted is not None:
         _bring_in_irsa_roles(unrooted, [units[root] for root in roots])
     return [units[key] for key in sorted(units)]
+
+
+def _is_account_dump(document: Any) -> bool:
+    """`aws iam get-account-authorization-details` output: a whole account of its own."""
+    return isinstance(document, dict) and (
+        "UserDetailList" in document or "RoleDetailList" in document
+    )
 
 
 def _bring_in_irsa_roles(unrooted: Unit, roots: list[Unit]) -> None:
