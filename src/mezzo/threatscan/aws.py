@@ -31,7 +31,7 @@ from mezzo.threatscan.iam import (
     parse_policy_document,
 )
 from mezzo.threatscan.kubernetes import RUNTIME_DIRS, RUNTIME_SOCKETS
-from mezzo.threatscan.model import Edge, Location, Node, NodeKind, Severity
+from mezzo.threatscan.model import Edge, LineDict, Location, Node, NodeKind, Severity
 from mezzo.threatscan.privesc import (
     ADMIN_NODE,
     Principal,
@@ -61,6 +61,7 @@ def build(resources: list[TfResource], graph: Graph) -> AwsResult:
 def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]:
     principals: dict[str, Principal] = {}
     by_resource: dict[tuple[str, str], Principal] = {}
+    principal: Principal | None
     for kind, tf_type in (
         ("role", "aws_iam_role"),
         ("user", "aws_iam_user"),
@@ -82,7 +83,12 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
                                 parse_policy_document(
                                     inline["policy"],
                                     str(inline.get("name", "inline")),
-                                    Location(resource.location.path, inline.line_of("policy")),
+                                    Location(
+                                        resource.location.path,
+                                        inline.line_of("policy")
+                                        if isinstance(inline, LineDict)
+                                        else resource.location.line,
+                                    ),
                                 )
                             )
                         except PolicyError as exc:
@@ -293,10 +299,14 @@ def _workloads(
 ) -> list[Workload]:
     workloads: list[Workload] = []
     profiles: dict[str, Principal] = {}
-    for profile in index.by_type["aws_iam_instance_profile"]:
-        role = index.find("aws_iam_role", profile.values.get("role"))
+    for instance_profile in index.by_type["aws_iam_instance_profile"]:
+        role = index.find("aws_iam_role", instance_profile.values.get("role"))
         if role is not None:
-            for key in (profile.name, display_name(profile), arn_of(profile)):
+            for key in (
+                instance_profile.name,
+                display_name(instance_profile),
+                arn_of(instance_profile),
+            ):
                 profiles[key] = principals[node_id(role)]
 
     def runs_as(workload: TfResource, principal: Principal | None, key: str, verb: str) -> None:
@@ -384,11 +394,11 @@ def _workloads(
             for item in as_list(scaling.values.get(attribute))
             if isinstance(item, dict)
         ] + [("aws_launch_configuration", scaling.values.get("launch_configuration"))]
-        template = next(
+        launch = next(
             (t for tf_type, ref in references if (t := index.find(tf_type, ref)) is not None),
             None,
         )
-        principal = templates.get(node_id(template)) if template else None
+        principal = templates.get(node_id(launch)) if launch else None
         runs_as(
             scaling,
             principal,

@@ -101,14 +101,14 @@ def _ingress_rules(index: ResourceIndex) -> dict[str, list[_Ingress]]:
                 )
             )
     for rule in index.by_type["aws_security_group_rule"]:
-        group = index.find("aws_security_group", rule.values.get("security_group_id"))
-        if group is None or rule.values.get("type") != "ingress":
+        owner = index.find("aws_security_group", rule.values.get("security_group_id"))
+        if owner is None or rule.values.get("type") != "ingress":
             continue
         cidrs = as_list(rule.values.get("cidr_blocks")) + as_list(
             rule.values.get("ipv6_cidr_blocks")
         )
         source = rule.values.get("source_security_group_id")
-        rules[node_id(group)].append(
+        rules[node_id(owner)].append(
             _ingress(
                 rule.location,
                 rule.values.get("from_port"),
@@ -119,12 +119,12 @@ def _ingress_rules(index: ResourceIndex) -> dict[str, list[_Ingress]]:
             )
         )
     for rule in index.by_type["aws_vpc_security_group_ingress_rule"]:
-        group = index.find("aws_security_group", rule.values.get("security_group_id"))
-        if group is None:
+        owner = index.find("aws_security_group", rule.values.get("security_group_id"))
+        if owner is None:
             continue
         source = rule.values.get("referenced_security_group_id")
         cidrs = [c for c in (rule.values.get("cidr_ipv4"), rule.values.get("cidr_ipv6")) if c]
-        rules[node_id(group)].append(
+        rules[node_id(owner)].append(
             _ingress(
                 rule.location,
                 rule.values.get("from_port"),
@@ -212,10 +212,10 @@ def network(
             if r.maybe_world and r.reaches_services
         ]
         unknown_groups = [g for g in workload.security_groups if isinstance(g, Unknown)]
-        rule = min(open_rules, key=lambda r: (len(r.depends), r.location), default=None)
-        if rule is None and not unknown_groups:
+        entry = min(open_rules, key=lambda r: (len(r.depends), r.location), default=None)
+        if entry is None and not unknown_groups:
             continue
-        depends = rule.depends if rule else tuple(n for g in unknown_groups for n in g.depends)
+        depends = entry.depends if entry else tuple(n for g in unknown_groups for n in g.depends)
         if isinstance(public, Unknown):
             depends = tuple(dict.fromkeys(depends + public.depends))
         graph.add_edge(
@@ -226,7 +226,7 @@ def network(
                 "public-instance",
                 f"reaches instance {display_name(instance)} on its public IP "
                 "through an open security group",
-                rule.location if rule else instance.location,
+                entry.location if entry else instance.location,
                 depends,
             )
         )
@@ -248,12 +248,12 @@ def _load_balancers(
     ):
         group = _target_group(index, attachment.values.get("target_group_arn"))
         target_id = attachment.values.get("target_id")
-        target = index.find("aws_instance", target_id) or index.find(
+        member = index.find("aws_instance", target_id) or index.find(
             "aws_lambda_function", target_id
         )
-        if group and target and node_id(target) in graph.nodes:
+        if group and member and node_id(member) in graph.nodes:
             targets[node_id(group)].append(
-                (node_id(target), f"{target.type} {display_name(target)}")
+                (node_id(member), f"{member.type} {display_name(member)}")
             )
     for scaling in index.by_type["aws_autoscaling_group"]:
         for reference in as_list(scaling.values.get("target_group_arns")):

@@ -196,7 +196,7 @@ def _conditions(value: Any) -> tuple[Condition, ...]:
         return (Condition("Unknown", UNKNOWN, ()),)
     if not isinstance(value, Mapping):
         return ()
-    out = []
+    out: list[Condition] = []
     for operator, pairs in value.items():
         if isinstance(pairs, Mapping):
             out.extend(Condition(str(operator), str(k), _strings(v)) for k, v in pairs.items())

@@ -177,8 +177,9 @@ def _objects(document: Any, path: str) -> list[K8sObject]:
     kind, api = document.get("kind"), document.get("apiVersion")
     if not isinstance(kind, str) or not isinstance(api, str):
         return []
-    if kind.endswith("List") and isinstance(document.get("items"), list):
-        return [o for item in document["items"] for o in _objects(item, path)]
+    items = document.get("items")
+    if kind.endswith("List") and isinstance(items, list):
+        return [o for item in items for o in _objects(item, path)]
     metadata = document.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
     name = str(metadata.get("name", "unnamed"))
@@ -481,9 +482,9 @@ class _Builder:
                 for path in _list(_get(rule, "http", "paths")):
                     backend = _get(path, "backend")
                     name = _get(backend, "service", "name") or _get(backend, "serviceName")
-                    service = services.get((ingress.namespace, str(name)))
-                    if service is not None and isinstance(path, LineDict):
-                        targets.append((service, path.line))
+                    routed = services.get((ingress.namespace, str(name)))
+                    if routed is not None and isinstance(path, LineDict):
+                        targets.append((routed, path.line))
             default = _get(ingress.body, "spec", "defaultBackend", "service", "name")
             if default and (ingress.namespace, str(default)) in services:
                 targets.append((services[(ingress.namespace, str(default))], ingress.body.line))
@@ -634,20 +635,23 @@ class _Builder:
                     self.pod_config_maps[obj.id].append((obj.namespace, str(name)))
 
     def _config_maps(self) -> None:
-        by_name = {}
+        by_name: dict[tuple[str, str], K8sObject] = {}
         for config in self.by_kind["ConfigMap"]:
             data = config.body.get("data")
             what = f"ConfigMap {config.namespace}/{config.name}"
-            for key, value in data.items() if isinstance(data, LineDict) else []:
-                self._leaked(config, str(key), value, what, data.line_of(str(key)))
+            if isinstance(data, LineDict):
+                for key, value in data.items():
+                    self._leaked(config, str(key), value, what, data.line_of(str(key)))
             by_name[(config.namespace, config.name)] = config
         for pod, names in sorted(self.pod_config_maps.items()):
             for name in sorted(set(names)):
-                config = by_name.get(name)
-                for node_id in self.config_secrets.get(config.id, []) if config else []:
+                mounted = by_name.get(name)
+                if mounted is None:
+                    continue
+                for node_id in self.config_secrets.get(mounted.id, []):
                     self._read_config(
-                        pod, node_id, f"from ConfigMap {name[1]} it mounts", config.location
-                    )  # type: ignore[union-attr]
+                        pod, node_id, f"from ConfigMap {name[1]} it mounts", mounted.location
+                    )
 
     def _read_config(self, source: str, node_id: str, how: str, where: Location) -> None:
         label = self.graph.nodes[node_id].label
