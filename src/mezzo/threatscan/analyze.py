@@ -150,8 +150,14 @@ def _path_findings(graph: Graph, principals: list[Principal], pods: list[str]) -
     by_node = {p.node_id: p for p in principals}
     starts = sorted(p.node_id for p in principals if p.kind in ("user", "role"))
 
+    powers = {p.node_id: _powers(p) for p in principals if p.kind in ("user", "role")}
+
     def more_privileged(start: str, node: str) -> bool:
-        return node in by_node and start in by_node and _outranks(by_node[node], by_node[start])
+        """A role that may certainly do, on any resource, a sensitive action the start may not."""
+        role = by_node.get(node)
+        if role is None or role.kind != "role" or start not in powers:
+            return False
+        return bool(powers[node][0] - powers[start][1])
 
     inside = shortest_paths(graph, starts, require=ESCALATION_KINDS, is_target=more_privileged)
     inside += shortest_paths(graph, sorted(pods), require=IN_CLUSTER_KINDS)
@@ -198,14 +204,13 @@ PRIVILEGE_PROBES = (
 )
 
 
-def _outranks(role: Principal, start: Principal) -> bool:
-    """The role may do something sensitive, on any resource, that the start may not."""
-    if role.kind != "role":
-        return False
+def _powers(principal: Principal) -> tuple[frozenset[str], frozenset[str]]:
+    """The probe actions it may certainly do on any resource, and those it may do at all."""
     probe = "arn:aws:mezzo:{region}:{account}:mezzo-any/mezzo-any"
-    return any(
-        role.can(action, probe).certain and not start.can(action, probe).allowed
-        for action in PRIVILEGE_PROBES
+    decisions = {action: principal.can(action, probe) for action in PRIVILEGE_PROBES}
+    return (
+        frozenset(a for a, d in decisions.items() if d.certain and not d.conditional),
+        frozenset(a for a, d in decisions.items() if d.allowed),
     )
 
 
