@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mezzo.threatscan import aws, aws_data, helm, iam_files, kubernetes, terraform
+from mezzo.threatscan.aws_control import add_workload_control_edges
 from mezzo.threatscan.aws_credentials import add_credential_edges
 from mezzo.threatscan.graph import INTERNET, AttackPath, Graph, shortest_paths
 from mezzo.threatscan.model import Edge, Finding, Location, NodeKind, Severity, Skipped, Step
@@ -103,7 +104,7 @@ def _analyze(unit: Unit, depth: str) -> tuple[Graph, list[Finding], list[str]]:
     principals = aws_result.principals + file_principals
     aws.add_identity_edges(principals, graph, aws_result)
     aws_data.add_data_edges(principals, aws_data.data_targets(unit.resources), graph)
-    aws.add_workload_control_edges(principals, unit.resources, graph)
+    add_workload_control_edges(principals, unit.resources, graph)
     if aws_result.index is not None:
         add_credential_edges(aws_result.index, principals, graph, aws_result)
     k8s_result = kubernetes.build(unit.objects, graph)
