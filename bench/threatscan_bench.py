@@ -197,29 +197,38 @@ def count_sarif_results(path: Path) -> int:
     return sum(len(run.get("results", [])) for run in document.get("runs", []))
 
 
+def mezzo_command(target: Path, output: Path, cache: Path | None = None) -> list[str]:
+    command = [
+        str(MEZZO),
+        "scan",
+        "analyze",
+        "--target",
+        str(target),
+        "--depth",
+        "deep",
+        "--format",
+        "sarif",
+        "--output",
+        str(output),
+    ]
+    return command + (["--cache", str(cache)] if cache else [])
+
+
 def measure(label: str, target: Path, work: Path, with_checkov: bool) -> dict[str, object]:
     mezzo_out = work / f"{label}-mezzo.sarif"
-    mezzo_s, mezzo_cpu, mezzo_rc = timed(
-        [
-            str(MEZZO),
-            "scan",
-            "analyze",
-            "--target",
-            str(target),
-            "--depth",
-            "deep",
-            "--format",
-            "sarif",
-            "--output",
-            str(mezzo_out),
-        ]
-    )
+    mezzo_s, mezzo_cpu, mezzo_rc = timed(mezzo_command(target, mezzo_out))
+    # with --cache: the first run fills it, the second (timed) reads every file from it
+    cache = work / f"{label}-cache"
+    timed(mezzo_command(target, work / f"{label}-fill.sarif", cache))
+    warm_s, warm_cpu, _ = timed(mezzo_command(target, work / f"{label}-warm.sarif", cache))
     row: dict[str, object] = {
         "tree": label,
         "mezzo_s": mezzo_s,
         "mezzo_cpu": mezzo_cpu,
         "mezzo_rc": mezzo_rc,
         "mezzo_results": count_sarif_results(mezzo_out),
+        "warm_s": warm_s,
+        "warm_cpu": warm_cpu,
     }
     if with_checkov:
         checkov_dir = work / f"{label}-checkov"
@@ -247,6 +256,7 @@ def measure(label: str, target: Path, work: Path, with_checkov: bool) -> dict[st
             "checkov_results": count_sarif_results(checkov_dir / "results_sarif.sarif"),
             "ratio": checkov_s / mezzo_s,
             "cpu_ratio": checkov_cpu / mezzo_cpu,
+            "warm_ratio": checkov_s / warm_s,
         }
     return row
 
@@ -274,15 +284,18 @@ def main() -> None:
         ]
     print()
     print(
-        "| tree | mezzo wall / CPU (s) | mezzo results | Checkov wall / CPU (s) "
-        "| Checkov results | Checkov / mezzo (wall, CPU) |"
+        "| tree | mezzo wall / CPU (s) | mezzo results | mezzo --cache warm wall / CPU (s) "
+        "| Checkov wall / CPU (s) | Checkov results | Checkov / mezzo (wall, CPU; warm wall) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
-        mezzo = f"{row['mezzo_s']:.2f} / {row['mezzo_cpu']:.2f} | {row['mezzo_results']}"
+        mezzo = (
+            f"{row['mezzo_s']:.2f} / {row['mezzo_cpu']:.2f} | {row['mezzo_results']}"
+            f" | {row['warm_s']:.2f} / {row['warm_cpu']:.2f}"
+        )
         checkov = (
             f"{row['checkov_s']:.2f} / {row['checkov_cpu']:.2f} | {row['checkov_results']}"
-            f" | {row['ratio']:.1f}x, {row['cpu_ratio']:.1f}x"
+            f" | {row['ratio']:.1f}x, {row['cpu_ratio']:.1f}x; {row['warm_ratio']:.1f}x"
             if "checkov_s" in row
             else "- | - | -"
         )

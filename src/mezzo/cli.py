@@ -1,6 +1,11 @@
 """`mezzo`: serve, worker, run, events, keys, stub-llm, scan, sandbox."""
 
+# ruff: noqa: E402  (the fast path below runs before the rest of the CLI is imported)
 from __future__ import annotations
+
+from mezzo.cli_fastpath import run_light_subcommand
+
+run_light_subcommand()  # `mezzo scan ...` from the console script: only the scanner is imported
 
 import asyncio
 import json

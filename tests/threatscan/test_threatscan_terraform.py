@@ -40,7 +40,7 @@ def test_load_balancer_to_admin_through_a_local_module() -> None:
         "internet",
         "tf:aws_lb.front",
         "tf:aws_instance.app",
-        "tf:modules/app_role/aws_iam_role.this",
+        "tf:module.app_role.aws_iam_role.this",  # an instance of the module, as Terraform names it
         "aws:admin",
     ]
     assert steps[3].location.path == "modules/app_role/main.tf"  # type: ignore[union-attr]
@@ -61,7 +61,9 @@ def test_public_resources_and_their_near_misses() -> None:
 
 def test_running_code_on_workloads_reaches_admin_and_deny_or_mfa_stop_it() -> None:
     positive = scan_fixture("terraform/workload-control/positive")
-    assert rule_ids(positive) == ["MZ-PATH-005"] * 3  # dev, ops, oncall
+    assert rule_ids(positive) == ["MZ-PATH-005"] * 4  # dev, ops, oncall to admin; dev to a secret
+    assert [f.severity.label for f in positive.findings] == ["high"] * 3 + ["medium"]
+    assert positive.findings[-1].nodes[-1] == "tf:aws_secretsmanager_secret.db"
     edges = {(e.source, e.technique) for e in positive.graph.edges.values()}  # type: ignore[union-attr]
     assert {
         ("tf:aws_iam_user.dev", "ssm:SendCommand"),
@@ -75,10 +77,14 @@ def test_running_code_on_workloads_reaches_admin_and_deny_or_mfa_stop_it() -> No
     assert "can_exec" not in kinds
 
 
-def test_unknown_values_are_never_taken_as_safe() -> None:
+def test_unknown_values_are_reported_as_unknown_naming_the_variable() -> None:
     report = scan_fixture("terraform/unknowns")
     assert rule_ids(report) == ["MZ-PATH-002"]
-    assert report.findings[0].steps[-1].node == "aws:any-s3-bucket"
+    (path,) = report.findings
+    # `${var.bucket_arn}/*` names one bucket we cannot see: maybe `reports`, not "every bucket"
+    assert path.steps[-1].node == "tf:aws_s3_bucket.reports"
+    assert path.severity.label == "low"
+    assert "depends on var.ingress_cidr, var.bucket_arn" in path.message
 
 
 def test_kubernetes_service_account_reaches_aws_secret_through_irsa() -> None:
@@ -114,7 +120,7 @@ def test_evaluator_resolves_locals_variables_functions_and_keeps_lines() -> None
     (bucket,) = resources
     assert bucket.values["bucket"] == "app-prod-data"
     assert bucket.values["tags"] == {"a": 1, "b": "x"}
-    assert bucket.values["list"] == ["x", Unknown("var.missing")]
+    assert bucket.values["list"] == ["x", Unknown("var.missing", ("var.missing",))]
     assert bucket.location.line == 7
     assert bucket.values.line_of("tags") == 9
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
-from mezzo.threatscan.aws_data import admin_principals, public_buckets
+from mezzo.threatscan.aws_data import public_buckets
 from mezzo.threatscan.aws_index import (
     AwsResult,
     ResourceIndex,
@@ -25,17 +26,23 @@ from mezzo.threatscan.iam import (
     Statement,
     condition_result,
     is_public_principal,
+    may_be_public_principal,
     parse_policy_document,
 )
-from mezzo.threatscan.model import Edge, Location, Node, NodeKind
-from mezzo.threatscan.privesc import ADMIN_NODE, Principal, escalation_edges
-from mezzo.threatscan.rules import finding
+from mezzo.threatscan.kubernetes import RUNTIME_DIRS, RUNTIME_SOCKETS
+from mezzo.threatscan.model import Edge, LineDict, Location, Node, NodeKind, Severity
+from mezzo.threatscan.privesc import (
+    ADMIN_NODE,
+    Principal,
+    escalation_edges,
+)
+from mezzo.threatscan.rules import depends_note, finding
 from mezzo.threatscan.terraform import TfResource
 
 
 def build(resources: list[TfResource], graph: Graph) -> AwsResult:
     index = ResourceIndex(resources)
-    result = AwsResult()
+    result = AwsResult(index=index)
     principals = _principals(index, result)
     result.principals = list(principals.values())
     _public_trust(index, principals, graph, result)
@@ -51,6 +58,7 @@ def build(resources: list[TfResource], graph: Graph) -> AwsResult:
 def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]:
     principals: dict[str, Principal] = {}
     by_resource: dict[tuple[str, str], Principal] = {}
+    principal: Principal | None
     for kind, tf_type in (
         ("role", "aws_iam_role"),
         ("user", "aws_iam_user"),
@@ -61,7 +69,7 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
                 node_id(resource), kind, display_name(resource), arn_of(resource), resource.location
             )
             principals[principal.node_id] = principal
-            by_resource[(tf_type, resource.name)] = principal
+            by_resource[(tf_type, resource.address)] = principal
             if kind == "role":
                 trust = policy_attribute(resource, "assume_role_policy", "trust", result)
                 principal.trust = list(trust.statements) if trust else []
@@ -72,7 +80,12 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
                                 parse_policy_document(
                                     inline["policy"],
                                     str(inline.get("name", "inline")),
-                                    Location(resource.location.path, inline.line_of("policy")),
+                                    Location(
+                                        resource.location.path,
+                                        inline.line_of("policy")
+                                        if isinstance(inline, LineDict)
+                                        else resource.location.line,
+                                    ),
                                 )
                             )
                         except PolicyError as exc:
@@ -82,7 +95,7 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
 
     def owner(tf_type: str, reference: Any) -> Principal | None:
         target = index.find(tf_type, reference)
-        return by_resource.get((tf_type, target.name)) if target else None
+        return by_resource.get((tf_type, target.address)) if target else None
 
     for suffix, tf_type, key in (
         ("role", "aws_iam_role", "role"),
@@ -104,6 +117,16 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
                     result,
                     resource.at("policy_arn"),
                 )
+    for suffix, tf_type, key in (
+        ("role", "aws_iam_role", "role_name"),
+        ("user", "aws_iam_user", "user_name"),
+        ("group", "aws_iam_group", "group_name"),
+    ):
+        # aws_iam_*_policy_attachments_exclusive: the complete list of managed policies
+        for resource in index.by_type[f"aws_iam_{suffix}_policy_attachments_exclusive"]:
+            principal = owner(tf_type, resource.values.get(key))
+            for arn in as_list(resource.values.get("policy_arns")) if principal else []:
+                _attach(principal, arn, index, result, resource.at("policy_arns"))  # type: ignore[arg-type]
     for resource in index.by_type["aws_iam_policy_attachment"]:
         for tf_type, key in (
             ("aws_iam_role", "roles"),
@@ -139,7 +162,7 @@ def _principals(index: ResourceIndex, result: AwsResult) -> dict[str, Principal]
     for tf_type in ("aws_iam_role", "aws_iam_user"):
         for resource in index.by_type[tf_type]:
             arn = resource.values.get("permissions_boundary")
-            principal = by_resource[(tf_type, resource.name)]
+            principal = by_resource[(tf_type, resource.address)]
             if isinstance(arn, str):
                 boundary = _managed(arn, index, result)
                 if boundary is not None:
@@ -185,17 +208,25 @@ def _public_trust(
         if principal.kind != "role":
             continue
         for statement in principal.trust:
-            if statement.effect != "Allow" or not is_public_principal(statement):
+            public = is_public_principal(statement)
+            if statement.effect != "Allow" or not (public or may_be_public_principal(statement)):
                 continue
             if condition_result(statement.conditions, principal.context()) is False:
                 continue
             location = statement.location or principal.location
+            depends = () if public else statement.depends or ("an unresolved principal",)
+            message = (
+                f"Role {principal.name} can be assumed by any AWS principal"
+                if public
+                else f"Role {principal.name} trusts a principal that cannot be resolved offline"
+            )
             result.findings.append(
                 finding(
                     "MZ-AWS-005",
-                    f"Role {principal.name} can be assumed by any AWS principal",
+                    message + depends_note(depends),
                     location,
                     (principal.node_id,),
+                    Severity.LOW if depends else None,
                 )
             )
             graph.add_node(_identity_node(principal))
@@ -207,6 +238,7 @@ def _public_trust(
                     "public-trust-policy",
                     f"assumes role {principal.name} from any AWS account",
                     location,
+                    depends,
                 )
             )
             break
@@ -236,9 +268,10 @@ def add_identity_edges(principals: list[Principal], graph: Graph, result: AwsRes
                 finding(
                     "MZ-AWS-004",
                     f"IAM {source.kind} {source.name} can make itself administrator: {edge.action} "
-                    f"({edge.technique})",
+                    f"({edge.technique})" + depends_note(edge.depends),
                     edge.location,
                     (edge.source, edge.target),
+                    Severity.LOW if edge.depends else None,
                 )
             )
     for principal in principals:
@@ -263,10 +296,14 @@ def _workloads(
 ) -> list[Workload]:
     workloads: list[Workload] = []
     profiles: dict[str, Principal] = {}
-    for profile in index.by_type["aws_iam_instance_profile"]:
-        role = index.find("aws_iam_role", profile.values.get("role"))
+    for instance_profile in index.by_type["aws_iam_instance_profile"]:
+        role = index.find("aws_iam_role", instance_profile.values.get("role"))
         if role is not None:
-            for key in (profile.name, display_name(profile), arn_of(profile)):
+            for key in (
+                instance_profile.name,
+                display_name(instance_profile),
+                arn_of(instance_profile),
+            ):
                 profiles[key] = principals[node_id(role)]
 
     def runs_as(workload: TfResource, principal: Principal | None, key: str, verb: str) -> None:
@@ -325,17 +362,128 @@ def _workloads(
                 "reads the node role {role} from the instance metadata service",
             )
             result.node_roles.append(node_id(role))
-    for task in index.by_type["aws_ecs_task_definition"]:
-        role = index.find("aws_iam_role", task.values.get("task_role_arn"))
-        if role is not None:
+    for tf_type, key, verb in _SERVICE_ROLES:
+        for resource in index.by_type[tf_type]:
+            role = index.find("aws_iam_role", resource.values.get(key))
+            runs_as(resource, principals.get(node_id(role)) if role else None, key, verb)
+    templates: dict[str, Principal | None] = {}
+    for tf_type in ("aws_launch_template", "aws_launch_configuration"):
+        for template in index.by_type[tf_type]:
+            profile = template.values.get("iam_instance_profile")
+            if isinstance(profile, list):
+                first = profile[0] if profile and isinstance(profile[0], dict) else {}
+                profile = first.get("name") or first.get("arn")
+            principal = profiles.get(profile) if isinstance(profile, str) else None
+            templates[node_id(template)] = principal
             runs_as(
-                task,
-                principals.get(node_id(role)),
-                "task_role_arn",
-                "reads the task role {role} from the container credentials endpoint",
+                template,
+                principal,
+                "iam_instance_profile",
+                "launches an instance from it and reads the credentials of role {role} from IMDS",
             )
+    for scaling in index.by_type["aws_autoscaling_group"]:
+        references = [
+            (tf_type, item.get(key))
+            for tf_type, attribute, key in (
+                ("aws_launch_template", "launch_template", "id"),
+                ("aws_launch_template", "launch_template", "name"),
+            )
+            for item in as_list(scaling.values.get(attribute))
+            if isinstance(item, dict)
+        ] + [("aws_launch_configuration", scaling.values.get("launch_configuration"))]
+        launch = next(
+            (t for tf_type, ref in references if (t := index.find(tf_type, ref)) is not None),
+            None,
+        )
+        principal = templates.get(node_id(launch)) if launch else None
+        runs_as(
+            scaling,
+            principal,
+            "launch_template",
+            "gets code execution on its instances and reads the credentials of role {role}",
+        )
+    _ecs_host_escapes(index, graph, result)
     _public_lambdas(index, graph, result)
     return workloads
+
+
+_SERVICE_ROLES = (
+    (
+        "aws_ecs_task_definition",
+        "task_role_arn",
+        "reads the task role {role} from the container credentials endpoint",
+    ),
+    ("aws_glue_job", "role_arn", "runs its script as role {role}"),
+    ("aws_glue_dev_endpoint", "role_arn", "runs code on the endpoint as role {role}"),
+    ("aws_codebuild_project", "service_role", "runs its build as role {role}"),
+    ("aws_cloudformation_stack", "iam_role_arn", "deploys the stack as role {role}"),
+    ("aws_sagemaker_notebook_instance", "role_arn", "runs notebook code as role {role}"),
+)
+ECS_HOST_NODE = "aws:ecs-container-instance"
+
+
+def _ecs_host_escapes(index: ResourceIndex, graph: Graph, result: AwsResult) -> None:
+    """Privileged ECS containers and host mounts of the Docker socket or / hand over the host."""
+    for task in index.by_type["aws_ecs_task_definition"]:
+        volumes = {
+            str(v.get("name")): str(v.get("host_path"))
+            for v in as_list(task.values.get("volume"))
+            if isinstance(v, dict) and isinstance(v.get("host_path"), str)
+        }
+        reasons: list[str] = []
+        for container in _json_list(task.values.get("container_definitions")):
+            name = container.get("name", "?")
+            if container.get("privileged") is True:
+                reasons.append(f"container {name} is privileged")
+            for mount in as_list(container.get("mountPoints")):
+                path = (
+                    volumes.get(str(mount.get("sourceVolume"))) if isinstance(mount, dict) else None
+                )
+                if path and (
+                    path.rstrip("/") in ("", "/etc", "/root", "/proc", "/var/lib/docker")
+                    or path.endswith(RUNTIME_SOCKETS)
+                    or path.rstrip("/") in RUNTIME_DIRS
+                ):
+                    reasons.append(f"container {name} mounts host path {path}")
+        if not reasons:
+            continue
+        where = task.at("container_definitions")
+        result.findings.append(
+            finding(
+                "MZ-AWS-009",
+                f"ECS task definition {display_name(task)}: " + "; ".join(reasons),
+                where,
+                (node_id(task),),
+            )
+        )
+        graph.add_node(
+            Node(
+                node_id(task),
+                NodeKind.WORKLOAD,
+                f"aws_ecs_task_definition {display_name(task)}",
+                task.location,
+            )
+        )
+        graph.add_node(Node(ECS_HOST_NODE, NodeKind.HOST, "an ECS container instance (host root)"))
+        graph.add_edge(
+            Edge(
+                node_id(task),
+                ECS_HOST_NODE,
+                "can_mount_host",
+                "ecs-host-escape",
+                f"escapes to the container instance ({reasons[0]})",
+                where,
+            )
+        )
+
+
+def _json_list(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            return []
+    return [item for item in as_list(value) if isinstance(item, dict)]
 
 
 def _public_lambdas(index: ResourceIndex, graph: Graph, result: AwsResult) -> None:
@@ -369,48 +517,3 @@ def _public_lambdas(index: ResourceIndex, graph: Graph, result: AwsResult) -> No
         if permission.values.get("principal") == "*":
             function = index.find("aws_lambda_function", permission.values.get("function_name"))
             expose(function, permission.at("principal"), "grants invoke to principal *")
-
-
-_CONTROL_ACTIONS = {
-    "aws_lambda_function": (
-        ("lambda:UpdateFunctionCode", "replaces the code of function {name} and invokes it"),
-    ),
-    "aws_instance": (
-        ("ssm:SendCommand", "runs shell commands on instance {name} with SSM Run Command"),
-        ("ssm:StartSession", "opens an SSM shell session on instance {name}"),
-        (
-            "ec2-instance-connect:SendSSHPublicKey",
-            "pushes an SSH key with EC2 Instance Connect and logs into instance {name}",
-        ),
-    ),
-}
-
-
-def add_workload_control_edges(
-    principals: list[Principal], resources: list[TfResource], graph: Graph
-) -> None:
-    """Running code on an existing workload hands over the workload's role."""
-    admins = admin_principals(graph)
-    for resource in resources:
-        actions = _CONTROL_ACTIONS.get(resource.type)
-        if resource.mode != "resource" or not actions or node_id(resource) not in graph.nodes:
-            continue
-        arn = arn_of(resource)
-        for principal in principals:
-            if principal.node_id in admins:
-                continue
-            for action, verb in actions:
-                decision = principal.can(action, arn)
-                if decision.allowed:
-                    location = decision.statement.location if decision.statement else None
-                    graph.add_edge(
-                        Edge(
-                            principal.node_id,
-                            node_id(resource),
-                            "can_exec",
-                            action,
-                            verb.format(name=display_name(resource)),
-                            location or principal.location,
-                        )
-                    )
-                    break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from mezzo.threatscan.iam import (
 )
 from mezzo.threatscan.model import Finding
 from mezzo.threatscan.privesc import Principal
-from mezzo.threatscan.terraform import NAME_ATTRIBUTES, TfResource, synthetic_arn
+from mezzo.threatscan.terraform import NAME_ATTRIBUTES, Ref, TfResource, synthetic_arn
 
 
 @dataclass
@@ -22,6 +23,7 @@ class AwsResult:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     node_roles: list[str] = field(default_factory=list)
+    index: ResourceIndex | None = None
 
 
 def display_name(resource: TfResource) -> str:
@@ -43,25 +45,49 @@ def node_id(resource: TfResource) -> str:
     return f"tf:{resource.address}"
 
 
+_ARN_SCOPE = re.compile(r"^(arn:[^:]*:[^:]*:)([^:]*):([^:]*):")
+
+
 class ResourceIndex:
-    """Resources by type, found by what a reference evaluates to: label, name or ARN."""
+    """Resources of one root module by type, found by what a reference evaluates to.
+
+    A reference to a resource (`aws_iam_role.x.arn`) finds exactly that resource; a literal
+    name or ARN finds the resource of that type with that name in the same root module.
+    """
 
     def __init__(self, resources: list[TfResource]) -> None:
         self.by_type: dict[str, list[TfResource]] = defaultdict(list)
         self._names: dict[tuple[str, str], TfResource] = {}
+        self._addresses: dict[str, TfResource] = {}
         for resource in resources:
             if resource.mode != "resource":
                 continue
             self.by_type[resource.type].append(resource)
-            for key in (resource.name, display_name(resource), arn_of(resource)):
+            self._addresses[resource.address] = resource
+            for key in (display_name(resource), arn_of(resource), resource.name):
                 self._names.setdefault((resource.type, key), resource)
 
     def find(self, kind: str, reference: Any) -> TfResource | None:
         if not isinstance(reference, str):
             return None
+        if isinstance(reference, Ref):
+            found = self._addresses.get(reference.address)
+            if found is not None and found.type == kind:
+                return found
         found = self._names.get((kind, reference))
         if found is None and reference.startswith("arn:"):
-            found = self._names.get((kind, reference.rsplit("/", 1)[-1]))
+            match = _ARN_SCOPE.match(reference)
+            owner = match.group(3) if match else ""
+            if owner == "aws":  # arn:aws:iam::aws:policy/... is AWS-managed, never the tree's
+                return None
+            if match:
+                region = "{region}" if match.group(2) else ""
+                account = "{account}" if owner else ""
+                found = self._names.get(
+                    (kind, _ARN_SCOPE.sub(rf"\g<1>{region}:{account}:", reference, count=1))
+                )
+            if found is None and kind.startswith("aws_iam_"):  # IAM ARNs may carry a path
+                found = self._names.get((kind, reference.rsplit("/", 1)[-1]))
         return found
 
 

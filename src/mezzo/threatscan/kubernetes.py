@@ -17,9 +17,16 @@ from mezzo.threatscan.model import (
     Severity,
     Skipped,
 )
+from mezzo.threatscan.parsing import Unparseable
 from mezzo.threatscan.rules import finding
+from mezzo.threatscan.secrets import (
+    AWS_KEY_ID,
+    AWS_SECRET_NAME,
+    is_real_value,
+    looks_like_secret_name,
+    looks_like_secret_value,
+)
 from mezzo.threatscan.sources import SourceFile
-from mezzo.threatscan.yamlload import DocumentError, load_documents
 
 HOST_NODE = "k8s:node"
 CLUSTER_ADMIN_NODE = "k8s:cluster-admin"
@@ -48,6 +55,16 @@ SENSITIVE_HOST_PATHS = (
     "/dev",
 )
 RUNTIME_SOCKETS = ("docker.sock", "containerd.sock", "crio.sock", "cri-dockerd.sock")
+# the directories that hold those sockets hand over the runtime just the same
+RUNTIME_DIRS = (
+    "/run/containerd",
+    "/var/run/containerd",
+    "/run/crio",
+    "/var/run/crio",
+    "/run/docker",
+    "/var/run/docker",
+    "/var/lib/containerd",
+)
 ESCAPE_CAPABILITIES = {"SYS_ADMIN", "SYS_MODULE", "ALL"}
 DANGEROUS_CAPABILITIES = ESCAPE_CAPABILITIES | {
     "SYS_PTRACE",
@@ -69,6 +86,16 @@ WORKLOAD_RESOURCES = {
     "*",
 }
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+_RESOURCE_OF = {
+    "Pod": "pods",
+    "Deployment": "deployments",
+    "DaemonSet": "daemonsets",
+    "StatefulSet": "statefulsets",
+    "ReplicaSet": "replicasets",
+    "Job": "jobs",
+    "CronJob": "cronjobs",
+    "ReplicationController": "replicationcontrollers",
+}
 
 _ALL_RULE = LineDict({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]})
 BUILTIN_CLUSTER_ROLES: dict[str, list[LineDict]] = {
@@ -119,34 +146,27 @@ class K8sObject:
 class K8sResult:
     findings: list[Finding] = field(default_factory=list)
     irsa: list[tuple[str, str, Location]] = field(default_factory=list)
+    pods: list[str] = field(default_factory=list)  # workload nodes: where a compromise starts
 
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "Node", "PersistentVolume"}
 
 
 def load(
-    sources: list[SourceFile], documents_by_path: dict[str, list[Any]] | None = None
+    sources: list[SourceFile], parsed: dict[str, Any]
 ) -> tuple[list[K8sObject], list[Skipped]]:
+    """Kubernetes objects of every YAML/JSON file (parsed once, by `parsing`)."""
     objects: list[K8sObject] = []
     skipped: list[Skipped] = []
     for source in sources:
         if source.language not in ("yaml", "json"):
             continue
-        documents = (documents_by_path or {}).get(source.path)
-        if documents is None:
-            if source.language == "json":
-                continue
-            try:
-                documents = load_documents(source.text)
-            except DocumentError as exc:
-                hint = (
-                    " (an unrendered Helm template? run `helm template` first)"
-                    if "{{" in source.text
-                    else ""
-                )
-                skipped.append(Skipped(source.path, f"unparseable YAML: {exc}{hint}"))
-                continue
-        for document in documents:
+        documents = parsed.get(source.path)
+        if isinstance(documents, Unparseable):
+            if source.language == "yaml":  # JSON files report it once, as IAM input
+                skipped.append(Skipped(source.path, documents.reason))
+            continue
+        for document in documents if isinstance(documents, list) else []:
             objects.extend(_objects(document, source.path))
     return objects, skipped
 
@@ -157,8 +177,9 @@ def _objects(document: Any, path: str) -> list[K8sObject]:
     kind, api = document.get("kind"), document.get("apiVersion")
     if not isinstance(kind, str) or not isinstance(api, str):
         return []
-    if kind.endswith("List") and isinstance(document.get("items"), list):
-        return [o for item in document["items"] for o in _objects(item, path)]
+    items = document.get("items")
+    if kind.endswith("List") and isinstance(items, list):
+        return [o for item in items for o in _objects(item, path)]
     metadata = document.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
     name = str(metadata.get("name", "unnamed"))
@@ -214,6 +235,10 @@ class _Builder:
         self.workloads: list[tuple[K8sObject, LineDict, dict[str, Any]]] = []
         self.workload_sa: dict[str, str] = {}
         self.rbac_subjects: set[str] = set()
+        self.config_secrets: dict[str, list[str]] = defaultdict(list)  # holder -> secret nodes
+        self.leaks: dict[str, tuple[K8sObject, str, int]] = {}
+        self.leak_keys: dict[str, list[str]] = defaultdict(list)
+        self.pod_config_maps: dict[str, list[tuple[str, str]]] = defaultdict(list)
 
     def run(self) -> K8sResult:
         self._service_accounts()
@@ -222,8 +247,20 @@ class _Builder:
                 spec, labels = pod_spec(obj)
                 if spec is not None:
                     self._workload(obj, spec, labels)
+        self._config_maps()
         self._exposure()
         self._rbac()
+        for node_id, (holder, message, line) in sorted(self.leaks.items()):
+            aws = node_id.endswith("#aws-credentials")
+            self.result.findings.append(
+                finding(
+                    "MZ-K8S-011",
+                    f"{message} {', '.join(dict.fromkeys(self.leak_keys[node_id]))}",
+                    holder.at(line),
+                    (holder.id, node_id),
+                    Severity.HIGH if aws else None,
+                )
+            )
         self._exposed_tokens()
         return self.result
 
@@ -269,6 +306,7 @@ class _Builder:
             Node(obj.id, NodeKind.WORKLOAD, f"{obj.kind} {obj.namespace}/{obj.name}", obj.location)
         )
         self.workloads.append((obj, spec, labels))
+        self.result.pods.append(obj.id)
         sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         sa_id = self._sa_node(obj.namespace, str(sa_name))
         self.workload_sa[obj.id] = sa_id
@@ -288,6 +326,7 @@ class _Builder:
                 )
             )
         self._host_access(obj, spec)
+        self._environment(obj, spec)
 
     def _escape(self, obj: K8sObject, technique: str, action: str, line: int) -> None:
         self.graph.add_edge(
@@ -358,7 +397,9 @@ class _Builder:
             if not isinstance(path, str) or not isinstance(volume, LineDict):
                 continue
             normalized = "/" + path.strip("/")
-            socket = any(normalized.endswith(s) for s in RUNTIME_SOCKETS)
+            socket = any(normalized.endswith(s) for s in RUNTIME_SOCKETS) or (
+                normalized in RUNTIME_DIRS
+            )
             if normalized in SENSITIVE_HOST_PATHS or socket:
                 line = volume.line_of("hostPath")
                 what = "the container runtime socket" if socket else f"host path {normalized}"
@@ -441,9 +482,9 @@ class _Builder:
                 for path in _list(_get(rule, "http", "paths")):
                     backend = _get(path, "backend")
                     name = _get(backend, "service", "name") or _get(backend, "serviceName")
-                    service = services.get((ingress.namespace, str(name)))
-                    if service is not None and isinstance(path, LineDict):
-                        targets.append((service, path.line))
+                    routed = services.get((ingress.namespace, str(name)))
+                    if routed is not None and isinstance(path, LineDict):
+                        targets.append((routed, path.line))
             default = _get(ingress.body, "spec", "defaultBackend", "service", "name")
             if default and (ingress.namespace, str(default)) in services:
                 targets.append((services[(ingress.namespace, str(default))], ingress.body.line))
@@ -539,6 +580,85 @@ class _Builder:
                 )
                 out.append(node_id)
         return out
+
+    # -------------------------------------------------------------- secrets in manifests
+
+    def _leaked(self, holder: K8sObject, key: str, value: Any, what: str, line: int) -> str | None:
+        """A secret node for a literal secret in a manifest (and its finding), or None."""
+        if not isinstance(value, str):
+            return None
+        aws = bool(AWS_KEY_ID.search(value)) or (
+            AWS_SECRET_NAME.search(key) is not None and is_real_value(value)
+        )
+        if not aws and not (
+            (looks_like_secret_name(key) and is_real_value(value)) or looks_like_secret_value(value)
+        ):
+            return None
+        node_id = f"{holder.id}#{'aws-credentials' if aws else 'secret/' + key}"
+        label = (
+            f"AWS credentials of an unknown principal (in {what})" if aws else f"{key} in {what}"
+        )
+        if node_id not in self.graph.nodes:
+            self.graph.add_node(Node(node_id, NodeKind.SECRET, label, holder.at(line)))
+            self.config_secrets[holder.id].append(node_id)
+            held = "AWS credentials" if aws else "a plaintext secret"
+            self.leaks[node_id] = (holder, f"{what[0].upper()}{what[1:]} holds {held} in", line)
+        self.leak_keys[node_id].append(key)
+        return node_id
+
+    def _environment(self, obj: K8sObject, spec: LineDict) -> None:
+        """Literal env values of the pod's containers: the pod itself reads them."""
+        what = f"the environment of {obj.kind} {obj.namespace}/{obj.name}"
+        for container in _list(spec.get("containers")) + _list(spec.get("initContainers")):
+            for variable in _list(container.get("env")) if isinstance(container, dict) else []:
+                if not isinstance(variable, LineDict):
+                    continue
+                node_id = self._leaked(
+                    obj, str(variable.get("name")), variable.get("value"), what, variable.line
+                )
+                if node_id is not None:
+                    self._read_config(
+                        obj.id, node_id, "from its own environment", obj.at(variable.line)
+                    )
+            for source in _list(container.get("envFrom")) if isinstance(container, dict) else []:
+                name = _get(source, "configMapRef", "name")
+                if name is not None:
+                    self.pod_config_maps[obj.id].append((obj.namespace, str(name)))
+        for volume in _list(spec.get("volumes")):
+            name = _get(volume, "configMap", "name")
+            if name is not None:
+                self.pod_config_maps[obj.id].append((obj.namespace, str(name)))
+        for container in _list(spec.get("containers")):
+            for variable in _list(container.get("env")) if isinstance(container, dict) else []:
+                name = _get(variable, "valueFrom", "configMapKeyRef", "name")
+                if name is not None:
+                    self.pod_config_maps[obj.id].append((obj.namespace, str(name)))
+
+    def _config_maps(self) -> None:
+        by_name: dict[tuple[str, str], K8sObject] = {}
+        for config in self.by_kind["ConfigMap"]:
+            data = config.body.get("data")
+            what = f"ConfigMap {config.namespace}/{config.name}"
+            if isinstance(data, LineDict):
+                for key, value in data.items():
+                    self._leaked(config, str(key), value, what, data.line_of(str(key)))
+            by_name[(config.namespace, config.name)] = config
+        for pod, names in sorted(self.pod_config_maps.items()):
+            for name in sorted(set(names)):
+                mounted = by_name.get(name)
+                if mounted is None:
+                    continue
+                for node_id in self.config_secrets.get(mounted.id, []):
+                    self._read_config(
+                        pod, node_id, f"from ConfigMap {name[1]} it mounts", mounted.location
+                    )
+
+    def _read_config(self, source: str, node_id: str, how: str, where: Location) -> None:
+        label = self.graph.nodes[node_id].label
+        kind = "uses_credentials" if "#aws-credentials" in node_id else "can_read"
+        self.graph.add_edge(
+            Edge(source, node_id, kind, "secret-in-manifest", f"reads {label} {how}", where)
+        )
 
     def _rbac(self) -> None:
         roles = self._roles()
@@ -640,6 +760,7 @@ class _Builder:
                     None if names or scope else Severity.HIGH,
                 )
             )
+        self._config_readers(subject, allows, scope, where)
         if allows({"create"}, "pods/exec"):
             self.result.findings.append(
                 finding(
@@ -683,6 +804,20 @@ class _Builder:
                         where,
                     )
                 )
+            # Pod Security admission does not restrict serviceAccountName: any token in scope
+            for account in sorted(self.service_accounts()):
+                if account != subject and (not scope or account.split("/")[1] == scope):
+                    graph.add_edge(
+                        Edge(
+                            subject,
+                            account,
+                            "can_escalate_to",
+                            "rbac-pod-create-token",
+                            f"creates a pod that runs as {graph.nodes[account].label} and reads "
+                            "its token",
+                            where,
+                        )
+                    )
         for verb, resources in (
             ("bind", ("roles", "clusterroles")),
             ("escalate", ("roles", "clusterroles")),
@@ -716,6 +851,26 @@ class _Builder:
                         )
                     )
                 break
+
+    def _config_readers(self, subject: str, allows: Any, scope: str, where: Location) -> None:
+        """get/list on pods (or their controllers) and configmaps reads the secrets in them."""
+        for obj in self.objects if self.config_secrets else ():
+            secrets = self.config_secrets.get(obj.id)
+            if not secrets or (scope and obj.namespace != scope):
+                continue
+            resource = (
+                "configmaps" if obj.kind == "ConfigMap" else _RESOURCE_OF.get(obj.kind, "pods")
+            )
+            if allows(READ_VERBS, resource) or (
+                obj.kind != "ConfigMap" and allows(READ_VERBS, "pods")
+            ):
+                for node_id in secrets:
+                    self._read_config(
+                        subject, node_id, f"with kubectl get {resource} -o yaml", where
+                    )
+
+    def service_accounts(self) -> set[str]:
+        return {n for n in self.graph.nodes if n.startswith("k8s:ServiceAccount/")}
 
     def _pod_security_blocks(self, scope: str) -> bool:
         if not scope:

@@ -17,18 +17,29 @@ class Location:
         return f"{self.path}:{self.line}"
 
 
+UNKNOWN_PART = "\x01"  # stands for the unresolved part of a partly known string
+
+
 @dataclass(frozen=True)
 class Unknown:
-    """A value the loader could not resolve (a computed attribute, a missing variable).
+    """A value the loader could not resolve (a computed attribute, a variable without a value).
 
-    Unknown values are never treated as safe: an unknown resource matches any pattern, an
-    unknown condition is considered satisfied for an Allow and not relied on for a Deny.
+    Three states, never two: a value is known, unknown, or a literal "any" (`*`, 0.0.0.0/0).
+    Unknown is neither safe nor "any": an Allow that matches only through an unknown value
+    grants *maybe*, and every edge and finding built on it names what it `depends` on.
+    `template` keeps the known parts of a partly known string (`arn:aws:s3:::\x01/*`).
     """
 
     expression: str
+    names: tuple[str, ...] = ()
+    template: str = UNKNOWN_PART
 
     def __str__(self) -> str:
         return f"<unknown: {self.expression}>"
+
+    @property
+    def depends(self) -> tuple[str, ...]:
+        return self.names or (self.expression,)
 
 
 class Severity(IntEnum):
@@ -87,6 +98,7 @@ class Edge:
     technique: str
     action: str
     location: Location | None = None
+    depends: tuple[str, ...] = ()  # unresolved values the step relies on (var.x, ...)
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,12 @@ class Rule:
     short: str
     help: str
     severity: Severity
+    references: str = ""  # markdown appended to the help (the techniques and their sources)
+
+    @property
+    def help_markdown(self) -> str:
+        extra = f"\n\n{self.references}" if self.references else ""
+        return f"**{self.short}**\n\n{self.help}{extra}"
 
 
 @dataclass(frozen=True)

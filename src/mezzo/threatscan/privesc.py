@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from mezzo.threatscan.iam import (
     ACCOUNT,
     ATTACKER_CONTEXT,
+    MFA_KEY,
     REGION,
     Context,
     Decision,
@@ -28,6 +29,7 @@ from mezzo.threatscan.iam import (
 from mezzo.threatscan.model import Edge, Location
 
 ADMIN_NODE = "aws:admin"
+MFA_TECHNIQUE = "iam:CreateVirtualMFADevice+iam:EnableMFADevice+sts:AssumeRole"
 ADMIN_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 
 # Granting all of these, unconditionally and on any resource, makes a principal an admin.
@@ -70,7 +72,9 @@ class Principal:
         if base is None:
             base = ATTACKER_CONTEXT.with_values(aws__PrincipalArn=self.arn)
             if self.kind == "user":
-                base = base.with_values(aws__username=self.name)
+                # Stolen long-term access keys: the MFA key is absent from the request, so
+                # `BoolIfExists aws:MultiFactorAuthPresent` conditions are satisfied.
+                base = base.with_values(aws__username=self.name).without(MFA_KEY)
             self._base_context = base
         return base.with_values(**extra) if extra else base
 
@@ -172,6 +176,42 @@ PASSROLE_TECHNIQUES = (
         "creates a CloudFormation stack that acts with the role",
     ),
     PassRoleTechnique(
+        "cloudformation-update",
+        "cloudformation.amazonaws.com",
+        ("cloudformation:UpdateStack",),
+        "updates a CloudFormation stack to act with the role",
+    ),
+    PassRoleTechnique(
+        "cloudformation-change-set",
+        "cloudformation.amazonaws.com",
+        ("cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet"),
+        "creates and executes a change set that acts with the role",
+    ),
+    PassRoleTechnique(
+        "ecs-run-task",
+        "ecs-tasks.amazonaws.com",
+        ("ecs:RegisterTaskDefinition", "ecs:RunTask"),
+        "registers a task definition with the role as task role and runs it",
+    ),
+    PassRoleTechnique(
+        "ecs-update-service",
+        "ecs-tasks.amazonaws.com",
+        ("ecs:RegisterTaskDefinition", "ecs:UpdateService"),
+        "registers a task definition with the role and points a service at it",
+    ),
+    PassRoleTechnique(
+        "ecs-create-service",
+        "ecs-tasks.amazonaws.com",
+        ("ecs:RegisterTaskDefinition", "ecs:CreateService"),
+        "registers a task definition with the role and creates a service running it",
+    ),
+    PassRoleTechnique(
+        "autoscaling",
+        "ec2.amazonaws.com",
+        ("autoscaling:CreateLaunchConfiguration", "autoscaling:CreateAutoScalingGroup"),
+        "creates a launch configuration with the role and an auto scaling group that runs it",
+    ),
+    PassRoleTechnique(
         "codebuild",
         "codebuild.amazonaws.com",
         ("codebuild:CreateProject", "codebuild:StartBuild"),
@@ -195,19 +235,32 @@ def is_admin(principal: Principal) -> Decision:
     for action in ADMIN_PROBES:
         service = action.split(":")[0]
         decision = principal.can(action, f"arn:aws:{service}:{REGION}:{ACCOUNT}:mezzo-any/x")
-        if not decision.allowed or decision.conditional:
+        if not decision.certain or decision.conditional:
             return Decision(False)
         first = first or decision
     return first or Decision(False)
 
 
+def decision_edge(
+    source: str,
+    target: str,
+    kind: str,
+    technique: str,
+    action: str,
+    decision: Decision,
+    fallback: Location | None,
+) -> Edge:
+    """The edge an Allow decision draws: at the statement's line, with what it depends on."""
+    location = decision.statement.location if decision.statement else None
+    if decision.conditional and not decision.depends:
+        action += " (a condition applies that cannot be checked offline)"
+    return Edge(source, target, kind, technique, action, location or fallback, decision.depends)
+
+
 def _edge(
     source: Principal, target: str, kind: str, technique: str, action: str, decision: Decision
 ) -> Edge:
-    location = decision.statement.location if decision.statement else None
-    if decision.conditional:
-        action += " (a condition applies that cannot be checked offline)"
-    return Edge(source.node_id, target, kind, technique, action, location or source.location)
+    return decision_edge(source.node_id, target, kind, technique, action, decision, source.location)
 
 
 def escalation_edges(principals: Iterable[Principal]) -> list[Edge]:
@@ -228,9 +281,41 @@ def escalation_edges(principals: Iterable[Principal]) -> list[Edge]:
             )
             continue
         edges.extend(_self_edges(principal))
+        reached: list[Edge] = []
         for other in everyone:
             if other is not principal:
-                edges.extend(_edges_to(principal, other))
+                reached.extend(_edges_to(principal, other))
+        edges.extend(reached)
+        edges.extend(_policy_on_others(principal, reached, {p.node_id: p for p in everyone}))
+    return edges
+
+
+_WRITE_POLICY = {
+    "user": ("iam:PutUserPolicy", "iam:AttachUserPolicy"),
+    "role": ("iam:PutRolePolicy", "iam:AttachRolePolicy"),
+    "group": ("iam:PutGroupPolicy", "iam:AttachGroupPolicy"),
+}
+
+
+def _policy_on_others(p: Principal, reached: list[Edge], by_id: dict[str, Principal]) -> list[Edge]:
+    """Writing an admin policy onto another principal p can already act as makes p admin."""
+    edges: list[Edge] = []
+    for edge in reached:
+        q = by_id.get(edge.target)
+        if q is None or edge.kind not in ("can_assume", "can_escalate_to"):
+            continue
+        for action in _WRITE_POLICY[q.kind]:
+            extra = {"iam__PolicyARN": ADMIN_POLICY_ARN} if "Attach" in action else {}
+            decision = p.can(action, q.arn, **extra)
+            if decision.allowed:
+                verb = (
+                    f"{'attaches AdministratorAccess to' if 'Attach' in action else 'writes a */* inline policy onto'} "
+                    f"{q.kind} {q.name}, which it can act as ({edge.technique}), and acts as it"
+                )
+                edges.append(
+                    _edge(p, ADMIN_NODE, "can_escalate_to", f"{action} (other)", verb, decision)
+                )
+                break
     return edges
 
 
@@ -282,6 +367,7 @@ OTHER_PRINCIPAL_ACTIONS = (
     "iam:AddUserToGroup",
     "iam:UpdateAssumeRolePolicy",
     "iam:PassRole",
+    "iam:CreateVirtualMFADevice",
 )
 
 
@@ -322,6 +408,16 @@ def _edges_to(p: Principal, q: Principal) -> list[Edge]:
     return edges
 
 
+def _mfa_self_service(p: Principal) -> Decision | None:
+    """A user who may create and enable its own virtual MFA device can satisfy MFA conditions."""
+    if p.kind != "user":
+        return None
+    device = p.arn.replace(":user/", ":mfa/")
+    create = p.can("iam:CreateVirtualMFADevice", device)
+    enable = p.can("iam:EnableMFADevice", p.arn)
+    return combine(create, enable) if create.allowed and enable.allowed else None
+
+
 def _role_edges(p: Principal, q: Principal) -> list[Edge]:
     edges: list[Edge] = []
     assume = _assume(p, q)
@@ -329,6 +425,23 @@ def _role_edges(p: Principal, q: Principal) -> list[Edge]:
         edges.append(
             _edge(p, q.node_id, "can_assume", "sts:AssumeRole", f"assumes role {q.name}", assume)
         )
+    elif (mfa := _mfa_self_service(p)) is not None:
+        with_mfa = p.context().with_values(
+            aws__MultiFactorAuthPresent="true", aws__MultiFactorAuthAge="60"
+        )
+        assume = _assume(p, q, with_mfa)
+        if assume is not None:
+            edges.append(
+                _edge(
+                    p,
+                    q.node_id,
+                    "can_escalate_to",
+                    MFA_TECHNIQUE,
+                    f"creates and enables its own virtual MFA device, then assumes role {q.name}, "
+                    "whose trust policy requires MFA",
+                    combine(mfa, assume),
+                )
+            )
     decision = p.can("iam:UpdateAssumeRolePolicy", q.arn)
     if decision.allowed and assume is None:
         edges.append(
@@ -351,7 +464,6 @@ def _role_edges(p: Principal, q: Principal) -> list[Edge]:
         needed = [p.can_somewhere(action) for action in technique.actions]
         if all(d.allowed for d in needed):
             name = "iam:PassRole+" + "+".join(technique.actions)
-            conditional = pass_role.conditional or any(d.conditional for d in needed)
             edges.append(
                 _edge(
                     p,
@@ -359,40 +471,64 @@ def _role_edges(p: Principal, q: Principal) -> list[Edge]:
                     "can_escalate_to",
                     name,
                     f"passes role {q.name} to {technique.service.split('.')[0]}: {technique.verb}",
-                    Decision(True, pass_role.statement, conditional),
+                    combine(pass_role, *needed),
                 )
             )
     return edges
 
 
-def _assume(p: Principal, q: Principal) -> Decision | None:
-    """Can p assume q? Trust policy must admit p; naming the account also needs p's own Allow."""
+def combine(first: Decision, *others: Decision) -> Decision:
+    """All of several permissions: conditional or dependent if any one of them is."""
+    decisions = (first, *others)
+    depends = tuple(dict.fromkeys(name for d in decisions for name in d.depends))
+    return Decision(
+        all(d.allowed for d in decisions),
+        first.statement,
+        any(d.conditional for d in decisions),
+        depends=depends,
+    )
+
+
+def _assume(p: Principal, q: Principal, context: Context | None = None) -> Decision | None:
+    """Can p assume q? Trust policy must admit p; naming the account also needs p's own Allow.
+
+    An unresolved trust principal (a variable) admits p only *maybe*: the decision depends on it.
+    """
     direct = False
     via_account = False
-    context = p.context()
+    trust_depends: tuple[str, ...] = ()
+    trust_statement: Statement | None = None
+    context = context or p.context()
     for statement in q.trust:
         if statement.effect != "Allow" or not _mentions_assume(statement):
             continue
         if condition_result(statement.conditions, context) is False:
             continue
-        if principal_matches(statement, p.arn, account_principal=False):
-            direct = True
-        elif principal_matches(statement, p.arn, account_principal=True):
+        named = principal_matches(statement, p.arn, account_principal=False)
+        if named is True:
+            direct, trust_statement = True, statement
+        elif principal_matches(statement, p.arn, account_principal=True) is True:
             via_account = True
+            trust_statement = trust_statement or statement
+        elif named is None:
+            trust_depends += statement.depends or ("an unresolved trust principal",)
+            trust_statement = trust_statement or statement
     for statement in q.trust:
         if (
             statement.effect == "Deny"
             and _mentions_assume(statement)
-            and principal_matches(statement, p.arn, account_principal=True)
+            and principal_matches(statement, p.arn, account_principal=True) is True
+            and condition_result(statement.conditions, context) is True
         ):
             return None
-    if not (direct or via_account):
+    if not (direct or via_account or trust_depends):
         return None
+    maybe = () if (direct or via_account) else tuple(dict.fromkeys(trust_depends))
     decision = p.can("sts:AssumeRole", q.arn)
     if decision.allowed:
-        return decision
-    if direct and decision.reason != "explicit Deny":
-        return Decision(True, q.trust[0] if q.trust else None)
+        return combine(decision, Decision(True, trust_statement, depends=maybe))
+    if (direct or maybe) and decision.reason != "explicit Deny":
+        return Decision(True, trust_statement, depends=maybe)
     return None
 
 

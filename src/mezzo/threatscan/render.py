@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections import Counter
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from mezzo.threatscan.analyze import Report
+from mezzo.threatscan.analyze import Report, summary
 from mezzo.threatscan.model import Finding, Severity
 
 STYLES = {
@@ -19,16 +18,6 @@ STYLES = {
     Severity.MEDIUM: "yellow",
     Severity.LOW: "cyan",
 }
-
-
-def summary(report: Report) -> str:
-    counts = Counter(f.severity for f in report.findings)
-    parts = [f"{counts[s]} {s.label}" for s in sorted(counts, reverse=True)]
-    detail = f" ({', '.join(parts)})" if parts else ""
-    return (
-        f"{len(report.findings)} findings{detail} in {report.stats.get('files', 0)} files, "
-        f"{len(report.skipped)} skipped ({report.depth} scan)"
-    )
 
 
 def text(report: Report, color: bool = False, width: int = 100) -> str:

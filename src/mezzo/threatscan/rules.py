@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from mezzo.threatscan import techniques
 from mezzo.threatscan.model import Finding, Location, Rule, Severity
 
 _RULES = [
@@ -55,6 +58,37 @@ _RULES = [
         'A function URL with authorization_type NONE or a permission for principal "*" lets '
         "anyone invoke the function. Require IAM auth or an authorizer.",
         Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-AWS-007",
+        "EscalationToPrivilegedRole",
+        "IAM principal can act as a more privileged role",
+        "With a published technique (passing the role to a service it can make run code, "
+        "rewriting the role's trust policy, ...) this principal gets the credentials of a role "
+        "that may do sensitive things it may not. Scope iam:PassRole and the IAM write actions "
+        "to the roles it is meant to use.",
+        Severity.MEDIUM,
+    ),
+    Rule(
+        "MZ-AWS-008",
+        "CredentialsInConfiguration",
+        "Credentials or secrets left in configuration",
+        "An access key or a secret is written in plain text into an environment variable, user "
+        "data, an S3 object, an SSM String parameter or a DynamoDB item. Everyone who can "
+        "describe that resource (and the workload itself) can read it and act as its owner. "
+        "Keep secrets in Secrets Manager or SecureString parameters and grant the workload a "
+        "role instead of keys.",
+        Severity.HIGH,
+    ),
+    Rule(
+        "MZ-AWS-009",
+        "EcsTaskEscapesToHost",
+        "ECS task is privileged or mounts the container runtime or a sensitive host path",
+        "A privileged ECS container, or one that mounts /var/run/docker.sock (or the containerd "
+        "or CRI-O socket), /, /etc or /proc from its container instance, can take over the "
+        "instance and every task on it, with the instance role. Drop privileged and the host "
+        "mounts.",
+        Severity.HIGH,
     ),
     Rule(
         "MZ-K8S-001",
@@ -136,6 +170,15 @@ _RULES = [
         Severity.MEDIUM,
     ),
     Rule(
+        "MZ-K8S-011",
+        "SecretInManifest",
+        "Secret or credentials written into a manifest",
+        "A container's env value or a ConfigMap holds a password, token or AWS key in plain "
+        "text. The pod and everyone who may get the pod, its controller or the ConfigMap can "
+        "read it. Use a Secret (with RBAC that keeps it narrow) or workload identity.",
+        Severity.MEDIUM,
+    ),
+    Rule(
         "MZ-PATH-001",
         "PathToAdmin",
         "Attack path from the internet to administrator",
@@ -171,14 +214,23 @@ _RULES = [
     Rule(
         "MZ-PATH-005",
         "PrivilegeEscalationChain",
-        "IAM credentials escalate to administrator over several steps",
-        "Whoever holds this user's credentials can chain role assumptions and escalation "
-        "techniques up to administrator. Break any step of the code flow.",
+        "Credentials or a foothold escalate to a crown jewel over several steps",
+        "Whoever holds this principal's credentials, or runs code in this pod, can chain "
+        "escalation techniques (running code on a workload, passing a role to a service, "
+        "writing a policy, reading credentials left in configuration) up to administrator, the "
+        "node, secrets, a data store or a more privileged role than their own. Severity: high "
+        "for administrator and the node, medium for secrets and data, low for a role. Break any "
+        "step of the code flow.",
         Severity.HIGH,
     ),
 ]
 
-RULES: dict[str, Rule] = {rule.id: rule for rule in _RULES}
+_WITH_TECHNIQUES = {"MZ-AWS-004", "MZ-AWS-007"} | {f"MZ-PATH-00{n}" for n in range(1, 6)}
+_TECHNIQUES = "Techniques an attack path or escalation may use:\n\n" + techniques.markdown()
+RULES: dict[str, Rule] = {
+    rule.id: replace(rule, references=_TECHNIQUES) if rule.id in _WITH_TECHNIQUES else rule
+    for rule in _RULES
+}
 
 
 def finding(
@@ -190,3 +242,10 @@ def finding(
 ) -> Finding:
     rule = RULES[rule_id]
     return Finding(rule, message, location, severity or rule.severity, nodes)
+
+
+def depends_note(depends: tuple[str, ...]) -> str:
+    """' (depends on var.x, var.y: not resolvable offline)', or '' when nothing is unresolved."""
+    if not depends:
+        return ""
+    return f" (depends on {', '.join(depends)}: not resolvable offline)"

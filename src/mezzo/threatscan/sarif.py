@@ -52,7 +52,7 @@ def _rule(rule: Rule) -> dict[str, Any]:
         "name": rule.name,
         "shortDescription": {"text": rule.short},
         "fullDescription": {"text": rule.help},
-        "help": {"text": rule.help, "markdown": f"**{rule.short}**\n\n{rule.help}"},
+        "help": {"text": rule.help, "markdown": rule.help_markdown},
         "defaultConfiguration": {"level": LEVELS[rule.severity]},
         "properties": {
             "tags": ["security", "attack-path" if rule.id.startswith("MZ-PATH") else "misconfig"],

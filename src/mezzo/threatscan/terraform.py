@@ -1,33 +1,51 @@
-"""Terraform loader: .tf files -> evaluated resources with file and line for every attribute.
+"""Terraform loader: root modules and their module instances -> evaluated resources.
 
-Each directory is one module. Variables take the values a `module` block in the tree passes in,
-else their defaults; locals, `jsonencode(...)` and `aws_iam_policy_document` data sources are
-evaluated; references to other resources resolve to their names and synthetic ARNs. What cannot
-be resolved stays `Unknown`.
+Terraform applies each *root module* (a directory of .tf files that no other configuration in
+the tree calls as a module) on its own; a `module` block instantiates another directory with the
+inputs it passes, and the caller reads the callee's `output`s. The loader does the same: every
+resource belongs to one root module (its `unit`), a module called twice gives two instances,
+and resources of one root module are never linked to another's by name. Variables take the
+value a module block passes, else `terraform.tfvars`/`*.auto.tfvars` of the root, else their
+default; what cannot be resolved stays `Unknown`, naming the variable it depends on.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mezzo.threatscan import hcl
+from mezzo.threatscan.hcl_eval import Evaluator, unknown_of
 from mezzo.threatscan.iam import ACCOUNT, REGION
 from mezzo.threatscan.model import LineDict, Location, Skipped, Unknown
 from mezzo.threatscan.sources import SourceFile
 
 MAX_DEPTH = 32
+MAX_MODULE_NESTING = 16
+
+
+class Ref(str):
+    """A string that a reference to a resource evaluated to; it remembers which resource."""
+
+    address: str
+
+    def __new__(cls, value: str, address: str) -> Ref:
+        ref = super().__new__(cls, value)
+        ref.address = address
+        return ref
 
 
 @dataclass
 class TfResource:
-    address: str  # "dir/aws_iam_role.admin" (dir omitted at the root)
+    address: str  # "dir/module.app.aws_iam_role.admin" (dir omitted for the scan root)
     mode: str  # "resource" | "data"
     type: str
     name: str
     values: LineDict
     location: Location
+    unit: str = ""  # the root module (directory) it is deployed by
     display: str | None = None  # cached display name (aws.display_name)
 
     def at(self, key: str) -> Location:
@@ -40,18 +58,16 @@ class _Located:
     path: str
 
 
-class _Module:
-    def __init__(self, directory: str, files: dict[str, str]) -> None:
-        self.directory = directory
-        self.files = files
-        self.variables: dict[str, _Located] = {}
-        self.locals: dict[str, tuple[hcl.Attribute, str]] = {}
-        self.resources: dict[tuple[str, str, str], _Located] = {}
-        self.modules: list[_Located] = []
-        self.inputs: dict[str, Any] = {}
-        self._cache: dict[tuple[str, ...], Any] = {}
-        self._active: set[tuple[str, ...]] = set()
-        self.evaluator = hcl.Evaluator(self.resolve, self.read_file)
+@dataclass
+class _Definition:
+    """The blocks of one directory of .tf files, before any instantiation."""
+
+    directory: str
+    variables: dict[str, _Located] = field(default_factory=dict)
+    locals: dict[str, tuple[hcl.Attribute, str]] = field(default_factory=dict)
+    resources: dict[tuple[str, str, str], _Located] = field(default_factory=dict)
+    calls: dict[str, _Located] = field(default_factory=dict)
+    outputs: dict[str, _Located] = field(default_factory=dict)
 
     def add(self, block: hcl.Block, path: str) -> None:
         located = _Located(block, path)
@@ -63,12 +79,87 @@ class _Module:
         elif block.type in ("resource", "data") and len(block.labels) >= 2:
             self.resources[(block.type, block.labels[0], block.labels[1])] = located
         elif block.type == "module" and block.labels:
-            self.modules.append(located)
+            self.calls[block.labels[0]] = located
+        elif block.type == "output" and block.labels:
+            self.outputs[block.labels[0]] = located
+
+    def local_source(self, call: _Located) -> str | None:
+        """The directory a `module` block's `source` names, when it is a path in the tree."""
+        source = call.block.attributes.get("source")
+        if source is None:
+            return None
+        value = Evaluator(lambda parts: Unknown(".".join(parts)), lambda _: None).value(
+            source.expression
+        )
+        if not isinstance(value, str) or not value.startswith(("./", "../")):
+            return None
+        return posixpath.normpath(posixpath.join(self.directory, value)).removeprefix("./")
+
+
+class _Instance:
+    """One instantiation of a definition: the root module, or a module block's callee."""
+
+    def __init__(
+        self,
+        loader: _Loader,
+        definition: _Definition,
+        unit: str,
+        prefix: str,
+        inputs: dict[str, Any],
+        chain: tuple[str, ...],
+    ) -> None:
+        self.loader = loader
+        self.definition = definition
+        self.unit = unit
+        self.prefix = prefix  # "module.app." inside its root module
+        self.inputs = inputs  # name -> callable giving the value (evaluated in the caller)
+        self.chain = chain
+        self.children: dict[str, _Instance] = {}
+        self._cache: dict[tuple[str, ...], Any] = {}
+        self._active: set[tuple[str, ...]] = set()
+        self.evaluator = Evaluator(self.resolve, self.read_file)
+
+    @property
+    def directory(self) -> str:
+        return self.definition.directory
+
+    def address(self, mode: str, kind: str, name: str) -> str:
+        unit = f"{self.unit}/" if self.unit else ""
+        return f"{unit}{self.prefix}{'data.' if mode == 'data' else ''}{kind}.{name}"
+
+    def instantiate_children(self) -> None:
+        if len(self.chain) >= MAX_MODULE_NESTING:
+            return
+        for call_name, call in sorted(self.definition.calls.items()):
+            directory = self.definition.local_source(call)
+            definition = self.loader.definitions.get(directory) if directory is not None else None
+            if definition is None or directory in self.chain:
+                continue
+            inputs = {
+                key: self._input_thunk(call_name, key, attribute)
+                for key, attribute in call.block.attributes.items()
+                if key not in ("source", "version", "providers", "count", "for_each", "depends_on")
+            }
+            child = _Instance(
+                self.loader,
+                definition,
+                self.unit,
+                f"{self.prefix}module.{call_name}.",
+                inputs,
+                (*self.chain, definition.directory),
+            )
+            self.children[call_name] = child
+            self.loader.used.add(definition.directory)
+            child.instantiate_children()
+
+    def _input_thunk(self, call: str, key: str, attribute: hcl.Attribute) -> Any:
+        return lambda: self.guarded(
+            ("module-input", call, key), lambda: self.evaluator.value(attribute.expression)
+        )
 
     def read_file(self, relative: str) -> str | None:
-        if relative.startswith("${path.module}/"):
-            relative = relative.removeprefix("${path.module}/")
-        return self.files.get(posixpath.normpath(posixpath.join(self.directory, relative)))
+        path = posixpath.normpath(posixpath.join(self.directory, relative))
+        return self.loader.texts.get(path.removeprefix("./"))
 
     # --------------------------------------------------------------- evaluation
 
@@ -87,29 +178,52 @@ class _Module:
 
     def resolve(self, parts: list[str]) -> Any:
         head = parts[0]
+        definition = self.definition
         if head == "var" and len(parts) >= 2:
             return _index(
                 self.guarded(("var", parts[1]), lambda: self._variable(parts[1])), parts[2:]
             )
-        if head == "local" and len(parts) >= 2 and parts[1] in self.locals:
-            attribute, _ = self.locals[parts[1]]
+        if head == "local" and len(parts) >= 2 and parts[1] in definition.locals:
+            attribute, _ = definition.locals[parts[1]]
             value = self.guarded(
                 ("local", parts[1]), lambda: self.evaluator.value(attribute.expression)
             )
             return _index(value, parts[2:])
+        if head == "path" and len(parts) == 2:
+            if parts[1] == "module":
+                return "."
+            if parts[1] in ("root", "cwd"):
+                return posixpath.relpath(self.unit or ".", self.directory or ".")
+        if head == "module" and len(parts) >= 3 and parts[1] in self.children:
+            return _index(self.children[parts[1]].output(parts[2]), parts[3:])
         if head == "data" and len(parts) >= 4:
             return self._data(parts[1], parts[2], parts[3], parts[4:])
-        if len(parts) >= 3 and ("resource", head, parts[1]) in self.resources:
+        if len(parts) >= 3 and ("resource", head, parts[1]) in definition.resources:
             return self._resource_attribute(head, parts[1], parts[2], parts[3:])
-        return Unknown(".".join(parts))
+        if head in ("each", "count", "self"):
+            return Unknown(".".join(parts), (".".join(parts[:2]),))
+        return Unknown(".".join(parts), (".".join(parts[:3]),))
+
+    def output(self, name: str) -> Any:
+        located = self.definition.outputs.get(name)
+        if located is None or "value" not in located.block.attributes:
+            return Unknown(f"module output {name}")
+        expression = located.block.attributes["value"].expression
+        return self.guarded(("output", name), lambda: self.evaluator.value(expression))
 
     def _variable(self, name: str) -> Any:
         if name in self.inputs:
-            return self.inputs[name]
-        located = self.variables.get(name)
+            return self.inputs[name]()
+        if not self.prefix and name in self.loader.tfvars.get(self.directory, {}):
+            return self.loader.tfvars[self.directory][name]
+        located = self.definition.variables.get(name)
         if located and "default" in located.block.attributes:
             return self.evaluator.value(located.block.attributes["default"].expression)
-        return Unknown(f"var.{name}")
+        return Unknown(f"var.{name}", (self._qualified(f"var.{name}"),))
+
+    def _qualified(self, name: str) -> str:
+        """`var.x` in the root, `module.app.var.x` in a module instance."""
+        return f"{self.prefix}{name}"
 
     def _data(self, kind: str, name: str, attribute: str, rest: list[str]) -> Any:
         if kind == "aws_caller_identity" and attribute == "account_id":
@@ -118,16 +232,17 @@ class _Module:
             return REGION
         if kind == "aws_partition" and attribute == "partition":
             return "aws"
-        located = self.resources.get(("data", kind, name))
+        reference = f"data.{kind}.{name}.{attribute}"
+        located = self.definition.resources.get(("data", kind, name))
         if located is None:
-            return Unknown(f"data.{kind}.{name}.{attribute}")
+            return Unknown(reference, (self._qualified(reference),))
         if kind == "aws_iam_policy_document" and attribute in ("json", "minified_json"):
             return self.guarded(("data", kind, name), lambda: self.policy_document(located))
         if attribute in located.block.attributes:
             return _index(
                 self.evaluator.value(located.block.attributes[attribute].expression), rest
             )
-        return Unknown(f"data.{kind}.{name}.{attribute}")
+        return Unknown(reference, (self._qualified(reference),))
 
     def policy_document(self, located: _Located) -> Any:
         block = located.block
@@ -147,15 +262,16 @@ class _Module:
                             extra = source.get("Statement", [])
                             statements.extend(extra if isinstance(extra, list) else [extra])
                         else:
-                            document = Unknown(f"{source_key} of {block.labels[1]}")
+                            document = unknown_of(f"{source_key} of {block.labels[1]}", source)
         return document
 
     def _resource_attribute(self, kind: str, name: str, attribute: str, rest: list[str]) -> Any:
-        located = self.resources[("resource", kind, name)]
+        located = self.definition.resources[("resource", kind, name)]
+        address = self.address("resource", kind, name)
         if attribute == "arn":
-            return synthetic_arn(kind, self._display_name(kind, name, located))
-        if attribute in ("id", "name", "bucket", "function_name", "identifier"):
-            return self._display_name(kind, name, located)
+            return Ref(synthetic_arn(kind, self.display_name(kind, name, located)), address)
+        if attribute in ("id", "name", "bucket", "function_name", "identifier", "unique_id"):
+            return Ref(self.display_name(kind, name, located), address)
         if attribute == "account_id":
             return ACCOUNT
         if attribute in located.block.attributes:
@@ -164,9 +280,10 @@ class _Module:
                 lambda: self.evaluator.value(located.block.attributes[attribute].expression),
             )
             return _index(value, rest)
-        return Unknown(f"{kind}.{name}.{attribute}")
+        reference = f"{kind}.{name}.{attribute}"
+        return Unknown(reference, (self._qualified(reference),))
 
-    def _display_name(self, kind: str, name: str, located: _Located) -> str:
+    def display_name(self, kind: str, name: str, located: _Located) -> str:
         for key in NAME_ATTRIBUTES.get(kind, ("name",)):
             if key in located.block.attributes:
                 value = self.guarded(
@@ -174,7 +291,8 @@ class _Module:
                     lambda key=key: self.evaluator.value(located.block.attributes[key].expression),
                 )
                 if isinstance(value, str) and value:
-                    return value
+                    # A prefix gets a random suffix at apply time: two resources, two names.
+                    return f"{value}{{{self.prefix}{name}}}" if key.endswith("prefix") else value
         return name
 
     def block_values(self, block: hcl.Block) -> LineDict:
@@ -190,6 +308,27 @@ class _Module:
                 existing.append(self.block_values(child))
                 values.key_lines.setdefault(child.type, child.line)
         return values
+
+    def resources(self) -> list[TfResource]:
+        out: list[TfResource] = []
+        for (mode, kind, name), located in sorted(self.definition.resources.items()):
+            values = self.block_values(located.block)
+            resource = TfResource(
+                address=self.address(mode, kind, name),
+                mode=mode,
+                type=kind,
+                name=name,
+                values=values,
+                location=Location(located.path, located.block.line),
+                unit=self.unit,
+                display=self.display_name(kind, name, located) if mode == "resource" else None,
+            )
+            if mode == "data" and kind == "aws_iam_policy_document":
+                values["json"] = self.policy_document(located)
+            out.append(resource)
+        for _, child in sorted(self.children.items()):
+            out.extend(child.resources())
+        return out
 
 
 NAME_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -285,59 +424,103 @@ def _to_policy_statement(values: LineDict) -> LineDict:
 # ----------------------------------------------------------------------------- loading
 
 
-def load(sources: list[SourceFile]) -> tuple[list[TfResource], list[Skipped]]:
-    texts = {s.path: s.text for s in sources}
-    modules: dict[str, _Module] = {}
-    skipped: list[Skipped] = []
-    for source in sources:
-        if source.language != "terraform":
-            continue
+class _Loader:
+    def __init__(self, sources: list[SourceFile], parsed: dict[str, Any]) -> None:
+        self.texts = {s.path: s.text for s in sources}
+        self.definitions: dict[str, _Definition] = {}
+        self.tfvars: dict[str, dict[str, Any]] = {}
+        self.used: set[str] = set()
+        self.skipped: list[Skipped] = []
+        tfvars_files: list[tuple[str, Any]] = []
+        for source in sources:
+            directory = posixpath.dirname(source.path)
+            if source.language != "terraform" and not is_tfvars(source.path):
+                continue
+            result = parsed.get(source.path)
+            if isinstance(result, tuple | dict) and source.language == "terraform":
+                definition = self.definitions.setdefault(directory, _Definition(directory))
+                for block in result[1]:
+                    definition.add(block, source.path)
+            elif isinstance(result, tuple | dict):
+                tfvars_files.append((source.path, result))
+            elif result is not None:  # an HclError, or parsing.Unparseable
+                reason = getattr(result, "reason", None) or f"unparseable HCL: {result}"
+                self.skipped.append(Skipped(source.path, reason))
+        for path, result in sorted(tfvars_files, key=lambda item: _tfvars_order(item[0])):
+            directory = posixpath.dirname(path)
+            if directory not in self.definitions:
+                continue
+            values = self.tfvars.setdefault(directory, {})
+            if isinstance(result, dict):  # .tfvars.json
+                values.update(result)
+            else:
+                evaluator = Evaluator(lambda parts: Unknown(".".join(parts)), lambda _: None)
+                for name, attribute in result[0].items():
+                    values[name] = evaluator.value(attribute.expression)
+
+    def roots(self) -> list[str]:
+        called = {
+            callee
+            for definition in self.definitions.values()
+            for call in definition.calls.values()
+            if (callee := definition.local_source(call)) is not None
+            and callee != definition.directory
+        }
+        return sorted(d for d in self.definitions if d not in called)
+
+    def load(self) -> list[TfResource]:
+        resources: list[TfResource] = []
+        pending = self.roots()
+        while pending:
+            for directory in pending:
+                root = _Instance(self, self.definitions[directory], directory, "", {}, (directory,))
+                self.used.add(directory)
+                root.instantiate_children()
+                resources.extend(root.resources())
+            # a directory only reached through a cycle of module calls is applied on its own
+            pending = sorted(set(self.definitions) - self.used)[:1]
+        return resources
+
+
+def is_tfvars(path: str) -> bool:
+    name = posixpath.basename(path)
+    return name in ("terraform.tfvars", "terraform.tfvars.json") or name.endswith(
+        (".auto.tfvars", ".auto.tfvars.json")
+    )
+
+
+def _tfvars_order(path: str) -> tuple[int, str]:
+    """Terraform's precedence: terraform.tfvars, its .json, then *.auto.tfvars in name order."""
+    name = posixpath.basename(path)
+    rank = {"terraform.tfvars": 0, "terraform.tfvars.json": 1}.get(name, 2)
+    return rank, path
+
+
+def parse_source(source: SourceFile) -> Any:
+    """What the Terraform loader needs from one file; an HclError when it does not parse."""
+    if source.language == "terraform" or source.path.endswith(".tfvars"):
         try:
-            blocks = hcl.parse(source.text)
+            return hcl.parse_body(source.text)
         except hcl.HclError as exc:
-            skipped.append(Skipped(source.path, f"unparseable HCL: {exc}"))
-            continue
-        directory = posixpath.dirname(source.path)
-        module = modules.setdefault(directory, _Module(directory, texts))
-        for block in blocks:
-            module.add(block, source.path)
-    _bind_module_inputs(modules)
-    resources: list[TfResource] = []
-    for directory in sorted(modules):
-        module = modules[directory]
-        prefix = f"{directory}/" if directory else ""
-        for (mode, kind, name), located in sorted(module.resources.items()):
-            values = module.block_values(located.block)
-            resources.append(
-                TfResource(
-                    address=f"{prefix}{'data.' if mode == 'data' else ''}{kind}.{name}",
-                    mode=mode,
-                    type=kind,
-                    name=name,
-                    values=values,
-                    location=Location(located.path, located.block.line),
-                )
-            )
-            if mode == "data" and kind == "aws_iam_policy_document":
-                document = module.policy_document(located)
-                values["json"] = document
-    return resources, skipped
+            return exc
+    if source.path.endswith(".tfvars.json"):
+        try:
+            value = json.loads(source.text)
+        except (json.JSONDecodeError, RecursionError):
+            return hcl.HclError("not valid JSON")
+        return value if isinstance(value, dict) else hcl.HclError("not a JSON object")
+    return None
 
 
-def _bind_module_inputs(modules: dict[str, _Module]) -> None:
-    """A `module` block whose `source` is a directory in the tree feeds that module's variables."""
-    for directory in sorted(modules):
-        caller = modules[directory]
-        for located in sorted(caller.modules, key=lambda m: (m.path, m.block.line)):
-            source = located.block.attributes.get("source")
-            if source is None:
-                continue
-            target = caller.evaluator.value(source.expression)
-            if not isinstance(target, str) or not target.startswith("."):
-                continue
-            callee = modules.get(posixpath.normpath(posixpath.join(directory, target)))
-            if callee is None or callee.inputs:
-                continue
-            for key, attribute in located.block.attributes.items():
-                if key not in ("source", "version", "providers", "count", "for_each"):
-                    callee.inputs[key] = caller.evaluator.value(attribute.expression)
+def load(
+    sources: list[SourceFile], parsed: dict[str, Any] | None = None
+) -> tuple[list[TfResource], list[Skipped]]:
+    """Every resource of every root module in `sources` (`parsed`: parse_source results)."""
+    if parsed is None:
+        parsed = {
+            s.path: parse_source(s)
+            for s in sources
+            if s.language == "terraform" or is_tfvars(s.path)
+        }
+    loader = _Loader(sources, parsed)
+    return loader.load(), loader.skipped
