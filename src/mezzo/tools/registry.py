@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,27 @@ def declare(function: ToolFunction, side: ToolSide = "client") -> ToolDecl:
         description=_first_paragraph(function.__doc__),
         parameters=schema_of(function),
         side=side,
+    )
+
+
+ToolLike = ToolDecl | Mapping[str, Any] | str | ToolFunction
+
+
+def tool_decl(tool: ToolLike, where: str = "tool") -> ToolDecl:
+    """One declaration from whatever a caller wrote: a `ToolDecl`; a dict in OpenAI's Responses
+    or Chat Completions shape or mezzo's own (validated by `ToolDecl`); a typed Python function
+    (a client-side tool described by its signature); or the name of a server-side tool."""
+    if isinstance(tool, ToolDecl):
+        return tool
+    if isinstance(tool, str):
+        return ToolDecl(name=tool, side="server")
+    if isinstance(tool, Mapping):
+        return ToolDecl.model_validate(dict(tool))
+    if callable(tool):
+        return declare(tool, side="client")
+    raise TypeError(
+        f"{where}: expected a function, a tool dict, a ToolDecl or a server-side tool's name, "
+        f"not {type(tool).__name__}"
     )
 
 
