@@ -12,8 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-import structlog
-
 from mezzo import tracing
 from mezzo.config import Settings
 from mezzo.engine.snapshot import write_snapshot
@@ -24,6 +22,7 @@ from mezzo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unproc
 from mezzo.files.errors import FileError, FileFormatError, FileNotFound, FileTooLarge
 from mezzo.files.models import FileInfo
 from mezzo.governor.router import Router, RoutingError
+from mezzo.logs import get_logger
 from mezzo.protocol import (
     ALL_EVENT_TYPES,
     BudgetView,
@@ -47,7 +46,7 @@ from mezzo.store.metered import metered
 from mezzo.tools.builtin import default_registry
 from mezzo.tools.registry import ToolRegistry
 
-log = structlog.get_logger("mezzo.service")
+log = get_logger("mezzo.service")
 
 APPEND_RETRIES = 20
 # Events held for one subscriber that reads slower than they come; the rest stay in the store.

@@ -19,10 +19,11 @@ import structlog
 from mezzo import tracing
 from mezzo.engine.presence import keep_presence, withdraw
 from mezzo.engine.step import Engine, RetryLater, backoff
+from mezzo.logs import get_logger
 from mezzo.protocol import NewEvent
 from mezzo.store.base import Job, LeaseLost, Store, StoreError, VersionConflict
 
-log = structlog.get_logger("mezzo.worker")
+log = get_logger("mezzo.worker")
 
 RUN_QUEUE = "runs"
 PRIORITY_VALUE = {"high": 2, "normal": 1, "low": 0}
