@@ -129,6 +129,8 @@ class Mezzo:
         else:
             await self.store.open()
         self.store = metered(self.store)
+        if workers:
+            await self._switch_off_what_cannot_run()
         self.engine = Engine(self.store, self.settings, self.providers, self.tools, self.router)
         if workers:
             await self.recover()
@@ -139,6 +141,16 @@ class Mezzo:
                 lease_s=self.settings.lease_seconds,
             )
             self.pool.start()
+
+    async def _switch_off_what_cannot_run(self) -> None:
+        """Code runs only in a sandbox: where none can be made, `run_code` is off (the API nodes
+        of a split deployment leave it on; their workers decide)."""
+        if "run_code" in self.tools:
+            from mezzo.preflight import sandbox_problem
+
+            problem = await asyncio.to_thread(sandbox_problem)
+            if problem is not None:
+                self.tools.switch_off("run_code", problem.sentence())
 
     async def stop(self, grace_s: float = 10.0) -> None:
         if self.pool is not None:
@@ -208,8 +220,7 @@ class Mezzo:
             raise BadRequest(str(exc)) from None
         for tool in config.tools:
             if tool.side == "server" and tool.name not in self.tools:
-                known = ", ".join(self.tools.names()) or "none"
-                raise BadRequest(f"unknown server-side tool {tool.name!r}; known: {known}")
+                raise BadRequest(self.tools.unavailable(tool.name))
 
     async def create_workspace(self, tenant: str, body: CreateWorkspace) -> tuple[Workspace, bool]:
         config = WorkspaceConfig.model_validate(body.model_dump(exclude={"id"}))

@@ -103,6 +103,7 @@ class ToolRegistry:
 
     def __init__(self) -> None:
         self._tools: dict[str, ServerTool] = {}
+        self._off: dict[str, str] = {}
 
     def register(self, function: ToolFunction, name: str | None = None) -> ServerTool:
         decl = declare(function, side="server")
@@ -112,10 +113,26 @@ class ToolRegistry:
         self._tools[decl.name] = tool
         return tool
 
+    def switch_off(self, name: str, reason: str) -> None:
+        """Stop offering `name` (it cannot run safely here); `reason` says why and how to fix."""
+        if self._tools.pop(name, None) is not None:
+            self._off[name] = reason
+
+    def off(self) -> dict[str, str]:
+        """The tools switched off, each with its reason."""
+        return dict(self._off)
+
+    def unavailable(self, name: str) -> str:
+        """Why `name` cannot be used: switched off (and why), or unknown."""
+        if name in self._off:
+            return f"server-side tool {name!r} is off here: {self._off[name]}"
+        known = ", ".join(self.names()) or "none"
+        return f"unknown server-side tool {name!r}; known: {known}"
+
     def get(self, name: str) -> ServerTool:
         tool = self._tools.get(name)
         if tool is None:
-            raise ToolError(f"unknown server-side tool {name!r}")
+            raise ToolError(self.unavailable(name))
         return tool
 
     def names(self) -> list[str]:
