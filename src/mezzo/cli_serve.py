@@ -7,7 +7,9 @@ at once.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -15,7 +17,8 @@ from rich.console import Console
 from mezzo.config import Settings, is_loopback
 from mezzo.service import Mezzo
 
-err = Console(stderr=True)
+# One line per message, never wrapped at the terminal's width: scripts read these lines.
+err = Console(stderr=True, soft_wrap=True)
 
 
 class ServeRefused(Exception):
@@ -23,16 +26,30 @@ class ServeRefused(Exception):
 
 
 class AnnouncingServer(uvicorn.Server):
-    """uvicorn's server, calling `announce` once it listens."""
+    """uvicorn's server, calling `announce` with the URLs it listens on once it does."""
 
-    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, announce: Callable[[list[str]], None]) -> None:
         super().__init__(config)
         self._announce = announce
 
     async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
         await super().startup(sockets)
         if self.started:
-            self._announce()
+            self._announce(self.urls())
+
+    def urls(self) -> list[str]:
+        """The bound addresses, real ports included (`--port 0` asks the system for one)."""
+        return [
+            http_url(sock.getsockname())
+            for server in self.servers
+            for sock in server.sockets
+            if sock.family in (socket.AF_INET, socket.AF_INET6)
+        ]
+
+
+def http_url(address: tuple[Any, ...]) -> str:
+    host, port = address[0], address[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def say_what_is_off(mezzo: Mezzo) -> None:
@@ -58,20 +75,22 @@ async def serve(mezzo: Mezzo, settings: Settings, *, workers: bool) -> None:
             f"refusing to bind {settings.host} without API keys: anyone on the network could "
             "use it. Create a key with `mezzo keys create --tenant NAME`, or bind 127.0.0.1."
         )
-    routes = settings.effective_routes()
-    default = routes["default"]
-    err.print(f"mezzo {settings.store_url} on http://{settings.host}:{settings.port}")
-    err.print(
-        f"default route: {default.primary}"
-        + (f" (fallback {default.fallback})" if default.fallback else "")
-        + (
-            ""
-            if os.environ.get("OPENAI_API_KEY") or settings.routes
-            else "  — no provider configured: using the embedded local model"
+
+    def announce(urls: list[str]) -> None:
+        default = settings.effective_routes()["default"]
+        err.print(f"mezzo {settings.store_url} on {', '.join(urls)}", highlight=False)
+        err.print(
+            f"default route: {default.primary}"
+            + (f" (fallback {default.fallback})" if default.fallback else "")
+            + (
+                ""
+                if os.environ.get("OPENAI_API_KEY") or settings.routes
+                else "  — no provider configured: using the embedded local model"
+            )
         )
-    )
-    if not has_keys:
-        err.print("no API keys configured: serving loopback only, as one local tenant")
+        if not has_keys:
+            err.print("no API keys configured: serving loopback only, as one local tenant")
+        say_what_is_off(mezzo)
 
     config = uvicorn.Config(
         build_asgi(mezzo, workers=workers),
@@ -80,4 +99,4 @@ async def serve(mezzo: Mezzo, settings: Settings, *, workers: bool) -> None:
         log_level="warning",
         timeout_graceful_shutdown=int(settings.lease_seconds),
     )
-    await AnnouncingServer(config, lambda: say_what_is_off(mezzo)).serve()
+    await AnnouncingServer(config, announce).serve()

@@ -16,7 +16,8 @@ from core_support import ROOT
 
 def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEZZO_", "OPENAI_"))}
-    env.update({"MEZZO_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "250", **extra})
+    env.pop("COLUMNS", None)  # lines must not wrap at rich's default width of 80
+    env.update({"MEZZO_DATA_DIR": str(tmp_path / "data"), **extra})
     return env
 
 
