@@ -57,9 +57,13 @@ class Providers:
             )
         if name == "local":
             from mezzo.providers.local import LocalProvider
+            from mezzo.providers.local_sampling import Sampling
 
             path = self._settings.local_model_path
-            return LocalProvider(str(path) if path is not None else None)
+            return LocalProvider(
+                str(path) if path is not None else None,
+                sampling=Sampling(max_output_tokens=self._settings.local_max_output_tokens),
+            )
         raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
 
     async def aclose(self) -> None:
