@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 ROOT_LOGGER = "mezzo"
 logging.getLogger(ROOT_LOGGER).addHandler(logging.NullHandler())
@@ -29,7 +30,7 @@ logging.getLogger(ROOT_LOGGER).addHandler(logging.NullHandler())
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-def _keep_record_attributes(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _keep_record_attributes(_: Any, __: str, event: EventDict) -> EventDict:
     for key in [k for k in event if k in _RECORD_ATTRIBUTES]:
         if key not in ("exc_info", "stack_info", "stacklevel"):
             event[f"{key}_"] = event.pop(key)
