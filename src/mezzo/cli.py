@@ -9,7 +9,6 @@ run_light_subcommand()  # `mezzo scan ...` from the console script: only the sca
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from rich.console import Console
 
 from mezzo.cli_admin import app as admin_app
 from mezzo.cli_admin import doctor, refuse_misconfiguration, start_metrics_server
-from mezzo.config import Settings, is_loopback
+from mezzo.config import Settings
 from mezzo.logs import configure_logging
 from mezzo.sandbox.cli import app as sandbox_app
 from mezzo.testing.cli import app as stub_app
@@ -92,59 +91,23 @@ def serve(
     ] = None,
 ) -> None:
     """API and workers in one process, on the embedded SQLite store unless --store says otherwise."""
-    import uvicorn
-
-    from mezzo.server.app import build_asgi
-    from mezzo.server.auth import keys_configured
+    from mezzo.cli_serve import ServeRefused
+    from mezzo.cli_serve import serve as serve_forever
     from mezzo.service import Mezzo
 
     settings = load_settings(host=host, port=port, store=store, concurrency=concurrency)
     refuse_misconfiguration(settings)
     mezzo = Mezzo(settings)
 
-    async def main() -> None:
-        from mezzo.store.factory import open_store
-
-        probe = await open_store(settings.store_url)
-        try:
-            has_keys = await keys_configured(probe)
-        finally:
-            await probe.close()
-        if not has_keys and not is_loopback(settings.host):
-            raise fail(
-                f"refusing to bind {settings.host} without API keys: anyone on the network could "
-                "use it. Create a key with `mezzo keys create --tenant NAME`, or bind 127.0.0.1."
-            )
-        routes = settings.effective_routes()
-        default = routes["default"]
-        err.print(f"mezzo {settings.store_url} on http://{settings.host}:{settings.port}")
-        err.print(
-            f"default route: {default.primary}"
-            + (f" (fallback {default.fallback})" if default.fallback else "")
-            + (
-                ""
-                if os.environ.get("OPENAI_API_KEY") or settings.routes
-                else "  — no provider configured: using the embedded local model"
-            )
-        )
-        if not has_keys:
-            err.print("no API keys configured: serving loopback only, as one local tenant")
-        app_ = build_asgi(mezzo, workers=workers)
-        config = uvicorn.Config(
-            app_,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            timeout_graceful_shutdown=int(settings.lease_seconds),
-        )
-        await uvicorn.Server(config).serve()
-
     configure_logging()
     start_tracing()
     # uvicorn re-raises SIGTERM after its graceful shutdown; a handler of our own makes that a
     # no-op, so a clean shutdown exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    asyncio.run(main())
+    try:
+        asyncio.run(serve_forever(mezzo, settings, workers=workers))
+    except ServeRefused as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -173,6 +136,9 @@ def worker(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         err.print(f"mezzo worker {mezzo.pool.name if mezzo.pool else ''} on {settings.store_url}")
+        from mezzo.cli_serve import say_what_is_off
+
+        say_what_is_off(mezzo)
         await stop.wait()
         err.print("shutting down: finishing in-flight steps")
         try:

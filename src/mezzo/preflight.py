@@ -1,15 +1,18 @@
 """Checks of a configuration before mezzo starts: each finding names the setting and the fix.
 
 `serve` and `worker` refuse to start on an error; `mezzo doctor` prints every finding,
-warnings and passed checks too.
+warnings and passed checks too. A machine that cannot sandbox code is no error: `run_code` is
+off there (`sandbox_problem`), the rest of mezzo works.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -212,19 +215,55 @@ def check_local_model(settings: Settings) -> list[Finding]:
     return [ok("local model", f"local model file {path}")]
 
 
-def check_sandbox() -> list[Finding]:
-    found = []
+@dataclass(frozen=True, slots=True)
+class SandboxProblem:
+    """Why no sandbox can be made here, and what turns `run_code` on."""
+
+    reason: str
+    fix: str
+
+    def sentence(self) -> str:
+        return f"{self.reason}; to turn it on, {self.fix}"
+
+
+INSTALL_BWRAP = "apt-get install bubblewrap (Linux only) and restart mezzo"
+ALLOW_USERNS = (
+    "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu "
+    "also kernel.apparmor_restrict_unprivileged_userns=0) or run mezzo where they are allowed, "
+    "and restart mezzo"
+)
+PIDS_CGROUP = (
+    "run mezzo as a user other than root, or give it a writable pids cgroup, and restart mezzo"
+)
+
+
+@functools.cache
+def sandbox_problem() -> SandboxProblem | None:
+    """Whether sandboxed code can run on this machine: bwrap on PATH, then one real sandbox
+    (`/bin/true` in fresh namespaces, and a pid limit that holds). Probed once per process."""
     if shutil.which("bwrap") is None:
-        found.append(
-            Finding(
-                "error",
-                "sandbox",
-                "bubblewrap (bwrap) is not on PATH: the run_code tool cannot isolate code",
-                "apt-get install bubblewrap (or add its directory to PATH)",
-            )
-        )
+        return SandboxProblem("bubblewrap (bwrap) is not on PATH", INSTALL_BWRAP)
+    from mezzo.sandbox.limits import SandboxUnavailable
+    from mezzo.sandbox.tool import shared_sandbox
+
+    try:
+        shared_sandbox().check()
+    except (SandboxUnavailable, OSError, subprocess.SubprocessError) as exc:
+        reason = str(exc) or type(exc).__name__
+        return SandboxProblem(reason, PIDS_CGROUP if "pid limit" in reason else ALLOW_USERNS)
+    return None
+
+
+def check_sandbox() -> list[Finding]:
+    problem = sandbox_problem()
+    if problem is None:
+        found = [ok("sandbox", f"bubblewrap at {shutil.which('bwrap')} isolates code: run_code on")]
     else:
-        found.append(ok("sandbox", f"bubblewrap at {shutil.which('bwrap')}"))
+        found = [
+            Finding(
+                "warning", "sandbox", f"the run_code tool is off: {problem.reason}", problem.fix
+            )
+        ]
     if shutil.which("socat") is None:
         found.append(
             Finding(
@@ -245,7 +284,6 @@ def static_checks(settings: Settings) -> list[Finding]:
         *check_routes(settings),
         *check_openai(settings),
         *check_local_model(settings),
-        *check_sandbox(),
     ]
 
 
@@ -258,7 +296,7 @@ async def startup_errors(settings: Settings) -> list[Finding]:
 
 
 async def doctor_findings(settings: Settings) -> list[Finding]:
-    found = static_checks(settings)
+    found = static_checks(settings) + await asyncio.to_thread(check_sandbox)
     if not any(f.check == "store" for f in found):
         found += await check_store(settings)
     found += await probe_openai(settings)

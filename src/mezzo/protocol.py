@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EventType = Literal[
     "run_queued",
@@ -159,13 +159,67 @@ class RunQueuedData(BaseModel):
 # ---- workspaces ---------------------------------------------------------------------------
 
 
-class ToolDecl(Strict):
-    """A tool offered to the model: a client-side schema, or the name of a server-side tool."""
+# Fields of OpenAI's function tools that mezzo does not act on, with the values that mean
+# "not used": a declaration carrying one of these values is taken, any other value is refused.
+_UNUSED_FUNCTION_FIELDS: dict[str, tuple[Any, ...]] = {
+    "defer_loading": (None, False),
+    "async": (None, False),
+    "output_schema": (None,),
+    "allowed_callers": (None, ["direct"]),
+}
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")]
+
+def _empty_parameters() -> dict[str, Any]:
+    return {"type": "object", "properties": {}}
+
+
+class ToolDecl(Strict):
+    """A tool offered to the model: a client-side schema, or the name of a server-side tool.
+
+    Accepted as written for OpenAI's APIs as well as in mezzo's own shape:
+    the Responses shape `{"type": "function", "name", "description", "parameters", "strict"}`
+    and the Chat Completions shape `{"type": "function", "function": {...}}`. `strict` is kept
+    as declared (None: not said) so that a route able to enforce the schema can honour it.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    parameters: dict[str, Any] = Field(default_factory=_empty_parameters)
     side: ToolSide = "client"
+    strict: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_openai_shapes(cls, value: Any) -> Any:
+        if not isinstance(value, dict) or "type" not in value:
+            return value
+        if value["type"] != "function":
+            raise ValueError(
+                f"tool type {value['type']!r} is not supported: only function tools can be "
+                "declared (a hosted tool of a provider cannot run here)"
+            )
+        fields = {k: v for k, v in value.items() if k != "type"}
+        if "function" in fields:  # the Chat Completions shape nests the function
+            nested = fields.pop("function")
+            if not isinstance(nested, dict):
+                raise ValueError("'function' must be an object with the tool's name and schema")
+            both = sorted(set(fields) & set(nested))
+            if both:
+                shown = ", ".join(map(repr, both))
+                raise ValueError(f"{shown} given both at the top level and under 'function'")
+            fields.update(nested)
+        for field, unused in _UNUSED_FUNCTION_FIELDS.items():
+            if field not in fields:
+                continue
+            if fields[field] not in unused:
+                raise ValueError(f"{field!r} is not supported on mezzo's tools")
+            del fields[field]
+        if "name" not in fields:
+            raise ValueError("a function tool needs a 'name'")
+        for field in ("description", "parameters"):
+            if fields.get(field, "") is None:
+                del fields[field]
+        return fields
 
 
 class WorkspaceConfig(Strict):

@@ -12,8 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-import structlog
-
 from mezzo import tracing
 from mezzo.config import Settings
 from mezzo.engine.engine import Engine
@@ -25,6 +23,7 @@ from mezzo.files.errors import FileError, FileFormatError, FileNotFound, FileToo
 from mezzo.files.models import FileInfo
 from mezzo.governor.governor import Governor
 from mezzo.governor.router import Router, RoutingError
+from mezzo.logs import get_logger
 from mezzo.protocol import (
     ALL_EVENT_TYPES,
     BudgetView,
@@ -50,7 +49,7 @@ from mezzo.tools.builtin import default_registry
 from mezzo.tools.registry import ToolRegistry
 from mezzo.workspaces import WorkspaceRecord, WorkspaceRecords, workspace_key
 
-log = structlog.get_logger("mezzo.service")
+log = get_logger("mezzo.service")
 
 APPEND_RETRIES = 20
 # Events held for one subscriber that reads slower than they come; the rest stay in the store.
@@ -134,8 +133,16 @@ class Mezzo:
         else:
             await self.store.open()
         self.store = metered(self.store)
+        if workers:
+            await self._switch_off_what_cannot_run()
         self.workspaces = WorkspaceRecords(self.store)
-        self.governor = Governor(self.store, self.settings, self.router, self.providers.tokenizer)
+        self.governor = Governor(
+            self.store,
+            self.settings,
+            self.router,
+            self.providers.tokenizer,
+            self.providers.output_cap,
+        )
         self.engine = Engine(
             self.store, self.settings, self.providers, self.tools, self.governor, self.workspaces
         )
@@ -148,6 +155,16 @@ class Mezzo:
                 lease_s=self.settings.lease_seconds,
             )
             self.pool.start()
+
+    async def _switch_off_what_cannot_run(self) -> None:
+        """Code runs only in a sandbox: where none can be made, `run_code` is off (the API nodes
+        of a split deployment leave it on; their workers decide)."""
+        if "run_code" in self.tools:
+            from mezzo.preflight import sandbox_problem
+
+            problem = await asyncio.to_thread(sandbox_problem)
+            if problem is not None:
+                self.tools.switch_off("run_code", problem.sentence())
 
     async def stop(self, grace_s: float = 10.0) -> None:
         if self.pool is not None:
@@ -202,8 +219,7 @@ class Mezzo:
             raise BadRequest(str(exc)) from None
         for tool in config.tools:
             if tool.side == "server" and tool.name not in self.tools:
-                known = ", ".join(self.tools.names()) or "none"
-                raise BadRequest(f"unknown server-side tool {tool.name!r}; known: {known}")
+                raise BadRequest(self.tools.unavailable(tool.name))
 
     async def create_workspace(self, tenant: str, body: CreateWorkspace) -> tuple[Workspace, bool]:
         config = WorkspaceConfig.model_validate(body.model_dump(exclude={"id"}))

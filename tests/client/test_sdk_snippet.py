@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from core_support import ServerThread
 from mezzo import AgentEvent, AgentWorkspace
-from mezzo.client import shutdown
-from mezzo.testing.server import StubServer
 
 TASK = (
     "Review the architecture of the billing service\n"
@@ -26,33 +18,6 @@ def lookup_schema(table: str) -> str:
 
 def run_my_tool(args: dict[str, str]) -> str:
     return lookup_schema(**args)
-
-
-@pytest.fixture(params=["http", "embedded"])
-async def mode(
-    request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    stub: StubServer,
-) -> AsyncIterator[str]:
-    for name in ("MEZZO_URL", "MEZZO_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    if request.param == "http":
-        from core_support import core_settings
-
-        with ServerThread(core_settings(tmp_path / "server", stub)) as server:
-            monkeypatch.setenv("MEZZO_URL", server.url)
-            yield "http"
-        return
-    monkeypatch.setenv("MEZZO_DATA_DIR", str(tmp_path / "embedded"))
-    monkeypatch.setenv("MEZZO_ROUTES", '{"default": {"primary": "openai:stub-model"}}')
-    monkeypatch.setenv("MEZZO_OPENAI_API", "responses")
-    monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "test")
-    try:
-        yield "embedded"
-    finally:
-        await shutdown()
 
 
 async def test_the_snippet_works_as_written(mode: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,8 @@ from mezzo.providers.base import (
 )
 from mezzo.providers.grammar import plan_output
 from mezzo.providers.local import LocalProvider, default_model_path
-from mezzo.providers.local_engine import tokenize_prompt
+from mezzo.providers.local_engine import find_turn_end, tokenize_prompt
+from mezzo.providers.local_sampling import Sampling, TurnEnd
 
 WEATHER = ToolSpec(
     name="get_weather",
@@ -294,3 +297,60 @@ async def test_bad_request_is_refused_before_inference(
 def test_default_model_path_is_the_shipped_gguf() -> None:
     path = default_model_path()
     assert path.suffix == ".gguf" and path.is_file()
+
+
+def _most_repeated_trigram(text: str) -> int:
+    words = re.findall(r"\w+", text.lower())
+    counts = Counter(zip(words, words[1:], words[2:], strict=False))
+    return max(counts.values(), default=0)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the capital of France?",
+        "Translate to French: Good morning.",
+        "Give a short title for an article about saving water at home.",
+    ],
+)
+async def test_default_sampling_answers_without_looping(question: str) -> None:
+    # As a run asks: no temperature and the governor's generous output allowance.
+    provider = LocalProvider(n_ctx=2048)
+    request = ModelRequest(
+        model="local", messages=(Message("user", question),), max_output_tokens=4096
+    )
+    _, response = await collect(provider, request)
+    assert response.usage is not None
+    assert response.finish_reason == "stop", response.text
+    assert response.usage.output_tokens < provider.sampling.max_output_tokens
+    assert _most_repeated_trigram(response.text) < 4, response.text
+
+
+async def test_the_capital_of_france_is_paris() -> None:
+    provider = LocalProvider(n_ctx=2048)
+    request = ModelRequest(
+        model="local", messages=(Message("user", "What is the capital of France?"),)
+    )
+    _, response = await collect(provider, request)
+    assert "Paris" in response.text
+
+
+async def test_the_route_caps_output_whatever_the_request_asks() -> None:
+    provider = LocalProvider(n_ctx=2048, sampling=Sampling(max_output_tokens=8))
+    _, response = await collect(
+        provider, ask("Write a long story about a dragon.", max_output_tokens=400)
+    )
+    assert response.usage is not None and response.usage.output_tokens == 8
+    assert response.finish_reason == "length"
+
+
+def test_the_turn_ends_at_the_templates_own_token(provider: LocalProvider) -> None:
+    llm = provider.engine.load()
+    (im_end,) = llm.tokenize(b"<|im_end|>", add_bos=False, special=True)
+    assert find_turn_end(llm) == TurnEnd("<|im_end|>", im_end)
+    # A template whose end of turn is no token of this vocabulary ends at its text.
+    gemma_like = (
+        "{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}"
+        "<end_of_turn>\n{% endfor %}<start_of_turn>model\n"
+    )
+    assert find_turn_end(llm, gemma_like) == TurnEnd("<end_of_turn>", None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +28,12 @@ from mezzo.protocol import (
     RunAccepted,
     RunView,
     SubmitRun,
-    ToolDecl,
     ToolResultIn,
     ToolResultsIn,
     Workspace,
 )
 from mezzo.service import parse_types
-from mezzo.tools.registry import declare
-
-
-def _tool_decl(tool: ToolDecl | Callable[..., Any] | str) -> ToolDecl:
-    if isinstance(tool, ToolDecl):
-        return tool
-    if isinstance(tool, str):
-        return ToolDecl(name=tool, side="server")
-    return declare(tool, side="client")
+from mezzo.tools.registry import ToolLike, tool_decl
 
 
 async def connect(url: str | None = None, api_key: str | None = None) -> Transport:
@@ -68,24 +59,27 @@ class AgentWorkspace:
         *,
         budget_tokens: int = 1_000_000,
         fallback_behavior: str = "suspend",
-        tools: Sequence[ToolDecl | Callable[..., Any] | str] = (),
+        tools: Sequence[ToolLike] = (),
         url: str | None = None,
         api_key: str | None = None,
         **config: Any,
     ) -> AgentWorkspace:
         """Create the workspace, or open it when one with this id and configuration exists.
 
-        `tools`: Python functions (client-side tools: the run pauses with a `tool_call` event
-        until you submit the result), names of server-side tools, or `ToolDecl`s.
+        `tools`: client-side tools (the run pauses with a `tool_call` event until you submit
+        the result) as typed Python functions, as dicts written for OpenAI's Responses API
+        (`{"type": "function", "name": ..., "parameters": {...}}`) or Chat Completions API
+        (`{"type": "function", "function": {...}}`), or `ToolDecl`s; and names of server-side
+        tools.
         """
-        transport = await connect(url, api_key)
         body = CreateWorkspace(
             id=id,
             budget_tokens=budget_tokens,
             fallback_behavior=fallback_behavior,  # type: ignore[arg-type]
-            tools=[_tool_decl(t) for t in tools],
+            tools=[tool_decl(tool, f"tools[{i}]") for i, tool in enumerate(tools)],
             **config,
         )
+        transport = await connect(url, api_key)
         return cls(transport, await transport.create_workspace(body))
 
     @classmethod

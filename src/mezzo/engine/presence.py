@@ -9,11 +9,10 @@ import contextlib
 import time
 from typing import Any, Protocol
 
-import structlog
-
+from mezzo.logs import get_logger
 from mezzo.store.base import Store, StoreError
 
-log = structlog.get_logger("mezzo.worker")
+log = get_logger("mezzo.worker")
 
 WORKER_PREFIX = "worker/"
 DRAIN_PREFIX = "drain/"

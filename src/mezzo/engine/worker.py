@@ -21,10 +21,11 @@ from mezzo.engine.engine import Engine
 from mezzo.engine.presence import keep_presence, withdraw
 from mezzo.engine.retry import RetryLater, backoff
 from mezzo.governor.router import priority_rank
+from mezzo.logs import get_logger
 from mezzo.protocol import NewEvent
 from mezzo.store.base import Job, LeaseLost, NewJob, Store, StoreError, VersionConflict
 
-log = structlog.get_logger("mezzo.worker")
+log = get_logger("mezzo.worker")
 
 RUN_QUEUE = "runs"
 

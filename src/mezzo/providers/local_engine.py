@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mezzo.providers.base import Message, ModelRequest, ModelResponse, TextDelta, Usage
 from mezzo.providers.grammar import OutputError, OutputPlan
+from mezzo.providers.local_sampling import Sampling, TextStop, TurnEnd
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -32,6 +33,9 @@ PREFILL_CHUNK = 128
 # smaller). A larger max_output_tokens is capped at what the window has left: a governor's
 # generous default must not make every prompt "too long".
 MIN_OUTPUT_ROOM = 256
+
+# Sampling at a temperature is seeded: the same prompt gets the same answer, run after run.
+SEED = 1234
 
 Overflow = Literal["trim", "refuse"]
 Emit = Callable[[TextDelta | ModelResponse], None]
@@ -67,6 +71,7 @@ class LocalEngine:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mezzo-local")
         self.recent: deque[RunRecord] = deque(maxlen=64)
         self._llama: Llama | None = None
+        self._turn_end: TurnEnd | None = None
         self._load_lock = threading.Lock()
         self._pending = 0
         self._pending_lock = threading.Lock()
@@ -112,6 +117,7 @@ class LocalEngine:
                 model_path=str(self.model_path),
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
+                seed=SEED,
                 verbose=False,
             )
         except Exception as exc:
@@ -123,6 +129,12 @@ class LocalEngine:
     def count_tokens(self, text: str) -> int:
         return len(self.load().tokenize(text.encode(), add_bos=False, special=False))
 
+    def turn_end(self) -> TurnEnd:
+        """What closes an assistant turn in this model's chat template (found once)."""
+        if self._turn_end is None:
+            self._turn_end = find_turn_end(self.load())
+        return self._turn_end
+
     # -- one run (engine thread only) ----------------------------------------------------------
 
     def run(
@@ -132,14 +144,23 @@ class LocalEngine:
         overflow: Overflow,
         emit: Emit,
         cancel: threading.Event,
+        sampling: Sampling | None = None,
     ) -> None:
         if cancel.is_set():
             raise Cancelled
+        sampling = sampling or Sampling()
         llm = self.load()
         prompt, trimmed = self._fit_prompt(llm, request, plan, overflow)
-        max_tokens = min(request.max_output_tokens or self.n_ctx, self.n_ctx - len(prompt))
-        temperature = request.temperature or 0.0
+        max_tokens = min(sampling.output_cap(request.max_output_tokens), self.n_ctx - len(prompt))
+        grammar = _checked_grammar(llm, plan.grammar)
         call_grammar = _checked_grammar(llm, plan.call_grammar)
+        text_sampling = (
+            sampling.constrained(request.temperature)
+            if grammar is not None
+            else sampling.text(request.temperature)
+        )
+        end = self.turn_end()
+        stop = TextStop(end.text) if end.token is None and end.text else None
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
@@ -148,9 +169,7 @@ class LocalEngine:
         output_tokens = 0
         finish = "length"
         # Lazy: it runs from the first next(), after _prefill, and finds the prompt cached.
-        generator = llm.generate(
-            prompt, temp=temperature, reset=True, grammar=_checked_grammar(llm, plan.grammar)
-        )
+        generator = llm.generate(prompt, reset=True, grammar=grammar, **text_sampling)
         try:
             self._prefill(llm, prompt, cancel)
             while output_tokens < max_tokens:
@@ -160,14 +179,15 @@ class LocalEngine:
                     break
                 if cancel.is_set():
                     raise Cancelled
-                if _is_end_of_generation(llm, token):
+                if token == end.token or _is_end_of_generation(llm, token):
                     finish = "stop"
                     break
                 output_tokens += 1
                 piece = decoder.decode(llm.detokenize([token]))
-                if not piece:
-                    continue
-                pieces.append(piece)
+                if stop is not None:
+                    piece = stop.feed(piece)
+                if piece:
+                    pieces.append(piece)
                 if undecided and "".join(pieces).strip():
                     undecided = False
                     head = "".join(pieces).lstrip()
@@ -175,21 +195,28 @@ class LocalEngine:
                         # A call after all: start over from the prompt under the call grammar.
                         generator.close()
                         generator = llm.generate(
-                            prompt, temp=temperature, reset=True, grammar=call_grammar
+                            prompt,
+                            reset=True,
+                            grammar=call_grammar,
+                            **sampling.constrained(request.temperature),
                         )
                         pieces.clear()
                         decoder.reset()
+                        stop = TextStop(stop.marker) if stop is not None else None
                         continue
                     streaming = True
                     pieces, piece = [head], head
-                if streaming:
+                if streaming and piece:
                     emit(TextDelta(piece))
+                if stop is not None and stop.done:
+                    finish = "stop"
+                    break
         except Cancelled:
             self.recent.append(RunRecord("cancelled", len(prompt), output_tokens))
             raise
         finally:
             generator.close()
-        tail = decoder.decode(b"", final=True)
+        tail = decoder.decode(b"", final=True) + (stop.flush() if stop is not None else "")
         if tail:
             pieces.append(tail)
             if streaming:
@@ -274,10 +301,27 @@ def tokenize_prompt(llm: Llama, messages: Sequence[Message], plan: OutputPlan) -
 _CONTENT_MARK = re.compile(r"\x00(\d+)\x00")
 
 
-def _render(llm: Llama, chat: list[dict[str, str]]) -> str:
+def find_turn_end(llm: Llama, template: str | None = None) -> TurnEnd:
+    """The end of an assistant turn in the chat template (the model's own unless `template`):
+    what the template writes right after an assistant message's content, up to the line's end,
+    and its token when that text is a single control token of the vocabulary."""
+    import llama_cpp
+
+    chat = [{"role": "user", "content": "\x000\x00"}, {"role": "assistant", "content": "\x001\x00"}]
+    rendered = _render(llm, chat, template)
+    after = rendered.partition("\x001\x00")[2]
+    text = after.split("\n", 1)[0]
+    tokens = llm.tokenize(after.encode(), add_bos=False, special=True)
+    first = tokens[0] if tokens else None
+    if first is not None and llama_cpp.llama_vocab_is_control(llm._model.vocab, first):
+        return TurnEnd(llm.detokenize([first], special=True).decode(errors="replace"), first)
+    return TurnEnd(text.strip(), None)
+
+
+def _render(llm: Llama, chat: list[dict[str, str]], template: str | None = None) -> str:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    template = llm.metadata.get("tokenizer.chat_template")
+    template = template or llm.metadata.get("tokenizer.chat_template")
     if not template:
         return _chatml(chat)
     formatter = Jinja2ChatFormatter(

@@ -63,10 +63,18 @@ class Providers:
             )
         if name == "local":
             from mezzo.providers.local import LocalProvider
+            from mezzo.providers.local_sampling import Sampling
 
             path = self._settings.local_model_path
-            return LocalProvider(str(path) if path is not None else None)
+            return LocalProvider(
+                str(path) if path is not None else None,
+                sampling=Sampling(max_output_tokens=self._settings.local_max_output_tokens),
+            )
         raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
+
+    def output_cap(self, provider: str) -> int | None:
+        """The most output tokens the provider gives one call, where mezzo caps it itself."""
+        return self._settings.local_max_output_tokens if provider == "local" else None
 
     def tokenizer(self, provider: str, model: str) -> Tokenizer | None:
         """The model's own tokenizer where mezzo has it; None lets the counter choose."""

@@ -7,7 +7,6 @@ import signal
 import sys
 from typing import Annotated
 
-import structlog
 import typer
 from pydantic import ValidationError
 
@@ -95,10 +94,10 @@ def build_spec(
 
 
 def _log_to_stderr() -> None:
-    if (
-        not structlog.is_configured()
-    ):  # egress decisions go to stderr, the command's stdout stays clean
-        structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
+    """Egress decisions and sandbox warnings go to stderr; the command's stdout stays clean."""
+    from mezzo.logs import configure_logging
+
+    configure_logging()
 
 
 @app.command(

@@ -11,7 +11,7 @@ It listens on a Unix socket that is mounted into the sandbox (and bridged there 
   and the proxy connects to the address it checked (pinned), never re-resolving;
 - for CONNECT, the first bytes are a TLS ClientHello whose SNI equals the CONNECT host.
 
-Every decision is logged with structlog (`event="egress"`, `decision`, `reason`).
+Every decision is logged (`mezzo.sandbox.egress` record "egress" with `decision`, `reason`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
-import structlog
-
+from mezzo.logs import get_logger
 from mezzo.sandbox.addresses import Address, is_public_address, parse_address
 from mezzo.sandbox.allowlist import Allowlist, normalize_host
 from mezzo.sandbox.sni import MAX_HELLO_BYTES, NotClientHello, hello_complete, server_name
@@ -37,7 +36,7 @@ CONNECT_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 128  # per sandbox: the socket is reachable without going through socat
 _HOP_HEADERS = {"proxy-connection", "proxy-authorization", "connection", "keep-alive"}
 
-log = structlog.get_logger("mezzo.sandbox.egress")
+log = get_logger("mezzo.sandbox.egress")
 
 
 async def system_resolver(host: str, port: int) -> list[str]:

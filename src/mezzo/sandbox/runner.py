@@ -27,8 +27,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
+from mezzo.logs import get_logger
 from mezzo.sandbox import seccomp
 from mezzo.sandbox.bwrap import build_argv, build_etc
 from mezzo.sandbox.egress import AddressPolicy, EgressProxy, Resolver, is_public_address
@@ -45,7 +44,7 @@ from mezzo.sandbox.mounts import MountChanged, open_mount_sources
 from mezzo.sandbox.result import CappedOutput, ExecResult
 from mezzo.sandbox.spec import HOST_IMAGE, SandboxSpec
 
-log = structlog.get_logger("mezzo.sandbox")
+log = get_logger("mezzo.sandbox")
 BWRAP_OWN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 PIPE_DRAIN_TIMEOUT_S = 5.0
 TIME_BINARY = "/usr/bin/time"

@@ -18,9 +18,9 @@ import os
 import socket
 from typing import Any, Literal, Protocol
 
-import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from mezzo.logs import get_logger
 from mezzo.sandbox.limits import SandboxUnavailable
 from mezzo.sandbox.result import ExecResult
 from mezzo.sandbox.runner import Sandbox, SandboxSetupError
@@ -29,7 +29,7 @@ from mezzo.sandbox.tool import run_code
 from mezzo.store.base import Job, LeaseLost
 
 QUEUE = "sandbox"
-log = structlog.get_logger("mezzo.sandbox.worker")
+log = get_logger("mezzo.sandbox.worker")
 
 
 def result_key(job_id: str) -> str:

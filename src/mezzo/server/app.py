@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import structlog
 from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -18,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mezzo import __version__
 from mezzo.errors import MezzoError
 from mezzo.files.models import FileInfo
+from mezzo.logs import get_logger
 from mezzo.protocol import (
     BudgetIn,
     CancelIn,
@@ -38,7 +38,7 @@ from mezzo.server.ops_middleware import OpsMiddleware
 from mezzo.service import Mezzo, parse_types
 from mezzo.store.base import StoreUnavailable
 
-log = structlog.get_logger("mezzo.server")
+log = get_logger("mezzo.server")
 
 SSE_HEARTBEAT_S = 15.0
 ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 409, 413, 422)}

@@ -18,10 +18,10 @@ import json
 import time
 from typing import Any
 
-import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mezzo.errors import MezzoError
+from mezzo.logs import get_logger
 from mezzo.providers.openai import OpenAIProvider
 from mezzo.server.gateway_service import (
     PRIORITY_HEADER,
@@ -35,7 +35,7 @@ from mezzo.server.gateway_service import (
 from mezzo.server.gateway_upstream import UpstreamSession, speaks_responses_ws
 from mezzo.server.gateway_wire import WireError, parse_responses_body
 
-log = structlog.get_logger("mezzo.gateway")
+log = get_logger("mezzo.gateway")
 
 # OpenAI closes a Responses WebSocket after 60 minutes.
 MAX_CONNECTION_S = 3600.0

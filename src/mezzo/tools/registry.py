@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,27 @@ def declare(function: ToolFunction, side: ToolSide = "client") -> ToolDecl:
     )
 
 
+ToolLike = ToolDecl | Mapping[str, Any] | str | ToolFunction
+
+
+def tool_decl(tool: ToolLike, where: str = "tool") -> ToolDecl:
+    """One declaration from whatever a caller wrote: a `ToolDecl`; a dict in OpenAI's Responses
+    or Chat Completions shape or mezzo's own (validated by `ToolDecl`); a typed Python function
+    (a client-side tool described by its signature); or the name of a server-side tool."""
+    if isinstance(tool, ToolDecl):
+        return tool
+    if isinstance(tool, str):
+        return ToolDecl(name=tool, side="server")
+    if isinstance(tool, Mapping):
+        return ToolDecl.model_validate(dict(tool))
+    if callable(tool):
+        return declare(tool, side="client")
+    raise TypeError(
+        f"{where}: expected a function, a tool dict, a ToolDecl or a server-side tool's name, "
+        f"not {type(tool).__name__}"
+    )
+
+
 def arguments_model(function: ToolFunction) -> type[BaseModel]:
     """The model of what the model fills in: every parameter but the `ToolContext`."""
     params = inspect.signature(function).parameters
@@ -100,6 +121,7 @@ class ToolRegistry:
 
     def __init__(self) -> None:
         self._tools: dict[str, ServerTool] = {}
+        self._off: dict[str, str] = {}
 
     def register(self, function: ToolFunction, name: str | None = None) -> ServerTool:
         decl = declare(function, side="server")
@@ -109,10 +131,26 @@ class ToolRegistry:
         self._tools[decl.name] = tool
         return tool
 
+    def switch_off(self, name: str, reason: str) -> None:
+        """Stop offering `name` (it cannot run safely here); `reason` says why and how to fix."""
+        if self._tools.pop(name, None) is not None:
+            self._off[name] = reason
+
+    def off(self) -> dict[str, str]:
+        """The tools switched off, each with its reason."""
+        return dict(self._off)
+
+    def unavailable(self, name: str) -> str:
+        """Why `name` cannot be used: switched off (and why), or unknown."""
+        if name in self._off:
+            return f"server-side tool {name!r} is off here: {self._off[name]}"
+        known = ", ".join(self.names()) or "none"
+        return f"unknown server-side tool {name!r}; known: {known}"
+
     def get(self, name: str) -> ServerTool:
         tool = self._tools.get(name)
         if tool is None:
-            raise ToolError(f"unknown server-side tool {name!r}")
+            raise ToolError(self.unavailable(name))
         return tool
 
     def names(self) -> list[str]:
