@@ -8,7 +8,6 @@ from mezzo.governor.budget import (
     Exhausted,
     HeldByOthers,
     hold_bounds,
-    hold_size,
     input_hold,
     output_allowance,
     refusal,
@@ -24,19 +23,12 @@ def test_a_call_holds_its_input_with_a_margin_plus_its_whole_output() -> None:
     assert output_allowance(minimum, 1000) == MIN_OUTPUT_TOKENS
 
 
-def test_the_hold_is_cut_only_by_what_is_unspent() -> None:
-    assert hold_size(5000, None) == 5000  # nothing known: ask for it all
-    assert hold_size(5000, 10**6) == 5000
-    assert hold_size(5000, 1200) == 1200
-    assert hold_size(5000, -3) == 0
-
-
 def test_a_refusal_is_exhaustion_only_when_the_minimum_is_not_unspent() -> None:
     spent = LedgerState(budget=1000, committed=950, reserved=0)
     assert refusal(spent, 60, 60) == Exhausted(needed=60, unspent=50, budget=1000)
     # Most of the budget is held by calls in flight: wait for them, never suspend.
     held = LedgerState(budget=1000, committed=100, reserved=880)
     assert refusal(held, 500, 60) == HeldByOthers(needed=500, free=20, held=880)
-    # The caller's view of the ledger was old: less is left than it asked for.
+    # Less is unspent than the call wants: it asks again for what is left.
     smaller = LedgerState(budget=1000, committed=700, reserved=0)
     assert refusal(smaller, 500, 60) == AskLess(300)

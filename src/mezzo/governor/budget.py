@@ -36,11 +36,6 @@ def output_allowance(granted: int, estimated_input: int) -> int:
     return max(MIN_OUTPUT_TOKENS, granted - input_hold(estimated_input))
 
 
-def hold_size(wanted: int, unspent: int | None) -> int:
-    """The tokens to ask for: all that is wanted, unless less than that is unspent."""
-    return wanted if unspent is None else max(0, min(wanted, unspent))
-
-
 @dataclass(frozen=True, slots=True)
 class Exhausted:
     """Spent: even the call's minimum is more than is unspent."""
@@ -52,7 +47,7 @@ class Exhausted:
 
 @dataclass(frozen=True, slots=True)
 class AskLess:
-    """Asked for more than is unspent (the caller knew an older ledger): ask for `tokens`."""
+    """Asked for more than is unspent: ask again for `tokens`, all that is left."""
 
     tokens: int
 

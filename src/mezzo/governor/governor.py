@@ -55,14 +55,13 @@ from mezzo.providers.base import (
     TextDelta,
     Usage,
 )
-from mezzo.store.base import Hold, LedgerState, RateLimit, Store, VersionConflict
+from mezzo.store.base import Hold, RateLimit, Store, VersionConflict
 from mezzo.workspaces import WorkspaceRecord
 
 # How long a budget hold lasts when its holder never settles it (the process died).
 HOLD_TTL_S = 900.0
-# How long a knowledge of a key's retry-after block, or of a ledger, is trusted in-process.
+# How long this process trusts what it knows of a key's retry-after block.
 BLOCK_CHECK_S = 1.0
-LEDGER_TRUST_S = 2.0
 # First wait of a call that waits for other calls' holds; it doubles up to the maximum.
 BUDGET_WAIT_S = (0.05, 1.0)
 
@@ -197,7 +196,6 @@ class Governor:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.learned: dict[str, LearnedLimits] = {}
         self._blocks: dict[str, tuple[float, float]] = {}
-        self._ledgers: dict[str, tuple[LedgerState, float]] = {}
         self._freed: dict[str, asyncio.Event] = {}
 
     # ---- counting
@@ -240,7 +238,7 @@ class Governor:
         admission.decision = routed
         if routed.reason is Reason.PRIMARY:
             admission.paced = wanted if self._limits(str(route.primary)).tpm else 0
-        tokens = budget.hold_size(wanted, self._known_unspent(call.workspace.id))
+        tokens = wanted
         for _ in range(3):
             admission.max_output_tokens = min(
                 wanted_output, budget.output_allowance(tokens, estimate)
@@ -253,7 +251,6 @@ class Governor:
                 events=self._events(admission, log, tokens),
                 expected_version=log.version if log else None,
             )
-            self._ledgers[call.workspace.id] = (result.ledger, self.clock())
             if result.granted:
                 admission.held = result.granted
                 admission.max_output_tokens = min(
@@ -429,12 +426,6 @@ class Governor:
             breaker = self.breakers[key] = CircuitBreaker()
         return breaker
 
-    def _known_unspent(self, workspace: str) -> int | None:
-        known = self._ledgers.get(workspace)
-        if known is None or self.clock() - known[1] > LEDGER_TRUST_S:
-            return None
-        return known[0].unspent
-
     # ---- outcome
 
     def observe(self, admission: Admission, response: ModelResponse) -> None:
@@ -507,7 +498,6 @@ class Governor:
             events=events,
             expected_version=version,
         )
-        self._ledgers.pop(record.id, None)
         self._budget_freed(record.id)
         commit = settlement.commit
         if commit.thresholds_crossed:
