@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mezzo.sandbox.egress import Address
 
@@ -38,3 +42,20 @@ def tiny_rootfs(root: Path) -> Path:
     (root / "etc").mkdir()
     (root / "etc/image-name").write_text("tiny")
     return root
+
+
+@contextlib.contextmanager
+def capture_logs() -> Iterator[list[dict[str, Any]]]:
+    """The proxy's decisions while the block runs: each the key-value pairs it logged."""
+    logger = logging.getLogger("mezzo.sandbox.egress")
+    records: list[dict[str, Any]] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(vars(record))  # type: ignore[method-assign]
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -9,8 +9,7 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from sandbox_support import ALLOWED
-from structlog.testing import capture_logs
+from sandbox_support import ALLOWED, capture_logs
 
 from mezzo.sandbox.egress import EgressProxy, is_public_address
 

@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sandbox_support import ALLOWED, LoopbackServer, loopback_only, resolve_to_loopback
+from sandbox_support import (
+    ALLOWED,
+    LoopbackServer,
+    capture_logs,
+    loopback_only,
+    resolve_to_loopback,
+)
 
 from mezzo.sandbox.egress import EgressProxy, Resolver, is_public_address
 from mezzo.sandbox.sni import NotClientHello, hello_complete, server_name
-
-
-@contextlib.contextmanager
-def capture_logs() -> Iterator[list[dict[str, Any]]]:
-    """The proxy's decisions while the block runs: each the key-value pairs it logged."""
-    logger = logging.getLogger("mezzo.sandbox.egress")
-    records: list[dict[str, Any]] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: records.append(vars(record))  # type: ignore[method-assign]
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def client_hello(sni: str | None) -> bytes:
