@@ -8,7 +8,14 @@ from pathlib import Path
 from ops_support import run_loop, sqlite_bytes, tick_tools, tick_workspace
 
 from core_support import core_settings
-from mezzo.engine.snapshot import dump_state, load_run, read_snapshot, snapshot_key
+from mezzo.engine.snapshot import (
+    dump_state,
+    load_run,
+    read_snapshot,
+    snapshot_key,
+    write_snapshot,
+)
+from mezzo.engine.state import fold_new
 from mezzo.service import Mezzo
 from mezzo.testing.server import StubServer
 
@@ -20,11 +27,17 @@ async def test_snapshot_state_equals_a_full_fold(tmp_path: Path, stub: StubServe
         await tick_workspace(mezzo, "w")
         run = await run_loop(mezzo, "w", 12)
         snapshot = await read_snapshot(mezzo.store, "w", run)
-        assert snapshot is not None
+        assert snapshot is not None and snapshot.version > 0
         full = await load_run(mezzo.store, "w", run, every=0)
-        assert 0 < snapshot.version < full.version
         assert full.status == "completed" and full.steps == 12
-        # From the snapshot plus the events after it: the same state, field by field.
+        # The engine's snapshot is the fold of the events up to its version.
+        upto = await mezzo.store.read("w", 0, None, snapshot.version, run)
+        assert dump_state(snapshot) == dump_state(fold_new(run, "w", upto))
+        # From a snapshot in the middle of the run plus the events after it: the same state,
+        # field by field (the last snapshot the engine wrote may be the final state itself).
+        middle = fold_new(run, "w", await mezzo.store.read("w", 0, None, full.version // 2, run))
+        assert 0 < middle.version < full.version
+        await write_snapshot(mezzo.store, middle)
         assert dump_state(await load_run(mezzo.store, "w", run, every=7)) == dump_state(full)
         assert dump_state(await mezzo.engine.load("w", run)) == dump_state(full)  # type: ignore[union-attr]
     finally:
