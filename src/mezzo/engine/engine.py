@@ -22,7 +22,7 @@ from mezzo.protocol import NewEvent
 from mezzo.providers.registry import Providers
 from mezzo.store.base import Store, VersionConflict
 from mezzo.tools.registry import ToolRegistry
-from mezzo.workspaces import WorkspaceRecords
+from mezzo.workspaces import WorkspaceRecord, WorkspaceRecords
 
 
 class Engine:
@@ -56,25 +56,33 @@ class Engine:
         record = await self.workspaces.get(workspace)
         if record is None:
             return "unknown workspace"
-        writer = RunWriter(self.store, self.settings, state)
         while True:
-            step = decide(writer.state)
+            writer = RunWriter(self.store, self.settings, state)
             try:
-                match step:
-                    case Done() | Wait():
-                        if writer.pending:
-                            await writer.append([])
-                        return writer.state.status if isinstance(step, Done) else step.reason
-                    case Start():
-                        writer.defer([NewEvent(type="run_started", data={})])
-                    case Complete(output):
-                        await writer.append([NewEvent(type="completed", data={"output": output})])
-                    case Fail(error):
-                        await writer.append([NewEvent(type="failed", data={"error": error})])
-                    case RunTool(call):
-                        result = await self.tool_step.run(record.tenant, workspace, run, call)
-                        writer.defer([result])
-                    case CallModel(number):
-                        await self.model_step.run(writer, record, number)
+                return await self._steps(writer, record)
             except VersionConflict:
-                writer = RunWriter(self.store, self.settings, await self.load(workspace, run))
+                pass  # someone else moved the run on: fold again, decide again
+            finally:
+                await writer.close()
+            state = await self.load(workspace, run)
+
+    async def _steps(self, writer: RunWriter, record: WorkspaceRecord) -> str:
+        """Decide and do steps until the run must wait or ends; raises VersionConflict."""
+        workspace, run = writer.state.workspace, writer.state.run
+        while True:
+            match decide(writer.state):
+                case Done() | Wait() as stop:
+                    if writer.pending:
+                        await writer.append([])
+                    await writer.landed()
+                    return writer.state.status if isinstance(stop, Done) else stop.reason
+                case Start():
+                    writer.defer([NewEvent(type="run_started", data={})])
+                case Complete(output):
+                    await writer.append([NewEvent(type="completed", data={"output": output})])
+                case Fail(error):
+                    await writer.append([NewEvent(type="failed", data={"error": error})])
+                case RunTool(call):
+                    writer.defer([await self.tool_step.run(record.tenant, workspace, run, call)])
+                case CallModel(number):
+                    await self.model_step.run(writer, record, number)

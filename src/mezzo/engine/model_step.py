@@ -53,6 +53,7 @@ class ModelStep:
         self._budget_waits: dict[str, int] = {}
 
     async def run(self, writer: RunWriter, record: WorkspaceRecord, step: int) -> None:
+        await writer.landed()
         state = writer.state
         config = record.config
         hold_id = f"{state.run}:{step}"
@@ -135,8 +136,8 @@ class ModelStep:
         usage = admission.usage(response)
         events = self._result_events(state, admission, response, step)
         log = RunLog(state.run, writer.stored_version, step)
-        stored = await self.governor.settle(admission, usage.total_tokens, log, events)
-        await writer.took(stored)
+        # Sent, not awaited: a server-side tool's work overlaps the round trip.
+        writer.send(self.governor.settle(admission, usage.total_tokens, log, events), events)
 
     def _result_events(
         self, state: RunState, admission: Admission, response: ModelResponse, step: int

@@ -5,6 +5,8 @@ transaction (group commit), so ingestion does not pay one fsync per request. Rea
 per-thread connections beside it; WAL lets them proceed while the writer writes. Several
 processes may share the file (a `mezzo worker` beside `mezzo serve`): SQLite's file lock
 serialises their transactions and `PRAGMA data_version` tells each process that another wrote.
+A tail is handed the events this process stores as they commit (`RecentEvents`) and reads the
+file only to catch up, or when another process wrote.
 
 Durability: a batch holding a write someone is told about (`durable=True`: a submit, a posted
 tool result, a cancel) commits with the configured `synchronous` (FULL: fsync before the
@@ -24,6 +26,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,6 +290,36 @@ def _settle_futures(
         after()
 
 
+class RecentEvents:
+    """The newest events this process stored for one workspace, in seq order without gaps,
+    and a wake-up for its tails. A gap (another process wrote in between) starts it afresh."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.events: deque[Event] = deque(maxlen=size)
+        self.changed = asyncio.Event()
+        self.tails = 0
+
+    def add(self, events: Sequence[Event]) -> None:
+        last = self.events[-1].seq if self.events else None
+        if last is not None and events[0].seq != last + 1:
+            self.events.clear()
+        self.events.extend(events)
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def after(self, cursor: int) -> list[Event] | None:
+        """The events after `cursor`; [] when there are none yet; None when some are not
+        here (read them from the file)."""
+        if not self.events:
+            return None
+        first, last = self.events[0].seq or 0, self.events[-1].seq or 0
+        if cursor >= last:
+            return []
+        if cursor + 1 < first:
+            return None
+        return [e for e in self.events if (e.seq or 0) > cursor]
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     op: WriteOp[Any]
@@ -314,8 +347,9 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._changed = asyncio.Event()
+        self._changed = asyncio.Event()  # another process committed something
         self._jobs_changed = asyncio.Event()
+        self._recent: dict[str, RecentEvents] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.live_hub = LiveHub()
@@ -337,7 +371,6 @@ class SQLiteStore:
 
         await asyncio.to_thread(init)
         self._writer = _Writer(self.path, self._synchronous, self._sync_delay_s)
-        self._writer.on_commit = self._notify
         self._writer.start()
         self._watcher = asyncio.create_task(self._watch_other_processes())
 
@@ -427,12 +460,13 @@ class SQLiteStore:
         rows = _encode(events)
 
         def op(conn: sqlite3.Connection) -> list[Event]:
-            stored = _append_rows(conn, workspace, run, rows, expected_version)
+            stored = _append_rows(conn, workspace, run, events, rows, expected_version)
             if enqueue is not None:
                 _enqueue(conn, enqueue, time.time())
             return stored
 
         stored = await self._write(op, durable)
+        self._stored(workspace, stored)
         if enqueue is not None:
             self._notify_jobs()
         return stored
@@ -469,17 +503,56 @@ class SQLiteStore:
         run: str | None = None,
     ) -> AsyncIterator[Event]:
         cursor = after_seq
+        recent = self._recent.get(workspace)
+        if recent is None:
+            recent = self._recent[workspace] = RecentEvents()
+        recent.tails += 1
+        try:
+            async for event in self._tail(recent, workspace, cursor, types, run):
+                yield event
+        finally:
+            recent.tails -= 1
+            if recent.tails == 0 and self._recent.get(workspace) is recent:
+                del self._recent[workspace]
+
+    async def _tail(
+        self,
+        recent: RecentEvents,
+        workspace: str,
+        cursor: int,
+        types: Sequence[str] | None,
+        run: str | None,
+    ) -> AsyncIterator[Event]:
+        batch: list[Event] | None = None
         while True:
-            changed = self._changed
-            batch = await self.read(workspace, cursor, None, 500, run)
+            if batch is None:  # catch up from the file
+                batch = await self.read(workspace, cursor, None, 500, run)
             for event in batch:
                 assert event.seq is not None
                 cursor = event.seq
-                if not types or event.type in types:
+                if (not types or event.type in types) and (run is None or event.run == run):
                     yield event
-            if len(batch) < 500:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), 1.0)
+            if len(batch) >= 500:
+                batch = None
+                continue
+            ours, theirs = recent.changed, self._changed
+            batch = recent.after(cursor)
+            if batch:
+                continue
+            waits = {asyncio.ensure_future(ours.wait()), asyncio.ensure_future(theirs.wait())}
+            try:
+                await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+            batch = None if theirs.is_set() or not ours.is_set() else recent.after(cursor)
+
+    def _stored(self, workspace: str, events: Sequence[Event]) -> None:
+        """Hand events this process stored to its tails of the workspace, if it has any."""
+        if events:
+            recent = self._recent.get(workspace)
+            if recent is not None:
+                recent.add(events)
 
     async def trim(self, workspace: str, keep: int = 10_000) -> int:
         """Drop events older than the newest `keep`, but none at or after the first event of a
@@ -831,10 +904,12 @@ class SQLiteStore:
             granted = _take_hold(conn, workspace, hold, time.time())
             stored = []
             if granted and rows:
-                stored = _append_rows(conn, workspace, run, rows, expected_version)
+                stored = _append_rows(conn, workspace, run, events, rows, expected_version)
             return HoldResult(granted, self._ledger(conn, workspace), stored)
 
-        return await self._write(op, durable=False)
+        result = await self._write(op, durable=False)
+        self._stored(workspace, result.events)
+        return result
 
     async def settle(
         self,
@@ -855,7 +930,7 @@ class SQLiteStore:
                 return Settlement(commit)
             conn.execute("SAVEPOINT events")
             try:
-                stored = _append_rows(conn, workspace, run, rows, expected_version)
+                stored = _append_rows(conn, workspace, run, events, rows, expected_version)
             except VersionConflict:
                 conn.execute("ROLLBACK TO events")
                 conn.execute("RELEASE events")
@@ -863,7 +938,9 @@ class SQLiteStore:
             conn.execute("RELEASE events")
             return Settlement(commit, stored)
 
-        return await self._write(op, durable=False)
+        settlement = await self._write(op, durable=False)
+        self._stored(workspace, settlement.events)
+        return settlement
 
     def _commit(
         self,
@@ -983,10 +1060,12 @@ def _append_rows(
     conn: sqlite3.Connection,
     workspace: str,
     run: str | None,
+    events: Sequence[NewEvent],
     rows: Sequence[tuple[str, str]],
     expected_version: int | None,
 ) -> list[Event]:
-    """Append encoded events inside the caller's transaction; raises VersionConflict."""
+    """Append events (`rows`: their encoded form) inside the caller's transaction; raises
+    VersionConflict. The stored events carry the callers' data, not a decoded copy."""
     now = time.time()
     if run is not None:
         found = conn.execute("SELECT version, workspace FROM runs WHERE run = ?", (run,)).fetchone()
@@ -1014,7 +1093,10 @@ def _append_rows(
         "ON CONFLICT(workspace) DO UPDATE SET seq = excluded.seq",
         (workspace, head + len(rows)),
     )
-    return [_row_to_event(row) for row in stored]
+    return [
+        Event(seq=seq, workspace=workspace, run=run, type=event.type, ts=now, data=event.data)
+        for (_, seq, *_rest), event in zip(stored, events, strict=True)
+    ]
 
 
 def _enqueue(conn: sqlite3.Connection, job: NewJob, when: float) -> bool:
