@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -59,6 +61,13 @@ SUBSCRIBER_BUFFER = 32
 
 def new_run_id() -> str:
     return f"run_{uuid.uuid4().hex}"
+
+
+def idempotent_run_id(tenant: str, workspace: str, idempotency_key: str) -> str:
+    """The run an Idempotency-Key names: the same key in the same workspace is the same run, so
+    a retried submit meets the first one's events (a version conflict) and writes nothing."""
+    named = json.dumps([tenant, workspace, idempotency_key]).encode()
+    return f"run_{hashlib.sha256(named).hexdigest()[:32]}"
 
 
 def new_workspace_id() -> str:
@@ -309,15 +318,7 @@ class Mezzo:
         self, tenant: str, workspace: str, body: SubmitRun, idempotency_key: str | None
     ) -> tuple[RunAccepted, bool]:
         config = (await self._record(tenant, workspace)).config
-        run = new_run_id()
-        if idempotency_key:
-            key = f"idem/{tenant}/{workspace}/{idempotency_key}"
-            if not await self.store.kv_put_if_absent(key, {"run": run, "input": body.input}):
-                existing = await self.store.kv_get(key)
-                assert existing is not None
-                if existing.get("input") != body.input:
-                    raise Conflict("Idempotency-Key was used with a different request body")
-                run = existing["run"]
+        run = idempotent_run_id(tenant, workspace, idempotency_key) if idempotency_key else None
         priority = body.priority or config.priority
         data = {
             "input": body.input,
@@ -325,14 +326,16 @@ class Mezzo:
             "max_steps": body.max_steps or config.max_steps,
             "metadata": body.metadata,
         }
+        run = run or new_run_id()
         job = run_job(workspace, run, priority, self.settings.max_attempts)
         try:
             appended = await self.store.append(
                 workspace, run, [NewEvent(type="run_queued", data=data)], 0, enqueue=job
             )
-        except VersionConflict:  # the same Idempotency-Key again: that run, already accepted
-            first = await self.store.read(workspace, 0, ["run_queued"], 1, run)
-            seq, created = (first[0].seq or 0) if first else 0, False
+        except VersionConflict:
+            if not idempotency_key:
+                raise
+            seq, created = await self._accepted_before(workspace, run, body), False
         else:
             seq, created = appended[0].seq or 0, True
         return (
@@ -346,6 +349,19 @@ class Mezzo:
             ),
             created,
         )
+
+    async def _accepted_before(self, workspace: str, run: str, body: SubmitRun) -> int:
+        """The seq of the run an Idempotency-Key accepted before (0 once its events are
+        compacted); 409 when that run was asked for with another input."""
+        first = await self.store.read(workspace, 0, ["run_queued"], 1, run)
+        if first:
+            accepted_input, seq = first[0].data.get("input"), first[0].seq or 0
+        else:  # compacted by retention: the run's folded state still knows its input
+            assert self.engine is not None
+            accepted_input, seq = (await self.engine.load(workspace, run)).input, 0
+        if accepted_input != body.input:
+            raise Conflict("Idempotency-Key was used with a different request body")
+        return seq
 
     async def run_owner(self, run: str) -> WorkspaceRecord | None:
         """The workspace a run belongs to, None for a run that does not exist."""

@@ -17,10 +17,10 @@ from mezzo import metrics
 from mezzo.engine.presence import WORKER_PREFIX, drain_key, worker_key
 from mezzo.engine.snapshot import dump_state
 from mezzo.engine.worker import RUN_QUEUE
-from mezzo.errors import Conflict, Forbidden, NotFound, Unauthorized
+from mezzo.errors import Conflict, NotFound
 from mezzo.governor.router import PRIORITY_RANK
 from mezzo.protocol import ErrorBody
-from mezzo.server.auth import Authenticator, hash_key
+from mezzo.server.auth import Authenticator
 from mezzo.service import Mezzo
 
 PRIORITY_NAME = {value: name for name, value in PRIORITY_RANK.items()}
@@ -64,16 +64,7 @@ async def require_admin(
 ) -> str:
     """The admin key's tenant; 401 without a valid key, 403 for a key that is not an admin's."""
     authenticator: Authenticator = request.app.state.auth
-    tenant = await authenticator.tenant(authorization)
-    if not await authenticator.required():
-        return tenant
-    token = (authorization or "").partition(" ")[2].strip()
-    record = await authenticator.store.kv_get(f"apikey/{hash_key(token)}")
-    if record is None:
-        raise Unauthorized("invalid API key")
-    if not record.get("admin"):
-        raise Forbidden("this endpoint needs an admin API key (mezzo keys create --admin)")
-    return tenant
+    return await authenticator.admin(authorization)
 
 
 Admin = Annotated[str, Depends(require_admin)]

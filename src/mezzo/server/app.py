@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSock
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from mezzo import __version__
 from mezzo.errors import MezzoError
@@ -33,8 +35,10 @@ from mezzo.protocol import (
     Workspace,
 )
 from mezzo.server.auth import Authenticator
+from mezzo.server.hot import HotRoutes
 from mezzo.server.limits import BodySizeLimit
 from mezzo.server.ops_middleware import OpsMiddleware
+from mezzo.server.status import error_response
 from mezzo.service import Mezzo, parse_types
 from mezzo.store.base import StoreUnavailable
 
@@ -64,6 +68,10 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
             await mezzo.start(workers=workers)
         auth = Authenticator(mezzo.store)
         app.state.auth = auth
+        # What exists now (modules, the app, the engine) lives as long as the process: out of
+        # the cyclic collector's sight, its full scans stop stalling requests (up to 130 ms,
+        # several times a second under load; see docs/benchmarks.md).
+        gc.freeze()
         try:
             yield
         finally:
@@ -78,10 +86,9 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
     )
 
     @app.exception_handler(MezzoError)
-    async def _mezzo_error(_: Request, exc: MezzoError) -> JSONResponse:
-        return JSONResponse(
-            ErrorBody(error=exc.message, detail=exc.detail).model_dump(), status_code=exc.status
-        )
+    @app.exception_handler(StoreUnavailable)
+    async def _expected_error(_: Request, exc: Exception) -> Response:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -104,14 +111,6 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
             ErrorBody(error=str(exc.detail)).model_dump(),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(StoreUnavailable)
-    async def _unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
-        return JSONResponse(
-            ErrorBody(error=f"the store is unavailable: {exc}").model_dump(),
-            status_code=503,
-            headers={"retry-after": "1"},
         )
 
     # ---- health
@@ -341,9 +340,12 @@ async def _sse(stream: AsyncIterator[Event]) -> AsyncIterator[bytes]:
 
 
 def build_asgi(
-    mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = True
+    mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = True, hot_routes: bool = True
 ) -> BodySizeLimit:
+    """The whole server: body limit → operations (metrics, rate limit) → hot routes → FastAPI.
+    `hot_routes=False` leaves every request to FastAPI (the tests compare the two)."""
     app = create_app(mezzo, manage_lifecycle=manage_lifecycle, workers=workers)
+    routed: ASGIApp = HotRoutes(app, mezzo, app.state) if hot_routes else app
     # Uploads stream to disk under their own limit (max_upload_bytes).
-    limited = OpsMiddleware(app, mezzo)
+    limited = OpsMiddleware(routed, mezzo)
     return BodySizeLimit(limited, mezzo.settings.max_body_bytes, exempt_suffixes=("/files",))
