@@ -3,8 +3,9 @@
 The store keeps events, the queue, the token ledger and the run index in structures of its own;
 what the rest of mezzo names is here: keys of the key-value space, keys of the rate limiter,
 and queue and job names. A key is always built by a function of this module, never inline, so a
-reader can see the whole schema at once and `docs/architecture.md` lists it from `SCHEMA`
-(tests/server/test_keys.py keeps the two equal).
+reader can see the whole schema at once; `docs/architecture.md` lists it as `python -m
+mezzo.keys` prints it (tests/server/test_keys.py keeps the two equal). The store's own
+structures (event logs, the queue, the ledger, the run index) are named inside the store.
 
 Ids inside a key (workspace, tenant, run) never contain `/` (see `protocol.ID_PATTERN`), so a
 prefix scan of `tenant/{tenant}/` is exactly one tenant's workspaces.
@@ -135,3 +136,17 @@ SCHEMA: tuple[Entry, ...] = (
     Entry("queue", SANDBOX_QUEUE, "code to run in the sandbox, for sandbox workers"),
     Entry("job", run_job("{run}"), "the one job of a run: enqueueing it twice runs it once more"),
 )
+
+
+SPACE_NAMES = {"kv": "key-value", "limiter": "rate limiter", "queue": "queue", "job": "job id"}
+
+
+def markdown() -> str:
+    """The schema as the table in docs/architecture.md."""
+    rows = ["| space | key | holds |", "|---|---|---|"]
+    rows += [f"| {SPACE_NAMES[e.space]} | `{e.pattern}` | {e.holds} |" for e in SCHEMA]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

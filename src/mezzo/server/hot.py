@@ -22,10 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mezzo.protocol import RunAccepted, SubmitRun
 from mezzo.server import status
 from mezzo.server.auth import Authenticator
+from mezzo.server.routes.runs import IDEMPOTENCY_KEY_MAX
 from mezzo.service import Mezzo
 
 SUBMIT_PATH = re.compile(r"/v1/workspaces/([^/]+)/runs")
-IDEMPOTENCY_KEY_MAX = 200  # as the FastAPI route declares it
 
 
 class HotRoutes:
