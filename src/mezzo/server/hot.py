@@ -26,6 +26,7 @@ from mezzo.server.routes.runs import IDEMPOTENCY_KEY_MAX
 from mezzo.service import Mezzo
 
 SUBMIT_PATH = re.compile(r"/v1/workspaces/([^/]+)/runs")
+TEXT = b"text/plain; charset=utf-8"
 
 
 class HotRoutes:
@@ -64,8 +65,9 @@ class HotRoutes:
             accepted, _ = await self.mezzo.submit_run(tenant, workspace, request, idempotency_key)
         except Exception as exc:
             answer = status.rendered(exc)
-            if answer is None:
-                raise  # the server's 500, as for any route
+            if answer is None:  # a bug: answer as Starlette does for any route, then raise
+                await _respond(send, 500, b"Internal Server Error", [], TEXT)
+                raise
             await _respond(send, *answer)
             return
         await _respond(
