@@ -7,18 +7,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
-from mezzo import tracing
+from mezzo import keys, tenants, tracing
 from mezzo.config import Settings
 from mezzo.engine.engine import Engine
 from mezzo.engine.snapshot import write_snapshot
 from mezzo.engine.state import RunState, fold
 from mezzo.engine.worker import WorkerPool, enqueue_run, run_job
-from mezzo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
+from mezzo.errors import (
+    BadRequest,
+    IdempotencyConflict,
+    InvalidConfiguration,
+    InvalidCursor,
+    NothingToResume,
+    PayloadTooLarge,
+    RunConflict,
+    RunNotFound,
+    UnknownEventType,
+    Unprocessable,
+    WorkspaceConflict,
+    WorkspaceFileNotFound,
+    WorkspaceNotFound,
+)
 from mezzo.files.errors import FileError, FileFormatError, FileNotFound, FileTooLarge
 from mezzo.files.models import FileInfo
 from mezzo.governor.governor import Governor
@@ -47,7 +63,7 @@ from mezzo.store.metered import metered
 from mezzo.suspensions import suspended_runs, unsuspend
 from mezzo.tools.builtin import default_registry
 from mezzo.tools.registry import ToolRegistry
-from mezzo.workspaces import WorkspaceRecord, WorkspaceRecords, workspace_key
+from mezzo.workspaces import WorkspaceRecord, WorkspaceRecords
 
 log = get_logger("mezzo.service")
 
@@ -58,6 +74,13 @@ SUBSCRIBER_BUFFER = 32
 
 def new_run_id() -> str:
     return f"run_{uuid.uuid4().hex}"
+
+
+def idempotent_run_id(tenant: str, workspace: str, idempotency_key: str) -> str:
+    """The run an Idempotency-Key names: the same key in the same workspace is the same run, so
+    a retried submit meets the first one's events (a version conflict) and writes nothing."""
+    named = json.dumps([tenant, workspace, idempotency_key]).encode()
+    return f"run_{hashlib.sha256(named).hexdigest()[:32]}"
 
 
 def new_workspace_id() -> str:
@@ -93,7 +116,7 @@ def parse_types(types: str | Sequence[str] | None) -> list[str] | None:
     ]
     unknown = sorted(set(names) - ALL_EVENT_TYPES)
     if unknown:
-        raise BadRequest(f"unknown event types: {', '.join(unknown)}")
+        raise UnknownEventType(f"unknown event types: {', '.join(unknown)}")
     return names or None
 
 
@@ -195,7 +218,7 @@ class Mezzo:
         assert self.workspaces is not None
         record = await self.workspaces.get(workspace)
         if record is None or record.tenant != tenant:
-            raise NotFound(f"workspace {workspace!r} not found")
+            raise WorkspaceNotFound(f"workspace {workspace!r} not found")
         return record
 
     async def _view(self, record: WorkspaceRecord) -> Workspace:
@@ -216,10 +239,10 @@ class Mezzo:
         try:
             self.router.route(config.route)
         except RoutingError as exc:
-            raise BadRequest(str(exc)) from None
+            raise InvalidConfiguration(str(exc)) from None
         for tool in config.tools:
             if tool.side == "server" and tool.name not in self.tools:
-                raise BadRequest(self.tools.unavailable(tool.name))
+                raise InvalidConfiguration(self.tools.unavailable(tool.name))
 
     async def create_workspace(self, tenant: str, body: CreateWorkspace) -> tuple[Workspace, bool]:
         config = WorkspaceConfig.model_validate(body.model_dump(exclude={"id"}))
@@ -233,19 +256,19 @@ class Mezzo:
             "throttle_rate": 1.0,
             "created_at": now,
         }
-        created = await self.store.kv_put_if_absent(workspace_key(workspace), value)
+        created = await self.store.kv_put_if_absent(keys.workspace(workspace), value)
         if not created:
-            existing = await self.store.kv_get(workspace_key(workspace))
+            existing = await self.store.kv_get(keys.workspace(workspace))
             assert existing is not None
             if existing["tenant"] != tenant:
-                raise Conflict(f"workspace id {workspace!r} is taken; choose another id")
+                raise WorkspaceConflict(f"workspace id {workspace!r} is taken; choose another id")
             if WorkspaceConfig.model_validate(existing["config"]) != config:
-                raise Conflict(
+                raise WorkspaceConflict(
                     f"workspace {workspace!r} exists with a different configuration",
                     detail={"existing": existing["config"]},
                 )
         await self.store.ledger_init(workspace, config.budget_tokens)
-        await self.store.kv_put(f"tenant/{tenant}/{workspace}", {"id": workspace})
+        await tenants.add_workspace(self.store, tenant, workspace)
         assert self.workspaces is not None
         self.workspaces.forget(workspace)
         record = await self._record(tenant, workspace)
@@ -256,17 +279,17 @@ class Mezzo:
 
     async def list_workspaces(self, tenant: str, limit: int = 1000) -> list[Workspace]:
         views = []
-        for key, _ in await self.store.kv_scan(f"tenant/{tenant}/", limit):
-            with contextlib.suppress(NotFound):
-                views.append(await self.get_workspace(tenant, key.rsplit("/", 1)[1]))
+        for workspace in await tenants.workspaces_of(self.store, tenant, limit):
+            with contextlib.suppress(WorkspaceNotFound):
+                views.append(await self.get_workspace(tenant, workspace))
         return views
 
     async def throttle(self, tenant: str, workspace: str, rate: float) -> Workspace:
         await self._record(tenant, workspace)
-        value = await self.store.kv_get(workspace_key(workspace))
+        value = await self.store.kv_get(keys.workspace(workspace))
         assert value is not None and self.workspaces is not None
         value["throttle_rate"] = rate
-        await self.store.kv_put(workspace_key(workspace), value)
+        await self.store.kv_put(keys.workspace(workspace), value)
         await self.store.append(
             workspace, None, [NewEvent(type="throttled", data={"rate": rate})], None
         )
@@ -278,7 +301,7 @@ class Mezzo:
         record = await self._record(tenant, workspace)
         suspended = await suspended_runs(self.store, workspace)
         if not suspended:
-            raise Conflict(
+            raise NothingToResume(
                 f"workspace {workspace!r} has no run suspended for budget; a top-up resumes "
                 "suspended runs"
             )
@@ -325,15 +348,7 @@ class Mezzo:
         self, tenant: str, workspace: str, body: SubmitRun, idempotency_key: str | None
     ) -> tuple[RunAccepted, bool]:
         config = (await self._record(tenant, workspace)).config
-        run = new_run_id()
-        if idempotency_key:
-            key = f"idem/{tenant}/{workspace}/{idempotency_key}"
-            if not await self.store.kv_put_if_absent(key, {"run": run, "input": body.input}):
-                existing = await self.store.kv_get(key)
-                assert existing is not None
-                if existing.get("input") != body.input:
-                    raise Conflict("Idempotency-Key was used with a different request body")
-                run = existing["run"]
+        run = idempotent_run_id(tenant, workspace, idempotency_key) if idempotency_key else None
         priority = body.priority or config.priority
         data = {
             "input": body.input,
@@ -341,14 +356,16 @@ class Mezzo:
             "max_steps": body.max_steps or config.max_steps,
             "metadata": body.metadata,
         }
+        run = run or new_run_id()
         job = run_job(workspace, run, priority, self.settings.max_attempts)
         try:
             appended = await self.store.append(
                 workspace, run, [NewEvent(type="run_queued", data=data)], 0, enqueue=job
             )
-        except VersionConflict:  # the same Idempotency-Key again: that run, already accepted
-            first = await self.store.read(workspace, 0, ["run_queued"], 1, run)
-            seq, created = (first[0].seq or 0) if first else 0, False
+        except VersionConflict:
+            if not idempotency_key:
+                raise
+            seq, created = await self._accepted_before(workspace, run, body), False
         else:
             seq, created = appended[0].seq or 0, True
         return (
@@ -363,6 +380,19 @@ class Mezzo:
             created,
         )
 
+    async def _accepted_before(self, workspace: str, run: str, body: SubmitRun) -> int:
+        """The seq of the run an Idempotency-Key accepted before (0 once its events are
+        compacted); 409 when that run was asked for with another input."""
+        first = await self.store.read(workspace, 0, ["run_queued"], 1, run)
+        if first:
+            accepted_input, seq = first[0].data.get("input"), first[0].seq or 0
+        else:  # compacted by retention: the run's folded state still knows its input
+            assert self.engine is not None
+            accepted_input, seq = (await self.engine.load(workspace, run)).input, 0
+        if accepted_input != body.input:
+            raise IdempotencyConflict("Idempotency-Key was used with a different request body")
+        return seq
+
     async def run_owner(self, run: str) -> WorkspaceRecord | None:
         """The workspace a run belongs to, None for a run that does not exist."""
         assert self.workspaces is not None
@@ -372,7 +402,7 @@ class Mezzo:
     async def _run_owner(self, tenant: str, run: str) -> str:
         record = await self.run_owner(run)
         if record is None or record.tenant != tenant:
-            raise NotFound(f"run {run!r} not found")
+            raise RunNotFound(f"run {run!r} not found")
         return record.id
 
     async def _state(self, tenant: str, run: str) -> RunState:
@@ -409,12 +439,12 @@ class Mezzo:
             except VersionConflict:
                 continue
             return fold(stored, state)
-        raise Conflict(f"run {run!r} is changing too fast; try again")
+        raise RunConflict(f"run {run!r} is changing too fast; try again")
 
     async def cancel_run(self, tenant: str, run: str, reason: str) -> RunView:
         def cancel(state: RunState) -> list[NewEvent]:
             if state.terminal:
-                raise Conflict(f"run {run!r} is already {state.status}")
+                raise RunConflict(f"run {run!r} is already {state.status}")
             return [NewEvent(type="cancelled", data={"reason": reason})]
 
         final = await self._append_decided(tenant, run, cancel)
@@ -428,7 +458,7 @@ class Mezzo:
             pending = {c.call_id: c for c in state.pending_client_calls}
             unknown = [r.call_id for r in body.results if r.call_id not in pending]
             if unknown:
-                raise Conflict(
+                raise RunConflict(
                     f"no pending client tool call with id {', '.join(unknown)} on run {run!r}",
                     detail={"pending": sorted(pending)},
                 )
@@ -451,7 +481,7 @@ class Mezzo:
         def answer(state: RunState) -> list[NewEvent]:
             waiting = state.pending_yield
             if waiting is None:
-                raise Conflict(f"run {run!r} is not waiting for input (status {state.status})")
+                raise RunConflict(f"run {run!r} is not waiting for input (status {state.status})")
             result = {
                 "call_id": waiting.call_id,
                 "name": "request_human_input",
@@ -494,7 +524,9 @@ class Mezzo:
         try:
             return await asyncio.to_thread(self.engine.files.get, workspace, file_id)
         except (FileNotFound, ValueError):
-            raise NotFound(f"file {file_id!r} not found in workspace {workspace!r}") from None
+            raise WorkspaceFileNotFound(
+                f"file {file_id!r} not found in workspace {workspace!r}"
+            ) from None
 
     async def delete_file(self, tenant: str, workspace: str, file_id: str) -> None:
         await self.get_file(tenant, workspace, file_id)
@@ -506,10 +538,10 @@ class Mezzo:
     async def check_cursor(self, tenant: str, workspace: str, after: int) -> None:
         await self._record(tenant, workspace)
         if after < 0:
-            raise BadRequest("after must be >= 0")
+            raise InvalidCursor("after must be >= 0")
         head = await self.store.head(workspace)
         if after > head:
-            raise BadRequest(f"after={after} is beyond the head of the log ({head})")
+            raise InvalidCursor(f"after={after} is beyond the head of the log ({head})")
 
     async def events(
         self,
@@ -524,7 +556,7 @@ class Mezzo:
 
     async def subscribe(
         self, tenant: str, workspace: str, after: int = 0, types: Sequence[str] | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Durable events after `after`, then live ones as they come; text deltas too when
         `types` is None or names `delta`."""
         await self.check_cursor(tenant, workspace, after)
@@ -560,7 +592,7 @@ class Mezzo:
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
         finally:
-            pending = {*tasks, getter} if getter is not None else set(tasks)
+            pending: set[asyncio.Task[Any]] = {*tasks, getter} if getter else set(tasks)
             while pending:
                 for task in pending:
                     task.cancel()

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import time
 
+from mezzo import keys
 from mezzo.store.base import Store
-
-SUSPENDED_PREFIX = "suspended/"
-
-
-def _key(workspace: str, run: str) -> str:
-    return f"{SUSPENDED_PREFIX}{workspace}/{run}"
 
 
 async def suspend(store: Store, workspace: str, run: str) -> None:
-    await store.kv_put(_key(workspace, run), {"run": run, "since": time.time()})
+    await store.kv_put(keys.suspended(workspace, run), {"run": run, "since": time.time()})
 
 
 async def suspended_runs(store: Store, workspace: str) -> list[str]:
-    return [
-        key.rsplit("/", 1)[1]
-        for key, _ in await store.kv_scan(f"{SUSPENDED_PREFIX}{workspace}/", limit=100_000)
-    ]
+    found = await store.kv_scan(keys.suspended_runs(workspace), limit=100_000)
+    return [keys.last_part(key) for key, _ in found]
 
 
 async def unsuspend(store: Store, workspace: str, run: str) -> None:
-    await store.kv_delete(_key(workspace, run))
+    await store.kv_delete(keys.suspended(workspace, run))

@@ -13,14 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mezzo import keys
 from mezzo.protocol import WorkspaceConfig
 from mezzo.store.base import Store
-
-WORKSPACE_PREFIX = "workspace/"
-
-
-def workspace_key(workspace: str) -> str:
-    return f"{WORKSPACE_PREFIX}{workspace}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +59,7 @@ class WorkspaceRecords:
         now = self._clock()
         if cached is not None and now - cached[1] < self.ttl_s:
             return cached[0]
-        value = await self.store.kv_get(workspace_key(workspace))
+        value = await self.store.kv_get(keys.workspace(workspace))
         if value is None:
             self._records.pop(workspace, None)
             return None

@@ -27,6 +27,8 @@ from mezzo.protocol import (
 
 M = TypeVar("M", bound=BaseModel)
 
+# The answer's status → the error category the SDK raises (the reverse of the server's table,
+# mezzo.server.status.STATUS; tests/server/test_errors.py keeps the two in agreement).
 _BY_STATUS: dict[int, type[errors.MezzoError]] = {
     400: errors.BadRequest,
     401: errors.Unauthorized,
@@ -48,9 +50,8 @@ def _raise_for(response: httpx.Response) -> None:
         message, detail = body.get("error", response.text), body.get("detail")
     except ValueError:
         message, detail = response.text or response.reason_phrase, None
-    error = _BY_STATUS.get(response.status_code, errors.MezzoError)(message, detail)
-    error.status = response.status_code
-    raise error
+    category = _BY_STATUS.get(response.status_code, errors.MezzoError)
+    raise category(message, detail, status=response.status_code)
 
 
 class HttpTransport:
@@ -163,13 +164,15 @@ class HttpTransport:
                             cursor = event.seq
                         yield event
             except websockets.InvalidStatus as exc:
-                raise errors.MezzoError(
-                    f"event stream refused: HTTP {exc.response.status_code}"
+                status = exc.response.status_code
+                raise _BY_STATUS.get(status, errors.MezzoError)(
+                    f"event stream refused: HTTP {status}", status=status
                 ) from None
             except websockets.ConnectionClosedError as exc:
                 if exc.rcvd is not None and 4000 <= exc.rcvd.code < 5000:
                     status = exc.rcvd.code - 4000
-                    raise _BY_STATUS.get(status, errors.MezzoError)(exc.rcvd.reason) from None
+                    category = _BY_STATUS.get(status, errors.MezzoError)
+                    raise category(exc.rcvd.reason, status=status) from None
             except (OSError, websockets.ConnectionClosed):
                 pass
             await asyncio.sleep(delay)

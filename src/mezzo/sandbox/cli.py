@@ -176,7 +176,7 @@ def spawn_worker(
     --max-execution-time=30s --allow-net=github.com
     """
     from mezzo.config import Settings
-    from mezzo.errors import BadRequest
+    from mezzo.errors import ConfigurationError
     from mezzo.sandbox.worker import SandboxWorker
     from mezzo.store.factory import store_for_url
 
@@ -190,7 +190,7 @@ def spawn_worker(
         opened = store_for_url(url)
     except ValidationError as exc:
         raise _fail(f"settings: {first_error(exc)}") from None
-    except (BadRequest, ValueError) as exc:
+    except (ConfigurationError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
     async def main() -> int:

@@ -5,29 +5,26 @@ serves loopback only, as one local tenant, and that tenant operates it."""
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from mezzo import metrics
-from mezzo.engine.presence import WORKER_PREFIX, drain_key, worker_key
+from mezzo import keys, metrics
 from mezzo.engine.snapshot import dump_state
-from mezzo.engine.worker import RUN_QUEUE
-from mezzo.errors import Conflict, Forbidden, NotFound, Unauthorized
+from mezzo.errors import Conflict, RunNotFound, WorkerNotFound
 from mezzo.governor.router import PRIORITY_RANK
-from mezzo.protocol import ErrorBody
-from mezzo.server.auth import Authenticator, hash_key
+from mezzo.keys import RUN_QUEUE
+from mezzo.server.deps import Admin, App
+from mezzo.server.status import documented
 from mezzo.service import Mezzo
 
 PRIORITY_NAME = {value: name for name, value in PRIORITY_RANK.items()}
 DEAD_LIMIT = 10_000
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 403, 404, 409)
-}
+ERRORS = documented(401, 403, 404, 409)
 
 
 class DeadJobView(BaseModel):
@@ -59,93 +56,72 @@ class RunStateView(BaseModel):
     state: dict[str, Any]
 
 
-async def require_admin(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> str:
-    """The admin key's tenant; 401 without a valid key, 403 for a key that is not an admin's."""
-    authenticator: Authenticator = request.app.state.auth
-    tenant = await authenticator.tenant(authorization)
-    if not await authenticator.required():
-        return tenant
-    token = (authorization or "").partition(" ")[2].strip()
-    record = await authenticator.store.kv_get(f"apikey/{hash_key(token)}")
-    if record is None:
-        raise Unauthorized("invalid API key")
-    if not record.get("admin"):
-        raise Forbidden("this endpoint needs an admin API key (mezzo keys create --admin)")
-    return tenant
+router = APIRouter()
 
 
-Admin = Annotated[str, Depends(require_admin)]
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    response_class=Response,
+    responses={**ERRORS, 200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def prometheus_metrics(_: Admin, mezzo: App) -> Response:
+    """Prometheus text exposition of this process's metrics."""
+    await refresh_gauges(mezzo)
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-def admin_router(mezzo: Mezzo) -> APIRouter:
-    router = APIRouter()
+@router.get("/v1/admin/dead", response_model=list[DeadJobView], responses=ERRORS, tags=["admin"])
+async def dead(_: Admin, mezzo: App) -> list[DeadJobView]:
+    return [_dead_view(job) for job in await mezzo.store.dead_letters(RUN_QUEUE, DEAD_LIMIT)]
 
-    @router.get(
-        "/metrics",
-        tags=["operations"],
-        response_class=Response,
-        responses={**ERRORS, 200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+
+@router.post(
+    "/v1/admin/dead/{job_id}/requeue",
+    response_model=DeadJobView,
+    responses=ERRORS,
+    tags=["admin"],
+)
+async def requeue(job_id: str, _: Admin, mezzo: App) -> DeadJobView:
+    letters = {job.id: job for job in await mezzo.store.dead_letters(RUN_QUEUE, DEAD_LIMIT)}
+    if job_id not in letters or not await mezzo.store.requeue_dead(RUN_QUEUE, job_id):
+        raise Conflict(f"job {job_id!r} is not dead-lettered; only dead jobs can be requeued")
+    return _dead_view(letters[job_id])
+
+
+@router.get("/v1/admin/workers", response_model=list[WorkerInfo], responses=ERRORS, tags=["admin"])
+async def workers(_: Admin, mezzo: App) -> list[WorkerInfo]:
+    found = await mezzo.store.kv_scan(keys.WORKER, limit=10_000)
+    return [await _worker_info(mezzo, value) for _, value in found]
+
+
+@router.post(
+    "/v1/admin/workers/{name}/drain",
+    response_model=WorkerInfo,
+    status_code=202,
+    responses=ERRORS,
+    tags=["admin"],
+)
+async def drain(name: str, _: Admin, mezzo: App) -> WorkerInfo:
+    """Ask a worker to take no new jobs and finish those in flight (within one heartbeat)."""
+    value = await mezzo.store.kv_get(keys.worker(name))
+    if value is None:
+        raise WorkerNotFound(f"no worker named {name!r}; GET /v1/admin/workers lists them")
+    await mezzo.store.kv_put(keys.drain(name), {"requested_at": time.time()})
+    return await _worker_info(mezzo, value)
+
+
+@router.get(
+    "/v1/admin/runs/{run}/state", response_model=RunStateView, responses=ERRORS, tags=["admin"]
+)
+async def run_state(run: str, _: Admin, mezzo: App) -> RunStateView:
+    owner = await mezzo.run_owner(run)
+    if owner is None or mezzo.engine is None:
+        raise RunNotFound(f"run {run!r} not found")
+    state = await mezzo.engine.load(owner.id, run)
+    return RunStateView(
+        run=run, workspace=state.workspace, tenant=owner.tenant, state=dump_state(state)
     )
-    async def prometheus_metrics(_: Admin) -> Response:
-        """Prometheus text exposition of this process's metrics."""
-        await refresh_gauges(mezzo)
-        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-    @router.get(
-        "/v1/admin/dead", response_model=list[DeadJobView], responses=ERRORS, tags=["admin"]
-    )
-    async def dead(_: Admin) -> list[DeadJobView]:
-        return [_dead_view(job) for job in await mezzo.store.dead_letters(RUN_QUEUE, DEAD_LIMIT)]
-
-    @router.post(
-        "/v1/admin/dead/{job_id}/requeue",
-        response_model=DeadJobView,
-        responses=ERRORS,
-        tags=["admin"],
-    )
-    async def requeue(job_id: str, _: Admin) -> DeadJobView:
-        letters = {job.id: job for job in await mezzo.store.dead_letters(RUN_QUEUE, DEAD_LIMIT)}
-        if job_id not in letters or not await mezzo.store.requeue_dead(RUN_QUEUE, job_id):
-            raise Conflict(f"job {job_id!r} is not dead-lettered; only dead jobs can be requeued")
-        return _dead_view(letters[job_id])
-
-    @router.get(
-        "/v1/admin/workers", response_model=list[WorkerInfo], responses=ERRORS, tags=["admin"]
-    )
-    async def workers(_: Admin) -> list[WorkerInfo]:
-        found = await mezzo.store.kv_scan(WORKER_PREFIX, limit=10_000)
-        return [await _worker_info(mezzo, value) for _, value in found]
-
-    @router.post(
-        "/v1/admin/workers/{name}/drain",
-        response_model=WorkerInfo,
-        status_code=202,
-        responses=ERRORS,
-        tags=["admin"],
-    )
-    async def drain(name: str, _: Admin) -> WorkerInfo:
-        """Ask a worker to take no new jobs and finish those in flight (within one heartbeat)."""
-        value = await mezzo.store.kv_get(worker_key(name))
-        if value is None:
-            raise NotFound(f"no worker named {name!r}; GET /v1/admin/workers lists them")
-        await mezzo.store.kv_put(drain_key(name), {"requested_at": time.time()})
-        return await _worker_info(mezzo, value)
-
-    @router.get(
-        "/v1/admin/runs/{run}/state", response_model=RunStateView, responses=ERRORS, tags=["admin"]
-    )
-    async def run_state(run: str, _: Admin) -> RunStateView:
-        owner = await mezzo.run_owner(run)
-        if owner is None or mezzo.engine is None:
-            raise NotFound(f"run {run!r} not found")
-        state = await mezzo.engine.load(owner.id, run)
-        return RunStateView(
-            run=run, workspace=state.workspace, tenant=owner.tenant, state=dump_state(state)
-        )
-
-    return router
 
 
 def _dead_view(job: Any) -> DeadJobView:
@@ -168,7 +144,7 @@ async def _worker_info(mezzo: Mezzo, value: dict[str, Any]) -> WorkerInfo:
         concurrency=int(value.get("concurrency", 0)),
         jobs=list(value.get("jobs", [])),
         draining=bool(value.get("draining")),
-        drain_requested=await mezzo.store.kv_get(drain_key(name)) is not None,
+        drain_requested=await mezzo.store.kv_get(keys.drain(name)) is not None,
         counts=dict(value.get("counts", {})),
         last_beat=float(value["ts"]),
         age_s=round(age, 3),

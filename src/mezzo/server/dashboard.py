@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from mezzo.engine.worker import RUN_QUEUE
+from mezzo import tenants
 from mezzo.errors import NotFound
 from mezzo.governor.router import PRIORITY_RANK
-from mezzo.protocol import ErrorBody
-from mezzo.server.app import Tenant
+from mezzo.keys import RUN_QUEUE
+from mezzo.server.deps import App, Tenant
+from mezzo.server.status import documented
 from mezzo.service import Mezzo
 
 STATIC = Path(__file__).with_name("static")
 PRIORITY_NAME = {value: name for name, value in PRIORITY_RANK.items()}
 DEAD_SCAN_LIMIT = 10_000
-ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 404)}
+ERRORS = documented(401, 404)
 
 
 class DeadLetter(BaseModel):
@@ -63,48 +63,49 @@ class SystemView(BaseModel):
     providers: list[ProviderView]
 
 
-def dashboard_router(mezzo: Mezzo) -> APIRouter:
-    router = APIRouter()
+router = APIRouter()
 
-    @router.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
 
-    @router.get("/ui/{name:path}", include_in_schema=False)
-    async def static_file(name: str) -> FileResponse:
-        path = (STATIC / name).resolve()
-        if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
-            raise NotFound(f"no dashboard file {name!r}")
-        return FileResponse(path, headers={"cache-control": "no-cache"})
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
 
-    @router.get("/v1/system", response_model=SystemView, responses=ERRORS, tags=["dashboard"])
-    async def system(who: Tenant) -> SystemView:
-        depth = await mezzo.store.queue_depth(RUN_QUEUE)
-        return SystemView(
-            time=time.time(),
-            queue_depth={
-                PRIORITY_NAME.get(priority, str(priority)): count
-                for priority, count in sorted(depth.items(), reverse=True)
-            },
-            dead_letters=await _dead_letters(mezzo, who),
-            active_runs=await _active_runs(mezzo, who),
-            workers=_workers(mezzo),
-            providers=_providers(mezzo),
-        )
 
-    @router.post(
-        "/v1/system/dead/{job_id}/requeue",
-        response_model=DeadLetter,
-        responses=ERRORS,
-        tags=["dashboard"],
+@router.get("/ui/{name:path}", include_in_schema=False)
+async def static_file(name: str) -> FileResponse:
+    path = (STATIC / name).resolve()
+    if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
+        raise NotFound(f"no dashboard file {name!r}")
+    return FileResponse(path, headers={"cache-control": "no-cache"})
+
+
+@router.get("/v1/system", response_model=SystemView, responses=ERRORS, tags=["dashboard"])
+async def system(who: Tenant, mezzo: App) -> SystemView:
+    depth = await mezzo.store.queue_depth(RUN_QUEUE)
+    return SystemView(
+        time=time.time(),
+        queue_depth={
+            PRIORITY_NAME.get(priority, str(priority)): count
+            for priority, count in sorted(depth.items(), reverse=True)
+        },
+        dead_letters=await _dead_letters(mezzo, who),
+        active_runs=await _active_runs(mezzo, who),
+        workers=_workers(mezzo),
+        providers=_providers(mezzo),
     )
-    async def requeue(job_id: str, who: Tenant) -> DeadLetter:
-        mine = {dead.job: dead for dead in await _dead_letters(mezzo, who)}
-        if job_id not in mine or not await mezzo.store.requeue_dead(RUN_QUEUE, job_id):
-            raise NotFound(f"no dead-lettered job {job_id!r}")
-        return mine[job_id]
 
-    return router
+
+@router.post(
+    "/v1/system/dead/{job_id}/requeue",
+    response_model=DeadLetter,
+    responses=ERRORS,
+    tags=["dashboard"],
+)
+async def requeue(job_id: str, who: Tenant, mezzo: App) -> DeadLetter:
+    mine = {dead.job: dead for dead in await _dead_letters(mezzo, who)}
+    if job_id not in mine or not await mezzo.store.requeue_dead(RUN_QUEUE, job_id):
+        raise NotFound(f"no dead-lettered job {job_id!r}")
+    return mine[job_id]
 
 
 async def _dead_letters(mezzo: Mezzo, tenant: str) -> list[DeadLetter]:
@@ -130,7 +131,7 @@ async def _dead_letters(mezzo: Mezzo, tenant: str) -> list[DeadLetter]:
 
 async def _active_runs(mezzo: Mezzo, tenant: str) -> dict[str, list[str]]:
     """Unfinished runs by workspace, for the tenant's workspaces only."""
-    mine = {key.rsplit("/", 1)[1] for key, _ in await mezzo.store.kv_scan(f"tenant/{tenant}/")}
+    mine = set(await tenants.workspaces_of(mezzo.store, tenant))
     active: dict[str, list[str]] = {}
     for run, workspace in await mezzo.store.active_runs(limit=100_000):
         if workspace in mine:

@@ -21,10 +21,18 @@ class BodySizeLimit:
         if scope["type"] != "http" or scope["path"].endswith(self.exempt_suffixes):
             await self.app(scope, receive, send)
             return
+        declared = chunked = False
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
-                return
+            if name == b"content-length" and value.isdigit():
+                if int(value) > self.max_bytes:
+                    await self._refuse(send)
+                    return
+                declared = True
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared and not chunked:  # the HTTP parser delivers no more than was declared
+            await self.app(scope, receive, send)
+            return
         seen = 0
         started = False
 

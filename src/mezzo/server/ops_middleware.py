@@ -4,21 +4,28 @@ per-API-key request rate limit (GCRA in the store, shared by every API node) wit
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import math
-import uuid
+import os
+from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mezzo import metrics
+from mezzo import keys, metrics
 from mezzo.service import Mezzo
 from mezzo.store.base import RateLimit, StoreError
 
 LIMITED_PREFIX = "/v1/"
 MAX_HEADER_BYTES = 64 * 1024
+
+# A request id is unique, not secret: this process's random prefix and a counter (32 hex digits).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
 
 
 def request_id_of(scope: Scope) -> bytes:
@@ -26,7 +33,16 @@ def request_id_of(scope: Scope) -> bytes:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id" and 0 < len(value) <= 128 and all(32 < c < 127 for c in value):
             return bytes(value)
-    return uuid.uuid4().hex.encode()
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}".encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _requests_counter(method: str, status_class: str) -> Any:
+    return metrics.http_requests.labels(method, status_class)
+
+
+def _count(method: str, status: int) -> None:
+    _requests_counter(method, f"{status // 100}xx").inc()
 
 
 def client_key(scope: Scope) -> str:
@@ -62,12 +78,12 @@ class OpsMiddleware:
             await self.app(scope, receive, send)
             return
         if sum(len(k) + len(v) for k, v in scope.get("headers", [])) > MAX_HEADER_BYTES:
-            metrics.http_requests.labels(scope["method"], "4xx").inc()
+            _count(scope["method"], 431)
             await self._answer(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
             return
         wait = await self._rate_limited(scope)
         if wait > 0:
-            metrics.http_requests.labels(scope["method"], "4xx").inc()
+            _count(scope["method"], 429)
             await self._refuse(send, wait)
             return
         sse = scope["path"].endswith("/events") and any(
@@ -86,13 +102,14 @@ class OpsMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id.decode())
         try:
-            with structlog.contextvars.bound_contextvars(request_id=request_id.decode()):
-                await self.app(scope, receive, counting_send)
+            await self.app(scope, receive, counting_send)
         finally:
+            structlog.contextvars.reset_contextvars(**bound)
             if sse and status == 200:
                 metrics.subscribers.labels("sse").dec()
-            metrics.http_requests.labels(scope["method"], f"{status // 100}xx").inc()
+            _count(scope["method"], status)
 
     async def _rate_limited(self, scope: Scope) -> float:
         settings = self.mezzo.settings
@@ -100,7 +117,9 @@ class OpsMiddleware:
             return 0.0
         limit = RateLimit(settings.rate_limit_per_minute, settings.rate_limit_burst)
         try:
-            return await self.mezzo.store.acquire(f"api:{client_key(scope)}", 1, 0, (limit, None))
+            return await self.mezzo.store.acquire(
+                keys.api_client_limit(client_key(scope)), 1, 0, (limit, None)
+            )
         except StoreError:
             return 0.0  # the route answers 503 itself if the store is down
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mezzo.errors import BadRequest
+from mezzo.errors import ConfigurationError
 from mezzo.store.base import Store
 
 
@@ -16,7 +16,7 @@ def store_for_url(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
         from mezzo.store.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
 
         return RedisStore(url, prefix="mezzo")  # type: ignore[no-any-return,unused-ignore]
-    raise BadRequest(
+    raise ConfigurationError(
         f"unknown store URL {url!r}: use sqlite:///PATH (embedded) or redis://HOST:PORT/DB"
     )
 

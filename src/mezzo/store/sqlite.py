@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +52,7 @@ from mezzo.store.gcra import gcra_acquire
 from mezzo.store.live import LiveHub
 
 T = TypeVar("T")
+READ_THREADS = 4
 WriteOp = Callable[[sqlite3.Connection], T]
 
 SCHEMA = """
@@ -347,6 +349,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._read_pool: ThreadPoolExecutor | None = None
         self._changed = asyncio.Event()  # another process committed something
         self._jobs_changed = asyncio.Event()
         self._recent: dict[str, RecentEvents] = {}
@@ -384,6 +387,9 @@ class SQLiteStore:
             self._writer.stop()
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        if self._read_pool is not None:
+            self._read_pool.shutdown(wait=False)
+            self._read_pool = None
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
@@ -409,7 +415,12 @@ class SQLiteStore:
         return conn
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(lambda: fn(self._reader()))
+        # Reads have threads of their own: asyncio's default pool also runs file indexing and
+        # tools, and a read (an API-key lookup) must not queue behind them.
+        if self._read_pool is None:
+            self._read_pool = ThreadPoolExecutor(READ_THREADS, "mezzo-sqlite-read")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_pool, lambda: fn(self._reader()))
 
     async def _write(self, op: WriteOp[T], durable: bool = True) -> T:
         if self._writer is None:

@@ -1,0 +1,43 @@
+"""What routes take from the application: the `Mezzo` service and the authenticated tenant.
+
+Both live on `app.state` (set by `create_app` and its lifespan), so routers are plain
+module-level objects that any app can include.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Header
+from starlette.requests import HTTPConnection
+
+from mezzo.server.auth import Authenticator
+from mezzo.service import Mezzo
+
+
+def get_mezzo(connection: HTTPConnection) -> Mezzo:
+    return cast(Mezzo, connection.app.state.mezzo)
+
+
+def get_auth(connection: HTTPConnection) -> Authenticator:
+    return cast(Authenticator, connection.app.state.auth)
+
+
+async def current_tenant(
+    auth: Annotated[Authenticator, Depends(get_auth)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    return await auth.tenant(authorization)
+
+
+async def require_admin(
+    auth: Annotated[Authenticator, Depends(get_auth)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    """The admin key's tenant; 401 without a valid key, 403 for a key that is not an admin's."""
+    return await auth.admin(authorization)
+
+
+App = Annotated[Mezzo, Depends(get_mezzo)]
+Tenant = Annotated[str, Depends(current_tenant)]
+Admin = Annotated[str, Depends(require_admin)]

@@ -1,0 +1,1 @@
+"""mezzo's own API, one router per area; `server/app.py` includes them."""
