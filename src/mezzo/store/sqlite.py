@@ -241,18 +241,23 @@ class _Writer(threading.Thread):
         try:
             self._set_mode(conn, durable)
             conn.execute("BEGIN IMMEDIATE")
+            alone = len(batch) == 1  # no savepoint needed: a failure rolls back the batch
             for item in batch:
                 if item.future.cancelled():
                     continue  # its caller was cancelled before the write began: skip it
-                conn.execute("SAVEPOINT op")
+                if not alone:
+                    conn.execute("SAVEPOINT op")
                 try:
                     result = item.op(conn)
                 except BaseException as exc:
+                    if alone:
+                        raise
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     outcomes.append((item, False, exc))
                 else:
-                    conn.execute("RELEASE op")
+                    if not alone:
+                        conn.execute("RELEASE op")
                     outcomes.append((item, True, result))
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -1078,48 +1083,75 @@ def _append_rows(
     """Append events (`rows`: their encoded form) inside the caller's transaction; raises
     VersionConflict. The stored events carry the callers' data, not a decoded copy."""
     now = time.time()
+    n = len(rows)
     if run is not None:
-        found = conn.execute("SELECT version, workspace FROM runs WHERE run = ?", (run,)).fetchone()
-        version = int(found[0]) if found else 0
-        if expected_version is not None and version != expected_version:
-            raise VersionConflict(run, expected_version, version)
-        if found is not None and found[1] != workspace:
-            raise ValueError(f"run {run} belongs to another workspace")
-        ended = any(type_ in TERMINAL_EVENT_TYPES for type_, _ in rows)
-        conn.execute(
-            "INSERT INTO runs (run, workspace, version, active) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(run) DO UPDATE SET version = excluded.version, "
-            "active = active AND excluded.active",
-            (run, workspace, version + len(rows), 0 if ended else 1),
-        )
-    head_row = conn.execute("SELECT seq FROM heads WHERE workspace = ?", (workspace,)).fetchone()
-    head = head_row[0] if head_row else 0
+        _advance_run(conn, workspace, run, rows, expected_version)
+    (head,) = conn.execute(
+        "INSERT INTO heads (workspace, seq) VALUES (?, ?) "
+        "ON CONFLICT(workspace) DO UPDATE SET seq = seq + excluded.seq RETURNING seq",
+        (workspace, n),
+    ).fetchone()
     stored = [
-        (workspace, head + offset, run, type_, now, data)
+        (workspace, head - n + offset, run, type_, now, data)
         for offset, (type_, data) in enumerate(rows, start=1)
     ]
     conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", stored)
-    conn.execute(
-        "INSERT INTO heads (workspace, seq) VALUES (?, ?) "
-        "ON CONFLICT(workspace) DO UPDATE SET seq = excluded.seq",
-        (workspace, head + len(rows)),
-    )
     return [
         Event(seq=seq, workspace=workspace, run=run, type=event.type, ts=now, data=event.data)
         for (_, seq, *_rest), event in zip(stored, events, strict=True)
     ]
 
 
+def _advance_run(
+    conn: sqlite3.Connection,
+    workspace: str,
+    run: str,
+    rows: Sequence[tuple[str, str]],
+    expected_version: int | None,
+) -> None:
+    """Count `rows` into the run's version (checked against `expected_version`) and whether
+    it is still active; one statement when the run is where the caller expects it."""
+    ended = any(type_ in TERMINAL_EVENT_TYPES for type_, _ in rows)
+    active = 0 if ended else 1
+    if expected_version == 0:
+        inserted = conn.execute(
+            "INSERT INTO runs (run, workspace, version, active) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(run) DO NOTHING",
+            (run, workspace, len(rows), active),
+        ).rowcount
+        if inserted:
+            return
+    elif expected_version is not None:
+        updated = conn.execute(
+            "UPDATE runs SET version = version + ?, active = active AND ? "
+            "WHERE run = ? AND version = ? AND workspace = ?",
+            (len(rows), active, run, expected_version, workspace),
+        ).rowcount
+        if updated:
+            return
+    found = conn.execute("SELECT version, workspace FROM runs WHERE run = ?", (run,)).fetchone()
+    version = int(found[0]) if found else 0
+    if expected_version is not None and version != expected_version:
+        raise VersionConflict(run, expected_version, version)
+    if found is not None and found[1] != workspace:
+        raise ValueError(f"run {run} belongs to another workspace")
+    conn.execute(
+        "INSERT INTO runs (run, workspace, version, active) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(run) DO UPDATE SET version = excluded.version, "
+        "active = active AND excluded.active",
+        (run, workspace, version + len(rows), active),
+    )
+
+
 def _enqueue(conn: sqlite3.Connection, job: NewJob, when: float) -> bool:
     body = json.dumps(job.payload, separators=(",", ":"))
-    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()
-    if row is None:
-        conn.execute(
-            "INSERT INTO jobs (id, queue, payload, priority, not_before, max_attempts, "
-            "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (job.id, job.queue, body, job.priority, when, job.max_attempts, time.time()),
-        )
+    if conn.execute(
+        "INSERT INTO jobs (id, queue, payload, priority, not_before, max_attempts, created) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+        (job.id, job.queue, body, job.priority, when, job.max_attempts, time.time()),
+    ).rowcount:
         return True
+    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()
     if row[0] == "leased":
         conn.execute(
             "UPDATE jobs SET again = 1, payload = ?, priority = MAX(priority, ?) WHERE id = ?",
