@@ -46,6 +46,7 @@ class AgentEvent:
     Yield: ClassVar[type[Yield]]
     Input: ClassVar[type[AgentEvent]]
     BudgetAlert: ClassVar[type[BudgetAlert]]
+    BudgetWait: ClassVar[type[AgentEvent]]
     BudgetExhausted: ClassVar[type[AgentEvent]]
     BudgetAdded: ClassVar[type[AgentEvent]]
     Suspended: ClassVar[type[AgentEvent]]
@@ -128,6 +129,7 @@ _CLASSES: dict[str, type[AgentEvent]] = {
     "Yield": Yield,
     "Input": _plain("Input", "input"),
     "BudgetAlert": BudgetAlert,
+    "BudgetWait": _plain("BudgetWait", "budget_wait"),
     "BudgetExhausted": _plain("BudgetExhausted", "budget_exhausted"),
     "BudgetAdded": _plain("BudgetAdded", "budget_added"),
     "Suspended": _plain("Suspended", "suspended"),
