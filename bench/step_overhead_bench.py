@@ -121,10 +121,14 @@ async def main(runs: int, steps: int, sync: str) -> None:
             )
             await direct_loop(provider, steps)
             await mezzo_loop(mezzo, "bench", steps)
-            direct, through = [], []
+            direct, through, direct_cpu, through_cpu = [], [], [], []
             for _ in range(runs):
+                cpu = time.process_time()
                 direct.append(await direct_loop(provider, steps))
+                direct_cpu.append(time.process_time() - cpu)
+                cpu = time.process_time()
                 through.append(await mezzo_loop(mezzo, "bench", steps))
+                through_cpu.append(time.process_time() - cpu)
         finally:
             await provider.aclose()
             await mezzo.stop()
@@ -137,6 +141,12 @@ async def main(runs: int, steps: int, sync: str) -> None:
     )
     print(
         f"mezzo / direct time ratio: {statistics.median(through) / statistics.median(direct):.2f}"
+    )
+    cpu_per_step = (statistics.median(through_cpu) - statistics.median(direct_cpu)) / steps * 1000
+    print(
+        f"CPU of this process per model step: direct {statistics.median(direct_cpu) / steps * 1000:.2f} ms, "
+        f"through mezzo {statistics.median(through_cpu) / steps * 1000:.2f} ms "
+        f"(+{cpu_per_step:.2f} ms; all threads, the stub not included)"
     )
 
 
