@@ -296,6 +296,9 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
     from mezzo.server.admin import admin_router
 
     app.include_router(admin_router(mezzo))
+    from mezzo.server.gateway import fallback_router
+
+    app.include_router(fallback_router())  # last: any other path under /v1, OpenAI-shaped
     return app
 
 
