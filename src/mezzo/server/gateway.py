@@ -41,10 +41,10 @@ from mezzo.providers.openai_wire.errors import parse
 from mezzo.providers.openai_wire.items import chat_tool_calls
 from mezzo.providers.openai_wire.requests import ChatRequest, ResponsesRequest
 from mezzo.server.gateway_ws import serve_connection
+from mezzo.server.ops_middleware import TENANT_SCOPE_KEY
 from mezzo.service import Mezzo
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-TENANT_SCOPE_KEY = "mezzo.tenant"
 TAGS: list[str | Any] = ["openai-compatible gateway"]
 
 
@@ -274,24 +274,24 @@ def gateway_router(mezzo: Mezzo) -> APIRouter:
     return router
 
 
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
 def fallback_router() -> APIRouter:
     """Any other path or method under `/v1`: a 404 or 405 in OpenAI's shape."""
     router = APIRouter()
 
     @router.api_route(
-        "/v1/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
-        include_in_schema=False,
+        "/v1/{path:path}", methods=[*METHODS, "OPTIONS", "HEAD"], include_in_schema=False
     )
     async def unknown(path: str, request: Request) -> Response:
-        allowed = _allowed_methods(request)
+        allowed = _allowed_methods(request, router)
         if allowed:
             error = WireError(
                 405,
-                f"Method {request.method} is not allowed on /v1/{path}; use "
-                f"{', '.join(sorted(allowed))}.",
+                f"Method {request.method} is not allowed on /v1/{path}; use {', '.join(allowed)}.",
                 "method_not_allowed",
-                headers={"allow": ", ".join(sorted(allowed))},
+                headers={"allow": ", ".join(allowed)},
             )
         else:
             error = WireError(
@@ -304,14 +304,17 @@ def fallback_router() -> APIRouter:
     return router
 
 
-def _allowed_methods(request: Request) -> set[str]:
-    """The methods other routes serve at this path."""
-    allowed: set[str] = set()
-    for route in request.app.router.routes:
-        methods = getattr(route, "methods", None)
-        if methods is None or getattr(route, "path", "") == "/v1/{path:path}":
-            continue
-        match, _ = route.matches({**request.scope, "type": "http"})
-        if match is Match.PARTIAL:
-            allowed |= set(methods)
-    return allowed
+def _allowed_methods(request: Request, fallback: APIRouter) -> list[str]:
+    """The methods that some other route serves at this path."""
+    mine = {id(route) for route in fallback.routes}
+    others = [
+        route
+        for route in request.app.router.routes
+        if id(route) not in mine and getattr(route, "original_router", None) is not fallback
+    ]
+    scope = {key: value for key, value in request.scope.items() if key != "path_params"}
+    return [
+        method
+        for method in METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in others)
+    ]

@@ -23,6 +23,7 @@ from mezzo.gateway import Gateway
 from mezzo.gateway.callers import PRIORITY_HEADER, WORKSPACE_HEADER
 from mezzo.gateway.errors import WireError, as_wire_error
 from mezzo.gateway.session import Session
+from mezzo.server.ops_middleware import TENANT_SCOPE_KEY
 
 # OpenAI closes a Responses WebSocket after 60 minutes.
 MAX_CONNECTION_S = 3600.0
@@ -127,6 +128,7 @@ async def serve_connection(gateway: Gateway, websocket: WebSocket) -> None:
     priority = websocket.headers.get(PRIORITY_HEADER)
     try:
         tenant = await websocket.app.state.auth.tenant(websocket.headers.get("authorization"))
+        websocket.scope[TENANT_SCOPE_KEY] = tenant
         caller = await gateway.caller(tenant, workspace, priority)
     except (WireError, MezzoError) as exc:
         error = as_wire_error(exc)

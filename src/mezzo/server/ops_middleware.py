@@ -1,12 +1,14 @@
-"""ASGI middleware for operations: counts requests and open subscriptions, and applies the
+"""ASGI middleware for operations: counts requests and open subscriptions, applies the
 per-API-key request rate limit (GCRA in the store, shared by every API node) with 429 and
-`retry-after`."""
+`retry-after`, and logs one line per request at info: method, path (never the query, which may
+carry a token), status, duration, tenant and request id; never a body or a key."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import time
 import uuid
 from urllib.parse import parse_qs
 
@@ -19,6 +21,41 @@ from mezzo.store.base import RateLimit, StoreError
 
 LIMITED_PREFIX = "/v1/"
 MAX_HEADER_BYTES = 64 * 1024
+# Where a route records the tenant it authenticated, for the request's log line.
+TENANT_SCOPE_KEY = "mezzo.tenant"
+
+log = structlog.get_logger("mezzo.http")
+
+
+def tenant_of(scope: Scope) -> str | None:
+    """The tenant a route recorded, else the one the process knows for the presented key."""
+    recorded = scope.get(TENANT_SCOPE_KEY)
+    if recorded is not None:
+        return str(recorded)
+    app = scope.get("app")
+    auth = getattr(getattr(app, "state", None), "auth", None)
+    if auth is None:
+        return None
+    authorization = None
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+            break
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    known: str | None = auth.known(authorization, (query.get("token") or [None])[0])
+    return known
+
+
+def log_request(scope: Scope, status: int, started: float, request_id: bytes) -> None:
+    log.info(
+        "request",
+        method=scope.get("method", "WEBSOCKET"),
+        path=scope.get("path", ""),
+        status=status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        tenant=tenant_of(scope),
+        request_id=request_id.decode(),
+    )
 
 
 def request_id_of(scope: Scope) -> bytes:
@@ -52,22 +89,22 @@ class OpsMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            if scope["path"].endswith("/events"):
-                with metrics.subscribers.labels("websocket").track_inprogress():
-                    await self.app(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
+            await self._websocket(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
         if sum(len(k) + len(v) for k, v in scope.get("headers", [])) > MAX_HEADER_BYTES:
             metrics.http_requests.labels(scope["method"], "4xx").inc()
+            log_request(scope, 431, started, request_id)
             await self._answer(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
             return
         wait = await self._rate_limited(scope)
         if wait > 0:
             metrics.http_requests.labels(scope["method"], "4xx").inc()
+            log_request(scope, 429, started, request_id)
             await self._refuse(send, wait)
             return
         sse = scope["path"].endswith("/events") and any(
@@ -75,15 +112,21 @@ class OpsMiddleware:
             for name, value in scope.get("headers", [])
         )
         status = 0
-        request_id = request_id_of(scope)
+
+        logged = False
 
         async def counting_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, logged
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 if sse and status == 200:
                     metrics.subscribers.labels("sse").inc()
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Logged before the last bytes leave, so the line exists once the client has
+                # its answer.
+                logged = True
+                log_request(scope, status, started, request_id)
             await send(message)
 
         try:
@@ -93,6 +136,32 @@ class OpsMiddleware:
             if sse and status == 200:
                 metrics.subscribers.labels("sse").dec()
             metrics.http_requests.labels(scope["method"], f"{status // 100}xx").inc()
+            if not logged:  # the answer never finished (a client gone, an error)
+                log_request(scope, status, started, request_id)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket is logged when it ends: 101 when it was accepted, else the close."""
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
+        status = 0
+
+        async def noting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "websocket.accept":
+                status = 101
+            elif message["type"] == "websocket.close" and not status:
+                status = int(message.get("code", 1000))
+            await send(message)
+
+        try:
+            with structlog.contextvars.bound_contextvars(request_id=request_id.decode()):
+                if scope["path"].endswith("/events"):
+                    with metrics.subscribers.labels("websocket").track_inprogress():
+                        await self.app(scope, receive, noting_send)
+                else:
+                    await self.app(scope, receive, noting_send)
+        finally:
+            log_request(scope, status, started, request_id)
 
     async def _rate_limited(self, scope: Scope) -> float:
         settings = self.mezzo.settings

@@ -254,7 +254,7 @@ def forwarded(request: ModelRequest, api: WireApi | None) -> tuple[dict[str, Any
     if not extra:
         return {}, dropped
     if api is None:
-        return {}, [*dropped, *sorted(extra)]
+        return {}, sorted([*dropped, *extra])
     if origin == api:
         return dict(extra), dropped
     fields: dict[str, Any] = {}
