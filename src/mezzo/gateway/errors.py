@@ -7,6 +7,7 @@ from mezzo.governor.governor import Exhausted, Wait
 from mezzo.governor.router import RoutingError
 from mezzo.providers.base import ProviderError
 from mezzo.providers.openai_wire.errors import WireError
+from mezzo.store.base import StoreUnavailable
 
 __all__ = [
     "WireError",
@@ -78,6 +79,14 @@ def as_wire_error(exc: Exception) -> WireError:
     """A refusal raised anywhere below the routes, in OpenAI's shape (re-raises the rest)."""
     if isinstance(exc, WireError):
         return exc
+    if isinstance(exc, StoreUnavailable):
+        return WireError(
+            503,
+            f"the store is unavailable: {exc}",
+            "store_unavailable",
+            kind="server_error",
+            headers={"retry-after": "1"},
+        )
     if isinstance(exc, RoutingError):
         return WireError(400, str(exc), "invalid_route")
     if isinstance(exc, MezzoError):

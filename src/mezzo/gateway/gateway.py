@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,12 +42,14 @@ log = structlog.get_logger("mezzo.gateway")
 
 @dataclass(slots=True)
 class ChatCall:
-    """A Chat Completions call the governor let through, with its backend's chunks."""
+    """A Chat Completions call the governor let through, with its backend's chunks (a client
+    that streams) or its whole answer (one that does not)."""
 
     id: str
     admission: Admission
     backend: Backend
-    chunks: AsyncIterator[Chunk]
+    request: ModelRequest
+    streamed: bool
 
     @property
     def model(self) -> str:
@@ -146,7 +148,7 @@ class Gateway:
         returns it; a finished response is returned as it is."""
         turn = self.in_flight.get(tenant, response_id)
         if turn is not None and turn.writer is not None:
-            turn.cancel.set()
+            turn.stop()
             response = turn.writer.response()
             response["status"] = "cancelled"
             return response
@@ -236,23 +238,29 @@ class Gateway:
         writer = turn.writer = ResponseWriter(turn.id, body, admission.decision.model)
         self.in_flight.add(turn)
         governor = self.governor
+        streamed = bool(body.stream)
         try:
-            for event in writer.start():
-                yield event
+            if streamed:
+                for event in writer.start():
+                    yield event
             result: ModelResponse | None = None
             session = upstream(admission.decision.provider) if upstream is not None else None
             if session is not None:
                 backend = Backend(session, backend.api, backend.dropped)
             chunks = governor.watch(
                 admission,
-                answer(backend, admission, admission.request(), streamed=body.stream is not False),
+                answer(backend, admission, admission.request(), streamed=streamed),
             )
-            async for chunk in until_cancelled(chunks, turn.cancel):
-                if isinstance(chunk, TextDelta):
-                    for event in writer.delta(chunk.text):
-                        yield event
-                else:
-                    result = chunk
+            if streamed:
+                async for chunk in until_cancelled(chunks, turn.cancel):
+                    if isinstance(chunk, TextDelta):
+                        for event in writer.delta(chunk.text):
+                            yield event
+                    else:
+                        result = chunk
+            else:
+                # Nothing is sent before the end, so a cancel may simply cancel this task.
+                result = await turn.awaited(_last(chunks))
             assert result is not None
         except ProviderError as error:
             turn.failed = True
@@ -266,6 +274,8 @@ class Gateway:
             await governor.settle(admission, admission.usage(None).total_tokens)
             writer.cancel()
             await self._store(turn.conclude(caller.record.id, transcript, None))
+            if not streamed:  # the answer to the request that made it: the cancelled response
+                yield {"type": "response.cancelled", "response": writer.response()}
             return
         except BaseException:
             # The client went away (or the server is stopping): charge what was used.
@@ -275,16 +285,16 @@ class Gateway:
         finally:
             self.in_flight.discard(turn)
         writer.model = result.model or admission.decision.model
-        closing = writer.finish(result)
+        closing = writer.finish(result) if streamed else [writer.final(result)]
         conversation = turn.conclude(caller.record.id, transcript, result)
+        charge = governor.settle(admission, admission.usage(result).total_tokens)
         if body.store is not False:
             self.stored.remember(conversation)
-        settle = asyncio.gather(
-            governor.settle(admission, admission.usage(result).total_tokens),
-            self._store(conversation),
-        )
+            settle: Awaitable[Any] = asyncio.gather(charge, self.stored.save(conversation))
+        else:
+            settle = charge
         if settle_later:
-            turn.settling = settle
+            turn.settling = asyncio.ensure_future(settle)
         else:
             await settle
         for event in closing:
@@ -324,11 +334,42 @@ class Gateway:
         admission, backend = await self._admit(
             caller, route_name, request, f"gateway:{completion_id}"
         )
-        chunks = self.governor.watch(
-            admission,
-            answer(backend, admission, admission.request(), streamed=bool(body.stream)),
+        return ChatCall(completion_id, admission, backend, admission.request(), bool(body.stream))
+
+    def chat_chunks(self, call: ChatCall) -> AsyncIterator[Chunk]:
+        """A streamed call's chunks, watched by the governor."""
+        return self.governor.watch(
+            call.admission, answer(call.backend, call.admission, call.request, streamed=True)
         )
-        return ChatCall(completion_id, admission, backend, chunks)
+
+    async def chat_answer(self, call: ChatCall) -> ModelResponse:
+        """The whole answer of a call that does not stream, charged once it is in; a backend
+        failure raises ProviderError with nothing charged."""
+        admission, governor = call.admission, self.governor
+        complete = getattr(call.backend.provider, "complete", None)
+        try:
+            if complete is None or (call.request.stop and call.backend.api != "chat"):
+                watched = governor.watch(
+                    admission, answer(call.backend, admission, call.request, streamed=False)
+                )
+                result = await _last(watched)
+                if result is None:
+                    raise ProviderError("the backend gave no answer")
+            else:
+                try:
+                    result = await complete(call.request)
+                except ProviderError as error:
+                    await governor.failed(admission, error)
+                    raise
+                governor.observe(admission, result)
+        except ProviderError:
+            await self.release(admission)
+            raise
+        except BaseException:
+            await asyncio.shield(self.settle(admission, None))
+            raise
+        await self.settle(admission, result)
+        return result
 
     async def settle(self, admission: Admission, result: ModelResponse | None) -> None:
         """Charge what the call used: all of it, or what streamed before it was cut off."""
@@ -359,3 +400,11 @@ def _refuse_unsupported(body: ResponsesRequest) -> None:
         raise WireError(
             400, "Missing required parameter: 'model'.", "missing_required_parameter", "model"
         )
+
+
+async def _last(chunks: AsyncIterator[Chunk]) -> ModelResponse | None:
+    result = None
+    async for chunk in chunks:
+        if isinstance(chunk, ModelResponse):
+            result = chunk
+    return result

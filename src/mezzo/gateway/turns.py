@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from mezzo.gateway.backends import Backend, Streamer
 from mezzo.gateway.conversations import Conversation
@@ -22,6 +22,7 @@ from mezzo.providers.base import Chunk, Message, ModelResponse
 from mezzo.providers.openai_wire.requests import ResponsesRequest
 
 UpstreamFor = Callable[[str], Streamer | None]
+T = TypeVar("T")
 
 
 class Cancelled(Exception):
@@ -42,6 +43,28 @@ class Turn:
     failed: bool = False
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     settling: asyncio.Future[Any] | None = None
+    # The task awaiting a whole (non-streamed) answer, for `stop` to cancel.
+    waiting: asyncio.Task[Any] | None = None
+
+    def stop(self) -> None:
+        """Cancel the turn: a stream ends at its next chunk, a whole answer at once."""
+        self.cancel.set()
+        if self.waiting is not None:
+            self.waiting.cancel()
+
+    async def awaited(self, answer: Awaitable[T]) -> T:
+        """`answer`, or Cancelled when `stop` cancels it (other cancellations pass through)."""
+        self.waiting = asyncio.current_task()
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            task = self.waiting
+            if not self.cancel.is_set() or task is None or task.cancelling() > 1:
+                raise
+            task.uncancel()
+            raise Cancelled from None
+        finally:
+            self.waiting = None
 
     def conclude(
         self, workspace: str, transcript: tuple[Message, ...], result: ModelResponse | None
@@ -75,6 +98,9 @@ class InFlight:
 
     def discard(self, turn: Turn) -> None:
         self._turns.pop(turn.id, None)
+
+    def ids(self) -> list[str]:
+        return list(self._turns)
 
     def get(self, tenant: str, response_id: str) -> Turn | None:
         turn = self._turns.get(response_id)

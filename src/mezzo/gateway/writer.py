@@ -144,6 +144,22 @@ class ResponseWriter:
         events.append(self._event(f"response.{self.status}", response=self.response()))
         return events
 
+    def final(self, result: ModelResponse) -> dict[str, Any]:
+        """Only the closing `response.completed` (or `.incomplete`) event, for a client that
+        does not stream: the same response object, without the events before it."""
+        text = result.text
+        incomplete = result.finish_reason == "length"
+        if text:
+            status = "incomplete" if incomplete else "completed"
+            self.output.append(message_item(self._message_id, text, status))
+        for index, call in enumerate(result.tool_calls):
+            item_id = f"fc_{self.id.removeprefix('resp_')}_{index}"
+            self.output.append(call_item(item_id, call, done=True))
+        self.usage = result.usage
+        self.status = "incomplete" if incomplete else "completed"
+        self.incomplete = "max_output_tokens" if incomplete else None
+        return self._event(f"response.{self.status}", response=self.response())
+
     def _call(self, index: int, call: ToolCall) -> list[dict[str, Any]]:
         output_index = len(self.output)
         item_id = f"fc_{self.id.removeprefix('resp_')}_{index}"

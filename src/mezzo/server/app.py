@@ -292,7 +292,10 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
     app.include_router(dashboard_router(mezzo))
     from mezzo.server.gateway import gateway_router
 
-    app.include_router(gateway_router(mezzo))
+    gateway = gateway_router(mezzo)
+    app.include_router(gateway)
+    app.state.gateway = gateway.gateway
+    app.state.gateway_hot_routes = gateway.hot
     from mezzo.server.admin import admin_router
 
     app.include_router(admin_router(mezzo))
@@ -346,7 +349,9 @@ async def _sse(stream: AsyncIterator[Event]) -> AsyncIterator[bytes]:
 def build_asgi(
     mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = True
 ) -> BodySizeLimit:
+    from mezzo.server.gateway import FastPath
+
     app = create_app(mezzo, manage_lifecycle=manage_lifecycle, workers=workers)
     # Uploads stream to disk under their own limit (max_upload_bytes).
-    limited = OpsMiddleware(app, mezzo)
+    limited = OpsMiddleware(FastPath(app, app.state.gateway_hot_routes), mezzo)
     return BodySizeLimit(limited, mezzo.settings.max_body_bytes, exempt_suffixes=("/files",))
