@@ -21,8 +21,8 @@ from pydantic import TypeAdapter
 from mezzo.providers.base import Message
 from mezzo.providers.openai_wire.items import (
     Input,
-    messages_from_items,
     responses_items,
+    transcript,
 )
 from mezzo.store.base import Store
 
@@ -100,7 +100,7 @@ class StoredResponses:
                 value["tenant"],
                 value["workspace"],
                 value["response"],
-                tuple(messages_from_items(_ITEMS.validate_python(value["items"]))),
+                tuple(transcript(_ITEMS.validate_python(value["items"]))),
             )
             self.remember(found)
         return found if found.tenant == tenant else None

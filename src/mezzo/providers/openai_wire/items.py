@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     BaseModel,
@@ -114,14 +114,19 @@ def _append_call(messages: list[Message], call: ToolCall) -> None:
 # ---- Responses input items -------------------------------------------------------------------
 
 
-class MessageItem(WireModel):
-    type: Literal["message"] = "message"
+class _Said(WireModel):
+    """A message of text (a `developer` message is a system message to mezzo)."""
+
     role: Literal["user", "assistant", "system", "developer"]
     content: Content
 
     def add_to(self, messages: list[Message]) -> None:
         role = "system" if self.role == "developer" else self.role
         messages.append(Message(role, text_of(self.content)))
+
+
+class MessageItem(_Said):
+    type: Literal["message"] = "message"
 
 
 class FunctionCallItem(WireModel):
@@ -182,11 +187,15 @@ def _input(value: Any) -> Any:
 Input = Annotated[list[InputItem], BeforeValidator(_input)]
 
 
-def messages_from_items(items: Sequence[InputItem]) -> list[Message]:
-    """Responses input items as a neutral transcript."""
+class Entry(Protocol):
+    def add_to(self, messages: list[Message]) -> None: ...
+
+
+def transcript(entries: Sequence[Entry]) -> list[Message]:
+    """Responses input items, or Chat messages, as a neutral transcript."""
     messages: list[Message] = []
-    for item in items:
-        item.add_to(messages)
+    for entry in entries:
+        entry.add_to(messages)
     return messages
 
 
@@ -210,13 +219,8 @@ class ChatToolCall(WireModel):
     function: ChatFunction
 
 
-class ChatPlainMessage(WireModel):
+class ChatPlainMessage(_Said):
     role: Literal["system", "developer", "user"]
-    content: Content
-
-    def add_to(self, messages: list[Message]) -> None:
-        role = "system" if self.role == "developer" else self.role
-        messages.append(Message(role, text_of(self.content)))
 
 
 class ChatAssistantMessage(WireModel):
@@ -249,13 +253,6 @@ ChatMessage = Annotated[
     | Annotated[ChatToolMessage, Tag("tag:tool")],
     _one_of(None, "role must be system, developer, user, assistant or tool", "role"),
 ]
-
-
-def messages_from_chat(entries: Sequence[ChatMessage]) -> list[Message]:
-    messages: list[Message] = []
-    for entry in entries:
-        entry.add_to(messages)
-    return messages
 
 
 # ---- tools -----------------------------------------------------------------------------------

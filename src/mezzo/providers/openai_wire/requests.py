@@ -27,11 +27,10 @@ from mezzo.providers.openai_wire.items import (
     WireModel,
     chat_messages,
     choice_name,
-    messages_from_chat,
-    messages_from_items,
     responses_items,
     tool_choice_object,
     tool_object,
+    transcript,
 )
 
 # Fields that mean the same in both APIs, so they cross from one to the other.
@@ -158,7 +157,7 @@ class ResponsesRequest(WireModel):
     stream_options: Any = None
 
     def transcript(self) -> list[Message]:
-        return messages_from_items(self.input)
+        return transcript(self.input)
 
     def tool_specs(self) -> tuple[ToolSpec, ...]:
         return tuple(tool.spec() for tool in self.tools or ())
@@ -226,7 +225,7 @@ class ChatRequest(WireModel):
         extra = {k: v for k, v in (self.model_extra or {}).items() if k not in _CONSUMED}
         return ModelRequest(
             model=model,
-            messages=tuple(messages_from_chat(self.messages)),
+            messages=tuple(transcript(self.messages)),
             tools=tuple(tool.spec() for tool in self.tools or ()),
             max_output_tokens=self.max_completion_tokens or self.max_tokens,
             temperature=self.temperature,
@@ -312,15 +311,21 @@ def responses_params(request: ModelRequest, *, store: bool) -> dict[str, Any]:
         params["temperature"] = request.temperature
     fmt = request.response_format
     if fmt is not None:
-        wired: dict[str, Any] = {"type": fmt.type}
-        if fmt.type == "json_schema":
-            wired.update(name=fmt.name, schema=request.response_schema)
-            if fmt.strict is not None:
-                wired["strict"] = fmt.strict
-            if fmt.description is not None:
-                wired["description"] = fmt.description
-        params["text"] = {"format": wired}
+        wired = {"type": fmt.type, **_json_schema(request)} if fmt.type == "json_schema" else {}
+        params["text"] = {"format": wired or {"type": fmt.type}}
     return _merge(params, forwarded(request, "responses")[0])
+
+
+def _json_schema(request: ModelRequest) -> dict[str, Any]:
+    """A `json_schema` format's fields (both APIs spell them alike, Chat nests them)."""
+    fmt = request.response_format
+    assert fmt is not None
+    schema: dict[str, Any] = {"name": fmt.name, "schema": request.response_schema}
+    if fmt.strict is not None:
+        schema["strict"] = fmt.strict
+    if fmt.description is not None:
+        schema["description"] = fmt.description
+    return schema
 
 
 def chat_params(request: ModelRequest, *, stream: bool = True) -> dict[str, Any]:
@@ -339,15 +344,11 @@ def chat_params(request: ModelRequest, *, stream: bool = True) -> dict[str, Any]
         params["temperature"] = request.temperature
     fmt = request.response_format
     if fmt is not None:
-        if fmt.type == "json_schema":
-            schema: dict[str, Any] = {"name": fmt.name, "schema": request.response_schema}
-            if fmt.strict is not None:
-                schema["strict"] = fmt.strict
-            if fmt.description is not None:
-                schema["description"] = fmt.description
-            params["response_format"] = {"type": "json_schema", "json_schema": schema}
-        else:
-            params["response_format"] = {"type": "json_object"}
+        params["response_format"] = (
+            {"type": "json_schema", "json_schema": _json_schema(request)}
+            if fmt.type == "json_schema"
+            else {"type": "json_object"}
+        )
     if request.stop:
         params["stop"] = list(request.stop)
     if request.seed is not None:
