@@ -28,7 +28,8 @@ from contextlib import aclosing
 import httpx
 
 from mezzo.providers.base import Message, ModelRequest
-from mezzo.providers.openai import OpenAIProvider, responses_params
+from mezzo.providers.openai import OpenAIProvider
+from mezzo.providers.openai_wire.requests import responses_params
 
 PROMPT = "Summarise the design of a durable queue in one line."
 BODY = {"model": "stub-model", "input": PROMPT}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import socket
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +172,27 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def capture_logs(logger: str = "mezzo") -> Iterator[list[dict[str, Any]]]:
+    """mezzo's log records while the block runs (from any thread), each as its key-value pairs
+    plus `event` (the message) and `log_level`."""
+    target = logging.getLogger(logger)
+    records: list[dict[str, Any]] = []
+
+    def keep(record: logging.LogRecord) -> None:
+        records.append(
+            {**vars(record), "event": record.getMessage(), "log_level": record.levelname.lower()}
+        )
+
+    handler = logging.Handler()
+    handler.emit = keep  # type: ignore[method-assign]
+    level = target.level
+    target.setLevel(logging.DEBUG)
+    target.addHandler(handler)
+    try:
+        yield records
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(level)

@@ -221,6 +221,10 @@ class Mezzo:
             raise WorkspaceNotFound(f"workspace {workspace!r} not found")
         return record
 
+    async def workspace_record(self, tenant: str, workspace: str) -> WorkspaceRecord:
+        """The tenant's workspace (from the per-process cache); NotFound when it is not theirs."""
+        return await self._record(tenant, workspace)
+
     async def _view(self, record: WorkspaceRecord) -> Workspace:
         ledger = await self.store.ledger_get(record.id)
         return Workspace(

@@ -1,7 +1,9 @@
 """A mezzo server with its gateway around the stub LLM, shared by the module's tests.
 
 Routes: `default` (stub-model) and `limited` (stub-limited at 1 request a minute, falling back
-to stub-small), so fallback routing can be seen without touching the other tests' routes.
+to stub-small), so fallback routing can be seen without touching the other tests' routes, and
+`via-chat`: the stub again, through the `compat` provider, which speaks Chat Completions (the
+`openai` provider speaks the Responses API).
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ def gateway_settings(data_dir: Path, stub: StubServer, **overrides: Any) -> Any:
         "routes": {
             "default": RouteConfig(primary="openai:stub-model"),
             "limited": RouteConfig(primary="openai:stub-limited", fallback="openai:stub-small"),
+            "via-chat": RouteConfig(primary="compat:stub-model"),
         },
+        "compat_base_url": stub.base_url,
+        "compat_api_key": "test",
         "provider_limits": {"openai:stub-limited": ProviderLimits(rpm=1)},
         "openai_api": "responses",
         "model_tokenizers": {m: "mezzo-stub" for m in MODELS},
@@ -124,3 +129,8 @@ async def aclient(gw_server: ServerThread, workspace: str) -> AsyncIterator[Asyn
     )
     yield sdk
     await sdk.close()
+
+
+def upstream_params(stub: StubServer) -> list[dict[str, Any]]:
+    """What each request that reached the stub asked besides its conversation."""
+    return [entry["params"] for entry in stub.stats()["log"]]

@@ -340,3 +340,37 @@ def test_a_client_leaving_a_stream_midway_is_charged_for_what_streamed(
     while (budget := ledger(gw_server, workspace))["reserved"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert budget["reserved"] == 0 and 0 < budget["committed"] < 400
+
+
+def in_flight_ids(server: ServerThread) -> list[str]:
+    """Ids of the responses the server is producing (a client that does not stream learns its
+    id only with the answer; this test reads them from the server's gateway)."""
+    app = server.server.config.app
+    while not hasattr(app, "state"):
+        app = app.app
+    return list(app.state.gateway.in_flight.ids())
+
+
+def test_cancel_stops_a_response_that_is_not_streamed(
+    client: OpenAI, gw_server: ServerThread, workspace: str, stub: StubServer
+) -> None:
+    stub.configure(tokens_per_second=40, reply_tokens=400)
+    answers: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: answers.append(client.responses.create(model="stub-model", input="long"))
+    )
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not in_flight_ids(gw_server) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (response_id,) = in_flight_ids(gw_server)
+    time.sleep(0.3)
+    assert ledger(gw_server, workspace)["reserved"] > 0
+    (upstream,) = stub.stats()["log"]
+    assert upstream["stream"] is False  # the upstream call is not streamed either
+    assert client.responses.cancel(response_id).status == "cancelled"
+    reader.join(10)
+    assert answers and answers[0].status == "cancelled" and answers[0].id == response_id
+    budget = ledger(gw_server, workspace)
+    assert budget["reserved"] == 0 and 0 < budget["committed"] < 400
+    assert client.responses.retrieve(response_id).status == "cancelled"

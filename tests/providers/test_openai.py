@@ -283,7 +283,7 @@ def test_parse_retry_after_http_date() -> None:
 
 def test_request_mapping_for_both_apis() -> None:
     from mezzo.providers.base import ToolCall
-    from mezzo.providers.openai import chat_params, responses_params
+    from mezzo.providers.openai_wire.requests import chat_params, responses_params
 
     call = ToolCall("call_9", "lookup_schema", {"table": "users"})
     request = ModelRequest(

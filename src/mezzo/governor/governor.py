@@ -121,16 +121,10 @@ class Admission:
         return self.decision.is_fallback
 
     def request(self) -> ModelRequest:
-        """The call's request as the chosen model is to receive it."""
-        asked = self.call.request
-        return ModelRequest(
-            model=self.decision.model,
-            messages=asked.messages,
-            tools=asked.tools,
-            max_output_tokens=self.max_output_tokens,
-            temperature=asked.temperature,
-            tool_choice=asked.tool_choice,
-            response_schema=asked.response_schema,
+        """The call's request as the chosen model is to receive it (every other field as
+        the caller asked)."""
+        return replace(
+            self.call.request, model=self.decision.model, max_output_tokens=self.max_output_tokens
         )
 
     def usage(self, response: ModelResponse | None) -> Usage:

@@ -7,11 +7,13 @@ workspaces, budgets or events; the engine and the governor wrap them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant", "tool"]
+# The two OpenAI wire APIs a request may come from and a backend may speak.
+WireApi = Literal["responses", "chat"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,19 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any]
+    # OpenAI's strict function calling: True/False as the caller asked, None when unsaid.
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """Structured output as the caller asked for it: `json_schema` (the schema itself is
+    `ModelRequest.response_schema`) or `json_object` (any JSON object)."""
+
+    type: Literal["json_schema", "json_object"]
+    name: str = "response"
+    description: str | None = None
+    strict: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +68,17 @@ class ModelRequest:
     tool_choice: str = "auto"
     # A JSON schema the answer text must satisfy (structured output); None for free text.
     response_schema: dict[str, Any] | None = None
+    # How the caller asked for structured output (name, strictness), for backends that take it.
+    response_format: ResponseFormat | None = None
+    # Text that ends the answer where it appears (not included); Chat Completions' `stop`.
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    # Chat Completions' `n`: how many answers to generate for the one prompt.
+    n: int = 1
+    # Fields of the caller's request that mezzo does not interpret, in the wire format of
+    # `extra_api`: passed as they are to a backend that speaks that API, dropped elsewhere.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra_api: WireApi | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +94,18 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+    # Which answer it belongs to when `n` > 1.
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One more answer to the same prompt (`n` > 1): the second, third, ..."""
+
+    index: int
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str = "stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +117,8 @@ class ModelResponse:
     usage: Usage | None = None
     finish_reason: str = "stop"
     headers: dict[str, str] = field(default_factory=dict)
+    # The answers after the first when `n` > 1 (their usage is included in `usage`).
+    choices: tuple[Choice, ...] = ()
 
 
 Chunk = TextDelta | ModelResponse

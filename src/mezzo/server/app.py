@@ -18,7 +18,7 @@ from mezzo import __version__
 from mezzo.protocol import ErrorBody
 from mezzo.server import admin, dashboard
 from mezzo.server.auth import Authenticator
-from mezzo.server.gateway import gateway_router
+from mezzo.server.gateway import FastPath, fallback_router, gateway_router
 from mezzo.server.hot import HotRoutes
 from mezzo.server.limits import BodySizeLimit
 from mezzo.server.ops_middleware import OpsMiddleware
@@ -63,8 +63,12 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
         dashboard.router,
     ):
         app.include_router(router)
-    app.include_router(gateway_router(mezzo))
+    gateway = gateway_router(mezzo)
+    app.include_router(gateway)
+    app.state.gateway = gateway.gateway
+    app.state.gateway_hot_routes = gateway.hot
     app.include_router(admin.router)
+    app.include_router(fallback_router())  # last: any other path under /v1, OpenAI-shaped
     return app
 
 
@@ -96,10 +100,13 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
 def build_asgi(
     mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = True, hot_routes: bool = True
 ) -> BodySizeLimit:
-    """The whole server: body limit → operations (metrics, rate limit) → hot routes → FastAPI.
-    `hot_routes=False` leaves every request to FastAPI (the tests compare the two)."""
+    """The whole server: body limit → operations (metrics, rate limit) → hot routes (the submit
+    route, the gateway's two POST routes) → FastAPI. `hot_routes=False` leaves every request to
+    FastAPI (the tests compare the two)."""
     app = create_app(mezzo, manage_lifecycle=manage_lifecycle, workers=workers)
-    routed: ASGIApp = HotRoutes(app, mezzo, app.state) if hot_routes else app
+    routed: ASGIApp = app
+    if hot_routes:
+        routed = HotRoutes(FastPath(app, app.state.gateway_hot_routes), mezzo, app.state)
     # Uploads stream to disk under their own limit (max_upload_bytes).
     limited = OpsMiddleware(routed, mezzo)
     return BodySizeLimit(limited, mezzo.settings.max_body_bytes, exempt_suffixes=("/files",))

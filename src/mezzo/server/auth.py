@@ -118,3 +118,17 @@ class Authenticator:
         if not principal.admin:
             raise Forbidden("this endpoint needs an admin API key (mezzo keys create --admin)")
         return principal.tenant
+
+    def known(self, authorization: str | None, token: str | None = None) -> str | None:
+        """The tenant of a key this process verified recently, without asking the store (for
+        the request log line); None when it did not, or the credentials are malformed."""
+        if self._required is None:
+            return None
+        if not self._required[0]:
+            return OPEN_TENANT
+        try:
+            digest = hash_key(presented_key(authorization, token))
+        except Unauthorized:
+            return None
+        cached = self._keys.get(digest)
+        return cached[0].tenant if cached is not None and cached[0] is not None else None

@@ -1,13 +1,11 @@
 """WebSocket mode of the gateway's Responses API (`ws://mezzo/v1/responses`), as OpenAI serves it.
 
 The client sends `{"type": "response.create", ...}` with the fields of an HTTP body (streaming
-implied) and gets the Responses stream events as JSON text frames. One response is in flight
-per connection. The connection keeps its most recent response (transcript, workspace), so the
-next turn sends only new items plus `previous_response_id`, even with `store: false`; a failed
-turn forgets it. `generate: false` holds a conversation without generating (nothing charged).
-Errors are `{"type": "error", "status", "error": {"type", "code", "message", "param"}}` events
-and leave the connection open. While the client runs its tool, the connection re-reads its
-workspace for the next turn's admission, and a stored response is written to the store.
+implied) and gets the Responses stream events as JSON text frames; one response is in flight
+per connection. What the connection keeps between turns is `mezzo.gateway.session.Session`;
+this module reads frames and writes events. Errors are
+`{"type": "error", "status", "error": {"type", "code", "message", "param"}}` events and leave the
+connection open.
 """
 
 from __future__ import annotations
@@ -21,21 +19,11 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mezzo.errors import MezzoError
-from mezzo.logs import get_logger
-from mezzo.providers.openai import OpenAIProvider
-from mezzo.server.gateway_service import (
-    PRIORITY_HEADER,
-    WORKSPACE_HEADER,
-    Caller,
-    Conversation,
-    Gateway,
-    as_wire_error,
-    not_found_previous,
-)
-from mezzo.server.gateway_upstream import UpstreamSession, speaks_responses_ws
-from mezzo.server.gateway_wire import WireError, parse_responses_body
-
-log = get_logger("mezzo.gateway")
+from mezzo.gateway import Gateway
+from mezzo.gateway.callers import PRIORITY_HEADER, WORKSPACE_HEADER
+from mezzo.gateway.errors import WireError, as_wire_error
+from mezzo.gateway.session import Session
+from mezzo.server.ops_middleware import TENANT_SCOPE_KEY
 
 # OpenAI closes a Responses WebSocket after 60 minutes.
 MAX_CONNECTION_S = 3600.0
@@ -49,29 +37,13 @@ class ClientTooSlow(Exception):
 
 
 class Connection:
-    def __init__(self, gateway: Gateway, websocket: WebSocket, caller: Caller) -> None:
-        self.gateway = gateway
+    def __init__(self, websocket: WebSocket, session: Session, max_frame: int) -> None:
         self.websocket = websocket
-        self.caller = caller
+        self.session = session
         self.opened = time.monotonic()
-        self.latest: Conversation | None = None
         self.turn: asyncio.Task[None] | None = None
-        self.settling: asyncio.Future[Any] | None = None
-        self.refreshing: asyncio.Task[Caller] | None = None
-        self.max_frame = gateway.mezzo.settings.max_body_bytes
+        self.max_frame = max_frame
         self._sending = asyncio.Lock()
-        self.upstreams: dict[str, UpstreamSession] = {}
-
-    def upstream(self, provider_name: str) -> UpstreamSession | None:
-        """This connection's own WebSocket to the provider, where it speaks one."""
-        session = self.upstreams.get(provider_name)
-        if session is None:
-            provider = self.gateway.mezzo.providers.get(provider_name)
-            if not speaks_responses_ws(provider):
-                return None
-            assert isinstance(provider, OpenAIProvider)
-            session = self.upstreams[provider_name] = UpstreamSession(provider)
-        return session
 
     async def send(self, event: dict[str, Any]) -> None:
         text = json.dumps(event, separators=(",", ":"))
@@ -84,45 +56,42 @@ class Connection:
     async def refuse(self, error: WireError) -> None:
         await self.send(error.event())
 
+    def _frame(self, message: Any) -> dict[str, Any]:
+        """A `response.create` frame's body (streaming implied); raises WireError."""
+        raw = message.get("text") or message.get("bytes") or b""
+        if len(raw) > self.max_frame:
+            raise WireError(
+                400, f"The message is larger than {self.max_frame} bytes.", "message_too_large"
+            )
+        try:
+            event = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            raise WireError(400, "The message is not valid JSON.", "invalid_json") from None
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind != "response.create":
+            raise WireError(
+                400,
+                f"Unknown event type {kind!r}; expected 'response.create'.",
+                "unknown_event_type",
+                "type",
+            )
+        if self.turn is not None and not self.turn.done():
+            raise WireError(
+                400,
+                "A response is already in progress on this connection.",
+                "response_already_in_progress",
+            )
+        return {**{k: v for k, v in event.items() if k != "type"}, "stream": True}
+
     async def serve(self) -> None:
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            raw = message.get("text") or message.get("bytes") or b""
-            if len(raw) > self.max_frame:
-                await self.refuse(
-                    WireError(
-                        400,
-                        f"The message is larger than {self.max_frame} bytes.",
-                        "message_too_large",
-                    )
-                )
-                continue
             try:
-                event = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                await self.refuse(WireError(400, "The message is not valid JSON.", "invalid_json"))
-                continue
-            kind = event.get("type") if isinstance(event, dict) else None
-            if kind != "response.create":
-                await self.refuse(
-                    WireError(
-                        400,
-                        f"Unknown event type {kind!r}; expected 'response.create'.",
-                        "unknown_event_type",
-                        "type",
-                    )
-                )
-                continue
-            if self.turn is not None and not self.turn.done():
-                await self.refuse(
-                    WireError(
-                        400,
-                        "A response is already in progress on this connection.",
-                        "response_already_in_progress",
-                    )
-                )
+                body = self._frame(message)
+            except WireError as error:
+                await self.refuse(error)
                 continue
             if time.monotonic() - self.opened > MAX_CONNECTION_S:
                 await self.refuse(
@@ -134,101 +103,41 @@ class Connection:
                 )
                 await self.websocket.close(code=1000)
                 return
-            body = {key: value for key, value in event.items() if key != "type"}
-            body["stream"] = True
             self.turn = asyncio.create_task(self.run_turn(body))
 
-    async def _settled(self) -> None:
-        """The last turn's usage commit and store write (overlapped with the client's tool)."""
-        settling, self.settling = self.settling, None
-        if settling is not None:
-            try:
-                await settling
-            except Exception:
-                log.exception("gateway: settling a turn failed")
-
-    async def _ready_caller(self) -> Caller:
-        if self.refreshing is not None:
-            with contextlib.suppress(Exception):
-                self.caller = await self.refreshing
-            self.refreshing = None
-        return self.caller
-
-    def _prepare_next(self) -> None:
-        """Overlap with the client's tool: re-read the workspace for the next admission."""
-        caller = self.caller
-        self.refreshing = asyncio.create_task(
-            self.gateway.caller(
-                caller.tenant,
-                self.websocket.headers.get(WORKSPACE_HEADER),
-                self.websocket.headers.get(PRIORITY_HEADER),
-            )
-        )
-
-    async def _history(self, previous: str | None, caller: Caller) -> tuple[Any, ...]:
-        if previous is None:
-            return ()
-        latest = self.latest
-        if latest is not None and latest.response["id"] == previous:
-            return latest.messages
-        found = await self.gateway.stored(caller.tenant, previous)
-        if found is None:
-            raise not_found_previous(previous)
-        return found.messages
-
-    async def run_turn(self, raw: dict[str, Any]) -> None:
-        gateway = self.gateway
+    async def run_turn(self, body: dict[str, Any]) -> None:
         try:
-            await self._settled()
-            caller = await self._ready_caller()
-            body = parse_responses_body(raw)
-            history = await self._history(body.previous_response_id, caller)
-            turn = gateway.new_turn(body)
-            self.latest = None
-            async for event in gateway.respond(
-                caller, body, history, turn, settle_later=True, upstream=self.upstream
-            ):
-                await self.send(event)
+            await self.session.run(body, self.send)
         except (WireError, MezzoError) as exc:
-            self.latest = None
             await self.refuse(as_wire_error(exc))
-            return
         except ClientTooSlow:
-            self.latest = None
             with contextlib.suppress(Exception):
                 await self.websocket.close(code=CLOSE_TOO_SLOW, reason="the client is not reading")
-            return
-        finally:
-            self._prepare_next()
-        self.settling = turn.settling
-        if not turn.failed and turn.conversation is not None:
-            self.latest = turn.conversation
 
     async def close(self) -> None:
-        for task in (self.turn, self.refreshing):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        await self._settled()
-        for session in self.upstreams.values():
-            await session.aclose()
+        if self.turn is not None and not self.turn.done():
+            self.turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.turn
+        await self.session.close()
 
 
 async def serve_connection(gateway: Gateway, websocket: WebSocket) -> None:
     await websocket.accept()
+    workspace = websocket.headers.get(WORKSPACE_HEADER)
+    priority = websocket.headers.get(PRIORITY_HEADER)
     try:
         tenant = await websocket.app.state.auth.tenant(websocket.headers.get("authorization"))
-        caller = await gateway.caller(
-            tenant, websocket.headers.get(WORKSPACE_HEADER), websocket.headers.get(PRIORITY_HEADER)
-        )
+        websocket.scope[TENANT_SCOPE_KEY] = tenant
+        caller = await gateway.caller(tenant, workspace, priority)
     except (WireError, MezzoError) as exc:
         error = as_wire_error(exc)
         with contextlib.suppress(Exception):
             await websocket.send_text(json.dumps(error.event()))
             await websocket.close(code=4000 + error.status, reason=error.message[:120])
         return
-    connection = Connection(gateway, websocket, caller)
+    session = Session(gateway, caller, workspace, priority)
+    connection = Connection(websocket, session, gateway.mezzo.settings.max_body_bytes)
     try:
         await connection.serve()
     except (WebSocketDisconnect, RuntimeError, ClientTooSlow):

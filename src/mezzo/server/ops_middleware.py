@@ -1,6 +1,7 @@
-"""ASGI middleware for operations: counts requests and open subscriptions, and applies the
+"""ASGI middleware for operations: counts requests and open subscriptions, applies the
 per-API-key request rate limit (GCRA in the store, shared by every API node) with 429 and
-`retry-after`."""
+`retry-after`, and logs one line per request at info: method, path (never the query, which may
+carry a token), status, duration, tenant and request id; never a body or a key."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import itertools
 import json
 import math
 import os
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -17,11 +19,16 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mezzo import keys, metrics
+from mezzo.logs import get_logger
 from mezzo.service import Mezzo
 from mezzo.store.base import RateLimit, StoreError
 
 LIMITED_PREFIX = "/v1/"
 MAX_HEADER_BYTES = 64 * 1024
+# Where a route records the tenant it authenticated, for the request's log line.
+TENANT_SCOPE_KEY = "mezzo.tenant"
+
+log = get_logger("mezzo.http")
 
 # A request id is unique, not secret: this process's random prefix and a counter (32 hex digits).
 _ID_PREFIX = os.urandom(8).hex()
@@ -43,6 +50,36 @@ def _requests_counter(method: str, status_class: str) -> Any:
 
 def _count(method: str, status: int) -> None:
     _requests_counter(method, f"{status // 100}xx").inc()
+
+
+def tenant_of(scope: Scope) -> str | None:
+    """The tenant a route recorded, else the one the process knows for the presented key."""
+    recorded = scope.get(TENANT_SCOPE_KEY)
+    if recorded is not None:
+        return str(recorded)
+    auth = getattr(getattr(scope.get("app"), "state", None), "auth", None)
+    if auth is None:
+        return None
+    authorization = None
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+            break
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    known: str | None = auth.known(authorization, (query.get("token") or [None])[0])
+    return known
+
+
+def log_request(scope: Scope, status: int, started: float, request_id: bytes) -> None:
+    log.info(
+        "request",
+        method=scope.get("method", "WEBSOCKET"),
+        path=scope.get("path", ""),
+        status=status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        tenant=tenant_of(scope),
+        request_id=request_id.decode(),
+    )
 
 
 def client_key(scope: Scope) -> str:
@@ -68,22 +105,22 @@ class OpsMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            if scope["path"].endswith("/events"):
-                with metrics.subscribers.labels("websocket").track_inprogress():
-                    await self.app(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
+            await self._websocket(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
         if sum(len(k) + len(v) for k, v in scope.get("headers", [])) > MAX_HEADER_BYTES:
             _count(scope["method"], 431)
+            log_request(scope, 431, started, request_id)
             await self._answer(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
             return
         wait = await self._rate_limited(scope)
         if wait > 0:
             _count(scope["method"], 429)
+            log_request(scope, 429, started, request_id)
             await self._refuse(send, wait)
             return
         sse = scope["path"].endswith("/events") and any(
@@ -91,15 +128,20 @@ class OpsMiddleware:
             for name, value in scope.get("headers", [])
         )
         status = 0
-        request_id = request_id_of(scope)
+        logged = False
 
         async def counting_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, logged
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 if sse and status == 200:
                     metrics.subscribers.labels("sse").inc()
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Logged before the last bytes leave: the line exists once the client has its
+                # answer.
+                logged = True
+                log_request(scope, status, started, request_id)
             await send(message)
 
         bound = structlog.contextvars.bind_contextvars(request_id=request_id.decode())
@@ -110,6 +152,33 @@ class OpsMiddleware:
             if sse and status == 200:
                 metrics.subscribers.labels("sse").dec()
             _count(scope["method"], status)
+            if not logged:  # the answer never finished (a client gone, an error)
+                log_request(scope, status, started, request_id)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket is logged when it ends: 101 when it was accepted, else the close."""
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
+        status = 0
+
+        async def noting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "websocket.accept":
+                status = 101
+            elif message["type"] == "websocket.close" and not status:
+                status = int(message.get("code", 1000))
+            await send(message)
+
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id.decode())
+        try:
+            if scope["path"].endswith("/events"):
+                with metrics.subscribers.labels("websocket").track_inprogress():
+                    await self.app(scope, receive, noting_send)
+            else:
+                await self.app(scope, receive, noting_send)
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
+            log_request(scope, status, started, request_id)
 
     async def _rate_limited(self, scope: Scope) -> float:
         settings = self.mezzo.settings

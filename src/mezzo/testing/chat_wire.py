@@ -7,6 +7,7 @@ from typing import Any
 
 from mezzo.testing.answer import Answer, Frame
 from mezzo.testing.responses_wire import MIDWAY_FAILURE
+from mezzo.testing.structured import choices
 
 
 def chat_id(answer: Answer) -> str:
@@ -20,10 +21,11 @@ def finish_reason(answer: Answer) -> str:
 
 
 def _usage(answer: Answer) -> dict[str, Any]:
+    output = answer.reply.output_tokens * choices(answer.body)
     return {
         "prompt_tokens": answer.input_tokens,
-        "completion_tokens": answer.reply.output_tokens,
-        "total_tokens": answer.total_tokens,
+        "completion_tokens": output,
+        "total_tokens": answer.input_tokens + output,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
     }
@@ -58,15 +60,19 @@ def completion(answer: Answer) -> dict[str, Any]:
         "logprobs": None,
         "finish_reason": finish_reason(answer),
     }
-    return {**_envelope(answer, "chat.completion"), "choices": [choice], "usage": _usage(answer)}
+    every = [{**choice, "index": index} for index in range(choices(answer.body))]
+    return {**_envelope(answer, "chat.completion"), "choices": every, "usage": _usage(answer)}
 
 
 def stream(answer: Answer, *, include_usage: bool) -> Iterator[Frame]:
     reply = answer.reply
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        body = {**_envelope(answer, "chat.completion.chunk"), "choices": [choice]}
+        every = [
+            {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+            for index in range(choices(answer.body))
+        ]
+        body = {**_envelope(answer, "chat.completion.chunk"), "choices": every}
         if include_usage:
             body["usage"] = None
         return body

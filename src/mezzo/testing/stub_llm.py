@@ -33,6 +33,8 @@ from mezzo.testing.errors import Rejection, error_body
 from mezzo.testing.responses_wire import MIDWAY_FAILURE
 from mezzo.testing.responses_ws import serve_websocket
 from mezzo.testing.state import StubState
+from mezzo.testing.structured import instance, requested_schema, stopped
+from mezzo.testing.tokens import split_tokens
 from mezzo.testing.transcript import (
     BadRequest,
     Item,
@@ -58,6 +60,24 @@ def _error(
 def _bearer(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def shaped(reply: Reply, body: dict[str, Any], max_output: int | None) -> Reply:
+    """The reply as the request's output options shape it: JSON of its schema, cut at a
+    `stop` sequence."""
+    if reply.call is not None:
+        return reply
+    schema = requested_schema(body)
+    text = instance(schema) if schema is not None else reply.text
+    cut = stopped(text, body)
+    if schema is None and cut is None:
+        return reply
+    pieces = split_tokens(text if cut is None else cut)
+    truncated = max_output is not None and len(pieces) > max_output
+    pieces = pieces[:max_output] if truncated else pieces
+    return Reply(
+        text="".join(pieces), pieces=tuple(pieces), output_tokens=len(pieces), truncated=truncated
+    )
 
 
 class Stub:
@@ -218,6 +238,7 @@ class Stub:
             reply = decide(
                 items, max_output_tokens=max_output, reply_tokens=self.state.config.reply_tokens
             )
+            reply = shaped(reply, body, max_output)
         return Answer(
             id="resp_" + uuid.uuid4().hex,
             model=body["model"],
@@ -281,6 +302,8 @@ class Stub:
             raise Rejection(400, err.message, err.code, param=err.param) from None
         entry.update(
             model=answer.model,
+            # What the request asked besides its conversation (what a gateway passed on).
+            params={k: v for k, v in body.items() if k not in ("input", "messages")},
             stream=bool(body.get("stream")),
             input_tokens=answer.input_tokens,
             output_tokens=answer.reply.output_tokens,

@@ -1,4 +1,5 @@
-"""The upstream side of a gateway WebSocket: one upstream Responses WebSocket per connection.
+"""A Responses WebSocket to an upstream (the SDK's `responses.connect()`), held by one gateway
+connection.
 
 When the admitted route is an OpenAI-compatible Responses API (`openai_api = "responses"`), a
 gateway connection keeps its own WebSocket to the upstream (the SDK's `responses.connect()`)
@@ -19,9 +20,10 @@ from typing import Any
 import openai
 
 from mezzo.providers.base import Chunk, Message, ModelRequest, ProviderError, TextDelta
-from mezzo.providers.openai import OpenAIProvider, classify, responses_input, responses_params
-from mezzo.providers.openai import _from_response as response_from_json
-from mezzo.server.gateway_wire import output_message
+from mezzo.providers.openai import OpenAIProvider, classify
+from mezzo.providers.openai_wire.answers import output_message, response_from_json
+from mezzo.providers.openai_wire.items import responses_items
+from mezzo.providers.openai_wire.requests import responses_params
 
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -59,7 +61,7 @@ class UpstreamSession:
             and 0 < covered < len(request.messages)
             and request.messages[:covered] == self._covered
         ):
-            params["input"] = responses_input(request.messages[covered:])
+            params["input"] = responses_items(request.messages[covered:])
             params["previous_response_id"] = self._chain
         return {"type": "response.create", **params}
 
