@@ -9,13 +9,12 @@ import contextlib
 import time
 from typing import Any, Protocol
 
+from mezzo import keys
 from mezzo.logs import get_logger
 from mezzo.store.base import Store, StoreError
 
 log = get_logger("mezzo.worker")
 
-WORKER_PREFIX = "worker/"
-DRAIN_PREFIX = "drain/"
 BEAT_S = 2.0
 
 
@@ -33,12 +32,8 @@ class Announced(Protocol):
     def counts(self) -> dict[str, int]: ...
 
 
-def worker_key(name: str) -> str:
-    return WORKER_PREFIX + name
-
-
-def drain_key(name: str) -> str:
-    return DRAIN_PREFIX + name
+worker_key = keys.worker
+drain_key = keys.drain
 
 
 def worker_record(pool: Announced, now: float | None = None) -> dict[str, Any]:

@@ -62,5 +62,5 @@ def build_request(
     decls = [*config.tools, HUMAN_INPUT_TOOL] if config.human_input else list(config.tools)
     if files:
         decls.extend(file_tools)
-    tools = tuple(ToolSpec(d.name, d.description, d.parameters) for d in decls)
+    tools = tuple(ToolSpec(d.name, d.description, d.parameters, d.strict) for d in decls)
     return ModelRequest(model=model, messages=tuple(messages), tools=tools)

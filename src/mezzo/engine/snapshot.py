@@ -11,18 +11,18 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
+from mezzo import keys
 from mezzo.engine.state import RunState, fold, fold_new
 from mezzo.protocol import ModelCallData, ModelResultData, ToolCallData, YieldData
 from mezzo.providers.base import Message, ToolCall
 from mezzo.store.base import Store
 
-SNAPSHOT_PREFIX = "snapshot/"
 SNAPSHOT_FORMAT = 1
 READ_BATCH = 1000
 
 
 def snapshot_key(run: str) -> str:
-    return SNAPSHOT_PREFIX + run
+    return keys.snapshot(run)
 
 
 def dump_state(state: RunState) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mezzo import tracing
+from mezzo import keys, tracing
 from mezzo.engine.engine import Engine
 from mezzo.engine.presence import keep_presence, withdraw
 from mezzo.engine.retry import RetryLater, backoff
@@ -27,11 +27,8 @@ from mezzo.store.base import Job, LeaseLost, NewJob, Store, StoreError, VersionC
 
 log = get_logger("mezzo.worker")
 
-RUN_QUEUE = "runs"
-
-
-def run_job_id(run: str) -> str:
-    return f"run:{run}"
+RUN_QUEUE = keys.RUN_QUEUE
+run_job_id = keys.run_job
 
 
 def run_job(workspace: str, run: str, priority: str, max_attempts: int) -> NewJob:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
+from mezzo import keys
 from mezzo.providers.base import Message
 from mezzo.providers.openai_wire.items import (
     Input,
@@ -26,7 +27,6 @@ from mezzo.providers.openai_wire.items import (
 )
 from mezzo.store.base import Store
 
-RESPONSE_KEY = "gateway/response/"
 MEMORY_TTL_S = 60.0
 _ITEMS = TypeAdapter(Input)
 _PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
@@ -77,7 +77,7 @@ class StoredResponses:
     async def save(self, conversation: Conversation) -> None:
         self.remember(conversation)
         await self.store.kv_put(
-            RESPONSE_KEY + conversation.id,
+            keys.gateway_response(conversation.id),
             {
                 "tenant": conversation.tenant,
                 "workspace": conversation.workspace,
@@ -92,7 +92,7 @@ class StoredResponses:
         if cached is not None and time.monotonic() - cached[1] < MEMORY_TTL_S:
             found = cached[0]
         else:
-            value = await self.store.kv_get(RESPONSE_KEY + response_id)
+            value = await self.store.kv_get(keys.gateway_response(response_id))
             if value is None:
                 self._recent.pop(response_id, None)
                 return None
@@ -109,7 +109,7 @@ class StoredResponses:
         if await self.get(tenant, response_id) is None:
             return False
         self._recent.pop(response_id, None)
-        return await self.store.kv_delete(RESPONSE_KEY + response_id)
+        return await self.store.kv_delete(keys.gateway_response(response_id))
 
     async def input_items(
         self,

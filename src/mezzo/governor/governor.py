@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mezzo import keys
 from mezzo.config import Settings
 from mezzo.governor import budget
 from mezzo.governor.calibration import InputCalibration
@@ -373,7 +374,7 @@ class Governor:
         share = effective_tpm(limits.tpm, call.workspace.throttle_rate)
         if call.workspace.throttle_rate < 1.0 and share is not None:
             wait = await self.store.acquire(
-                f"throttle:{call.workspace.id}:{key}", 0, paced, (None, RateLimit(share))
+                keys.throttle_limit(call.workspace.id, key), 0, paced, (None, RateLimit(share))
             )
             if wait > 0:  # the workspace's own pace: wait on the primary, never fall back
                 return _rate_limited(wait, "throttle")
@@ -388,7 +389,10 @@ class Governor:
             return decision if decision.is_fallback else _rate_limited(decision.wait_s, key)
         if limits.rpm or limits.tpm:
             wait = await self.store.acquire(
-                f"provider:{key}", 1, paced, (_per_minute(limits.rpm), _per_minute(limits.tpm))
+                keys.provider_limit(key),
+                1,
+                paced,
+                (_per_minute(limits.rpm), _per_minute(limits.tpm)),
             )
         else:
             wait = await self._blocked(key)
@@ -409,7 +413,7 @@ class Governor:
         now = self.clock()
         until, checked = self._blocks.get(key, (0.0, 0.0))
         if now - checked >= BLOCK_CHECK_S:
-            wait = await self.store.acquire(f"provider:{key}", 0, 0, (None, None))
+            wait = await self.store.acquire(keys.provider_limit(key), 0, 0, (None, None))
             until = max(until, now + wait) if wait > 0 else until
             self._blocks[key] = (until, now)
         return max(0.0, until - now)
@@ -461,7 +465,7 @@ class Governor:
         wait = error.retry_after if error.retry_after is not None else 1.0
         until = self.clock() + wait
         self._blocks[key] = (until, self.clock())
-        await self.store.block_until(f"provider:{key}", until)
+        await self.store.block_until(keys.provider_limit(key), until)
         return wait
 
     async def settle(
@@ -517,12 +521,15 @@ class Governor:
         tpm = self._limits(key).tpm
         if not tpm:
             return
-        await self.store.acquire(f"provider:{key}", 0, -unused, (None, RateLimit(tpm)))
+        await self.store.acquire(keys.provider_limit(key), 0, -unused, (None, RateLimit(tpm)))
         throttle = admission.call.workspace.throttle_rate
         share = effective_tpm(tpm, throttle)
         if throttle < 1.0 and share is not None:
             await self.store.acquire(
-                f"throttle:{admission.workspace}:{key}", 0, -unused, (None, RateLimit(share))
+                keys.throttle_limit(admission.workspace, key),
+                0,
+                -unused,
+                (None, RateLimit(share)),
             )
 
     def state(self) -> dict[str, Any]:

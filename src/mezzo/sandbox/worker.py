@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from mezzo import keys
 from mezzo.logs import get_logger
 from mezzo.sandbox.limits import SandboxUnavailable
 from mezzo.sandbox.result import ExecResult
@@ -28,12 +29,12 @@ from mezzo.sandbox.spec import SandboxSpec, SpecError, first_error
 from mezzo.sandbox.tool import run_code
 from mezzo.store.base import Job, LeaseLost
 
-QUEUE = "sandbox"
+QUEUE = keys.SANDBOX_QUEUE
 log = get_logger("mezzo.sandbox.worker")
 
 
 def result_key(job_id: str) -> str:
-    return f"sandbox:result:{job_id}"
+    return keys.sandbox_result(job_id)
 
 
 class SandboxJob(BaseModel):
