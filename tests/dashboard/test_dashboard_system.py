@@ -13,6 +13,7 @@ from dashboard_support import events_of, open_workspace, seqs_on_page, shot
 from playwright.sync_api import Page, expect
 
 from core_support import ServerThread, core_settings
+from mezzo import keys
 from mezzo.protocol import CreateWorkspace, NewEvent
 from mezzo.server.auth import create_key
 from mezzo.store.base import Store
@@ -126,7 +127,7 @@ def test_thousands_of_events_and_many_workspaces_stay_light(
     store = server.mezzo.store
     server.call(create_workspaces(server, 100))
     throttles = [NewEvent(type="throttled", data={"rate": 0.5}) for _ in range(3000)]
-    server.call(store.append("ws-0042", None, throttles, None))
+    server.call(store.append(keys.workspace_key("local", "ws-0042"), None, throttles, None))
 
     page.goto(f"{server.url}/")
     expect(page.locator("#ws-count")).to_have_text("(100)")
@@ -144,7 +145,7 @@ def test_thousands_of_events_and_many_workspaces_stay_light(
     expect(page.locator('#timeline [data-seq="1"]')).to_be_visible()
     assert page.locator("#timeline .event").count() < 60
     # Scrolled up, the reader keeps their place while new events arrive.
-    server.call(store.append("ws-0042", None, throttles[:1], None))
+    server.call(store.append(keys.workspace_key("local", "ws-0042"), None, throttles[:1], None))
     expect(page.locator("#event-count")).to_have_text("(3001 shown, 3001 in workspace)")
     expect(page.locator('#timeline [data-seq="1"]')).to_be_visible()
 
@@ -199,7 +200,7 @@ def test_a_workspace_that_vanishes_is_reported_and_let_go(
     httpx.post(f"{server.url}/v1/workspaces", json={"id": "stays"}, trust_env=False)
     open_workspace(page, server.url, "gone")
     store = server.mezzo.store
-    server.call(store.kv_delete("workspace/gone"))
+    server.call(store.kv_delete(keys.workspace(keys.workspace_key("local", "gone"))))
     expect(page.locator("#banner")).to_contain_text("Workspace gone no longer exists")
     expect(page.locator("#no-ws")).to_be_visible()
     expect(page.locator(".ws-row")).to_have_count(1)

@@ -120,7 +120,7 @@ async def run_state(run: str, _: Admin, mezzo: App) -> RunStateView:
         raise RunNotFound(f"run {run!r} not found")
     state = await mezzo.engine.load(owner.id, run)
     return RunStateView(
-        run=run, workspace=state.workspace, tenant=owner.tenant, state=dump_state(state)
+        run=run, workspace=owner.public_id, tenant=owner.tenant, state=dump_state(state)
     )
 
 

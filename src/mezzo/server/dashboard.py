@@ -3,6 +3,7 @@ draws (queue, dead letters, workers, provider breakers and limits), scoped to th
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -119,7 +120,7 @@ async def _dead_letters(mezzo: Mezzo, tenant: str) -> list[DeadLetter]:
         letters.append(
             DeadLetter(
                 job=dead.id,
-                workspace=owner.id,
+                workspace=owner.public_id,
                 run=run,
                 attempts=dead.attempts,
                 last_error=dead.last_error,
@@ -130,12 +131,15 @@ async def _dead_letters(mezzo: Mezzo, tenant: str) -> list[DeadLetter]:
 
 
 async def _active_runs(mezzo: Mezzo, tenant: str) -> dict[str, list[str]]:
-    """Unfinished runs by workspace, for the tenant's workspaces only."""
-    mine = set(await tenants.workspaces_of(mezzo.store, tenant))
+    """Unfinished runs by the tenant's id of their workspace, for its workspaces only."""
+    mine = {}
+    for workspace in await tenants.workspaces_of(mezzo.store, tenant):
+        with contextlib.suppress(NotFound):
+            mine[(await mezzo.workspace_record(tenant, workspace)).id] = workspace
     active: dict[str, list[str]] = {}
-    for run, workspace in await mezzo.store.active_runs(limit=100_000):
-        if workspace in mine:
-            active.setdefault(workspace, []).append(run)
+    for run, key in await mezzo.store.active_runs(limit=100_000):
+        if key in mine:
+            active.setdefault(mine[key], []).append(run)
     return active
 
 
