@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mezzo.bounds import ID_PATTERN, MAX_TOKENS
+from mezzo.text import checked_json, checked_text
 
 EventType = Literal[
     "run_queued",
@@ -52,13 +54,20 @@ Priority = Literal["high", "normal", "low"]
 FallbackBehavior = Literal["suspend", "fail", "downgrade"]
 ToolSide = Literal["client", "server"]
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# Every string a client sends is `Text` and every free-form object a `JsonObject`: no lone
+# UTF-16 surrogate gets in (it would break every later read), and no object nests too deeply.
+Text = Annotated[str, AfterValidator(checked_text)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(checked_json)]
+Id = Annotated[str, Field(pattern=ID_PATTERN.pattern)]
+Tokens = Annotated[int, Field(gt=0, le=MAX_TOKENS)]
 
 
 class Strict(BaseModel):
-    """Request bodies: unknown fields are an error, not silently dropped."""
+    """Request bodies: unknown fields are an error, not silently dropped, and a value must have
+    its documented JSON type (`true` is no number, `"5"` no integer). Stored configurations are
+    read back with `strict=False`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Event(BaseModel):
@@ -183,8 +192,8 @@ class ToolDecl(Strict):
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=_empty_parameters)
+    description: Text = ""
+    parameters: JsonObject = Field(default_factory=_empty_parameters)
     side: ToolSide = "client"
     strict: bool | None = None
 
@@ -223,11 +232,13 @@ class ToolDecl(Strict):
 
 
 class WorkspaceConfig(Strict):
-    route: str = "default"
-    instructions: str = ""
+    route: Text = "default"
+    instructions: Text = ""
     tools: list[ToolDecl] = Field(default_factory=list)
-    budget_tokens: Annotated[int, Field(gt=0)] = 1_000_000
-    alert_thresholds: list[float] = Field(default_factory=lambda: [0.9])
+    budget_tokens: Tokens = 1_000_000
+    alert_thresholds: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [0.9]
+    )
     fallback_behavior: FallbackBehavior = "suspend"
     priority: Priority = "normal"
     max_steps: Annotated[int, Field(gt=0, le=10_000)] = 50
@@ -236,10 +247,7 @@ class WorkspaceConfig(Strict):
 
     @field_validator("alert_thresholds")
     @classmethod
-    def _thresholds_in_range(cls, value: list[float]) -> list[float]:
-        for threshold in value:
-            if not 0 < threshold <= 1:
-                raise ValueError(f"alert threshold {threshold} is outside (0, 1]")
+    def _sorted_thresholds(cls, value: list[float]) -> list[float]:
         return sorted(set(value))
 
     @field_validator("tools")
@@ -252,7 +260,7 @@ class WorkspaceConfig(Strict):
 
 
 class CreateWorkspace(WorkspaceConfig):
-    id: Annotated[str, Field(pattern=ID_PATTERN.pattern)] | None = None
+    id: Id | None = None
 
 
 class Workspace(BaseModel):
@@ -279,10 +287,10 @@ class BudgetView(BaseModel):
 
 
 class SubmitRun(Strict):
-    input: Annotated[str, Field(min_length=1)]
+    input: Annotated[Text, Field(min_length=1)]
     priority: Priority | None = None
     max_steps: Annotated[int, Field(gt=0, le=10_000)] | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[Text, Text] = Field(default_factory=dict)
 
 
 class RunAccepted(BaseModel):
@@ -317,8 +325,8 @@ class RunView(BaseModel):
 
 
 class ToolResultIn(Strict):
-    call_id: Annotated[str, Field(min_length=1)]
-    output: str
+    call_id: Annotated[Text, Field(min_length=1)]
+    output: Text
     is_error: bool = False
 
 
@@ -327,11 +335,11 @@ class ToolResultsIn(Strict):
 
 
 class InputIn(Strict):
-    text: str
+    text: Text
 
 
 class CancelIn(Strict):
-    reason: str = "cancelled by client"
+    reason: Text = "cancelled by client"
 
 
 class ThrottleIn(Strict):
@@ -339,7 +347,7 @@ class ThrottleIn(Strict):
 
 
 class BudgetIn(Strict):
-    add_tokens: Annotated[int, Field(gt=0)]
+    add_tokens: Tokens
 
 
 class ErrorBody(BaseModel):

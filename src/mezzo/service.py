@@ -56,12 +56,14 @@ from mezzo.protocol import (
     UsageData,
     Workspace,
     WorkspaceConfig,
+    YieldData,
 )
 from mezzo.providers.registry import PROVIDERS, Providers
 from mezzo.store.base import Store, VersionConflict
 from mezzo.store.factory import open_store
 from mezzo.store.metered import metered
 from mezzo.suspensions import suspended_runs, unsuspend
+from mezzo.text import scrubbed
 from mezzo.tools.builtin import default_registry
 from mezzo.tools.registry import ToolRegistry
 from mezzo.workspaces import WorkspaceRecord, WorkspaceRecords
@@ -89,21 +91,25 @@ def new_workspace_id() -> str:
 
 
 def run_view(state: RunState, workspace: str) -> RunView:
-    """The run as its tenant sees it; `workspace` is the tenant's id for its workspace."""
+    """The run as its tenant sees it; `workspace` is the tenant's id for its workspace. Text a
+    model or an older mezzo wrote with a lone surrogate shows U+FFFD (`mezzo.text`)."""
+    asked = state.pending_yield
     return RunView(
         id=state.run,
         workspace=workspace,
         status=state.status,  # type: ignore[arg-type]
-        input=state.input,
-        output=state.output,
-        error=state.error,
+        input=scrubbed(state.input),
+        output=scrubbed(state.output),
+        error=scrubbed(state.error),
         steps=state.steps,
         usage=UsageData(input_tokens=state.input_tokens, output_tokens=state.output_tokens),
         pending_tool_calls=[
-            PendingToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments)
+            PendingToolCall(
+                call_id=scrubbed(c.call_id), name=c.name, arguments=scrubbed(c.arguments)
+            )
             for c in state.pending_client_calls
         ],
-        pending_input=state.pending_yield,
+        pending_input=(None if asked is None else YieldData(**scrubbed(asked.model_dump()))),
         version=state.version,
         priority=state.priority,  # type: ignore[arg-type]
         route=state.route,
@@ -540,7 +546,7 @@ class Mezzo:
         assert self.engine is not None
         try:
             info = await self.engine.files.save_stream(
-                record.id, name, chunks, self.settings.max_upload_bytes, tenant=tenant
+                record.id, scrubbed(name), chunks, self.settings.max_upload_bytes, tenant=tenant
             )
         except FileTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None

@@ -20,10 +20,11 @@ REPLACEMENT = "\ufffd"
 ERRORS = "mezzo.surrogates"
 
 
-def _replace_surrogates(error: UnicodeError) -> tuple[str, int]:
+def _replace_surrogates(error: UnicodeError) -> tuple[bytes, int]:
+    # As bytes: the UTF-8 encoder takes only ASCII back as a `str`.
     if not isinstance(error, UnicodeEncodeError):
         raise error
-    return REPLACEMENT * (error.end - error.start), error.end
+    return REPLACEMENT.encode() * (error.end - error.start), error.end
 
 
 codecs.register_error(ERRORS, _replace_surrogates)
@@ -72,9 +73,12 @@ def scrubbed(value: Any) -> Any:
     if isinstance(value, str):
         return _SURROGATE.sub(REPLACEMENT, value) if has_lone_surrogate(value) else value
     if isinstance(value, dict):
-        return {scrubbed(key): scrubbed(inner) for key, inner in value.items()}
+        items = [(scrubbed(key), scrubbed(inner)) for key, inner in value.items()]
+        same = all(a is k and b is v for (a, b), (k, v) in zip(items, value.items(), strict=True))
+        return value if same else dict(items)
     if isinstance(value, list | tuple):
-        return [scrubbed(inner) for inner in value]
+        inner = [scrubbed(item) for item in value]
+        return value if all(a is b for a, b in zip(inner, value, strict=True)) else inner
     return value
 
 

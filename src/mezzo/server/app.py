@@ -10,7 +10,7 @@ from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
@@ -18,6 +18,7 @@ from mezzo import __version__
 from mezzo.protocol import ErrorBody
 from mezzo.server import admin, dashboard
 from mezzo.server.auth import Authenticator
+from mezzo.server.encoding import SafeJSONResponse
 from mezzo.server.gateway import gateway_router
 from mezzo.server.hot import HotRoutes
 from mezzo.server.limits import BodySizeLimit
@@ -72,21 +73,21 @@ async def _expected_error(_: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid_request(_: Request, exc: RequestValidationError) -> Response:
     problems = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
     ]
     first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
-    return JSONResponse(
+    return SafeJSONResponse(
         ErrorBody(error=f"invalid request: {where}: {first['msg']}", detail=problems).model_dump(),
         status_code=422,
     )
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return JSONResponse(
+async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    return SafeJSONResponse(
         ErrorBody(error=str(exc.detail)).model_dump(),
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),

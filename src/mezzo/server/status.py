@@ -14,6 +14,7 @@ from starlette.responses import Response
 from mezzo import errors
 from mezzo.governor.router import RoutingError
 from mezzo.protocol import ErrorBody
+from mezzo.server.encoding import model_json
 from mezzo.store.base import StoreUnavailable
 
 # The most specific class of an exception that is listed here decides (see `status_for`).
@@ -56,7 +57,7 @@ def message_for(exc: BaseException) -> str:
 
 
 def error_body(message: str, detail: object = None) -> bytes:
-    return ErrorBody(error=message, detail=detail).model_dump_json().encode()
+    return model_json(ErrorBody(error=message, detail=detail))
 
 
 def rendered(exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from mezzo.protocol import Event
 from mezzo.server import sse
 from mezzo.server.deps import App, Tenant, get_auth, get_mezzo
+from mezzo.server.encoding import JSON, event_json, events_json
 from mezzo.server.status import close_code, documented, message_for, status_for
 from mezzo.service import parse_types
 
@@ -40,7 +41,7 @@ async def events(
     wanted = parse_types(types)
     if sse.MEDIA_TYPE not in request.headers.get("accept", ""):
         page = await mezzo.events(who, workspace, after, wanted, limit)
-        return JSONResponse([e.model_dump(mode="json") for e in page])
+        return Response(events_json(page), media_type=JSON)
     if last_event_id and last_event_id.isdigit():
         after = max(after, int(last_event_id))
     await mezzo.check_cursor(who, workspace, after)
@@ -91,6 +92,6 @@ async def events_ws(websocket: WebSocket, workspace: str) -> None:
 async def _pump(websocket: WebSocket, stream: AsyncIterator[Event]) -> None:
     try:
         async for event in stream:
-            await websocket.send_text(event.model_dump_json())
+            await websocket.send_text(event_json(event))
     except (WebSocketDisconnect, RuntimeError):
         return
