@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from mezzo.bounds import ID_PATTERN, MAX_TOKENS
 from mezzo.text import checked_json, checked_text
@@ -59,15 +68,28 @@ ToolSide = Literal["client", "server"]
 Text = Annotated[str, AfterValidator(checked_text)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(checked_json)]
 Id = Annotated[str, Field(pattern=ID_PATTERN.pattern)]
-Tokens = Annotated[int, Field(gt=0, le=MAX_TOKENS)]
+
+
+def _json_number(value: Any) -> Any:
+    """A number as JSON writes one: `true` is no number and `"5"` no integer (pydantic's lax
+    mode takes both), while `5.0` is the integer 5 (as JSON Schema reads it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# Numbers of request bodies: bounds first, so that the JSON schema shows them.
+JsonNumber = BeforeValidator(_json_number)
+Tokens = Annotated[int, Field(gt=0, le=MAX_TOKENS), JsonNumber]
+Steps = Annotated[int, Field(gt=0, le=10_000), JsonNumber]
+Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), JsonNumber]
 
 
 class Strict(BaseModel):
     """Request bodies: unknown fields are an error, not silently dropped, and a value must have
-    its documented JSON type (`true` is no number, `"5"` no integer). Stored configurations are
-    read back with `strict=False`."""
+    its documented JSON type (`JsonNumber`, `StrictBool`)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Event(BaseModel):
@@ -195,7 +217,7 @@ class ToolDecl(Strict):
     description: Text = ""
     parameters: JsonObject = Field(default_factory=_empty_parameters)
     side: ToolSide = "client"
-    strict: bool | None = None
+    strict: StrictBool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -236,14 +258,12 @@ class WorkspaceConfig(Strict):
     instructions: Text = ""
     tools: list[ToolDecl] = Field(default_factory=list)
     budget_tokens: Tokens = 1_000_000
-    alert_thresholds: list[Annotated[float, Field(gt=0, le=1)]] = Field(
-        default_factory=lambda: [0.9]
-    )
+    alert_thresholds: list[Share] = Field(default_factory=lambda: [0.9])
     fallback_behavior: FallbackBehavior = "suspend"
     priority: Priority = "normal"
-    max_steps: Annotated[int, Field(gt=0, le=10_000)] = 50
+    max_steps: Steps = 50
     # Offer the built-in `request_human_input` tool (the run yields and waits for an answer).
-    human_input: bool = True
+    human_input: StrictBool = True
 
     @field_validator("alert_thresholds")
     @classmethod
@@ -289,7 +309,7 @@ class BudgetView(BaseModel):
 class SubmitRun(Strict):
     input: Annotated[Text, Field(min_length=1)]
     priority: Priority | None = None
-    max_steps: Annotated[int, Field(gt=0, le=10_000)] | None = None
+    max_steps: Steps | None = None
     metadata: dict[Text, Text] = Field(default_factory=dict)
 
 
@@ -327,7 +347,7 @@ class RunView(BaseModel):
 class ToolResultIn(Strict):
     call_id: Annotated[Text, Field(min_length=1)]
     output: Text
-    is_error: bool = False
+    is_error: StrictBool = False
 
 
 class ToolResultsIn(Strict):
@@ -343,7 +363,7 @@ class CancelIn(Strict):
 
 
 class ThrottleIn(Strict):
-    rate: Annotated[float, Field(gt=0, le=1)]
+    rate: Share
 
 
 class BudgetIn(Strict):

@@ -585,8 +585,13 @@ class Mezzo:
 
     # ---- events
 
-    async def _cursor(self, tenant: str, workspace: str, after: int) -> WorkspaceRecord:
+    async def _cursor(
+        self, tenant: str, workspace: str, after: int, types: str | Sequence[str] | None = None
+    ) -> WorkspaceRecord:
+        """The tenant's workspace, once `after` and `types` are checked (in that order: a
+        workspace that is not the tenant's is a 404 whatever the rest is)."""
         record = await self._record(tenant, workspace)
+        parse_types(types)
         if after < 0:
             raise InvalidCursor("after must be >= 0")
         head = await self.store.head(record.id)
@@ -594,28 +599,37 @@ class Mezzo:
             raise InvalidCursor(f"after={after} is beyond the head of the log ({head})")
         return record
 
-    async def check_cursor(self, tenant: str, workspace: str, after: int) -> None:
-        await self._cursor(tenant, workspace, after)
+    async def check_cursor(
+        self, tenant: str, workspace: str, after: int, types: str | Sequence[str] | None = None
+    ) -> None:
+        await self._cursor(tenant, workspace, after, types)
 
     async def events(
         self,
         tenant: str,
         workspace: str,
         after: int = 0,
-        types: Sequence[str] | None = None,
+        types: str | Sequence[str] | None = None,
         limit: int = 1000,
     ) -> list[Event]:
-        record = await self._cursor(tenant, workspace, after)
-        page = await self.store.read(record.id, after, types, limit)
+        """A page of the workspace's durable events after `after`; `types` (names, or one
+        comma-separated string) filters them."""
+        record = await self._cursor(tenant, workspace, after, types)
+        page = await self.store.read(record.id, after, parse_types(types), limit)
         return [_shown_event(event, record) for event in page]
 
     async def subscribe(
-        self, tenant: str, workspace: str, after: int = 0, types: Sequence[str] | None = None
+        self,
+        tenant: str,
+        workspace: str,
+        after: int = 0,
+        types: str | Sequence[str] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Durable events after `after`, then live ones as they come; text deltas too when
         `types` is None or names `delta`."""
-        record = await self._cursor(tenant, workspace, after)
-        async with contextlib.aclosing(self._subscribe(record.id, after, types)) as events:
+        record = await self._cursor(tenant, workspace, after, types)
+        wanted = parse_types(types)
+        async with contextlib.aclosing(self._subscribe(record.id, after, wanted)) as events:
             async for event in events:
                 yield _shown_event(event, record)
 

@@ -47,7 +47,7 @@ class WorkspaceRecord:
         return cls(
             id=value["id"],
             tenant=value["tenant"],
-            config=WorkspaceConfig.model_validate(scrubbed(value["config"]), strict=False),
+            config=WorkspaceConfig.model_validate(scrubbed(value["config"])),
             throttle_rate=float(value.get("throttle_rate", 1.0)),
             created_at=float(value.get("created_at", 0.0)),
             name=str(value.get("name", "")),

@@ -15,7 +15,7 @@ from mezzo import tenants
 from mezzo.errors import NotFound
 from mezzo.governor.router import PRIORITY_RANK
 from mezzo.keys import RUN_QUEUE
-from mezzo.server.deps import App, Tenant
+from mezzo.server.deps import App, JobId, Tenant
 from mezzo.server.status import documented
 from mezzo.service import Mezzo
 
@@ -102,7 +102,7 @@ async def system(who: Tenant, mezzo: App) -> SystemView:
     responses=ERRORS,
     tags=["dashboard"],
 )
-async def requeue(job_id: str, who: Tenant, mezzo: App) -> DeadLetter:
+async def requeue(job_id: JobId, who: Tenant, mezzo: App) -> DeadLetter:
     mine = {dead.job: dead for dead in await _dead_letters(mezzo, who)}
     if job_id not in mine or not await mezzo.store.requeue_dead(RUN_QUEUE, job_id):
         raise NotFound(f"no dead-lettered job {job_id!r}")

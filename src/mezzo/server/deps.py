@@ -8,11 +8,27 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Path
 from starlette.requests import HTTPConnection
 
+from mezzo.bounds import ID_MAX, ID_PATTERN
 from mezzo.server.auth import Authenticator
 from mezzo.service import Mezzo
+
+# Ids in paths, as `mezzo.bounds` defines them: anything else is a 422 before the route runs.
+_ID_DOC = "letters, digits and `_ . : -`, starting with a letter or a digit, at most 128"
+WorkspaceId = Annotated[
+    str, Path(pattern=ID_PATTERN.pattern, max_length=ID_MAX, description=f"workspace id: {_ID_DOC}")
+]
+RunId = Annotated[
+    str, Path(pattern=ID_PATTERN.pattern, max_length=ID_MAX, description=f"run id: {_ID_DOC}")
+]
+FileId = Annotated[
+    str, Path(pattern=ID_PATTERN.pattern, max_length=ID_MAX, description=f"file id: {_ID_DOC}")
+]
+JobId = Annotated[
+    str, Path(pattern=ID_PATTERN.pattern, max_length=ID_MAX, description=f"job id: {_ID_DOC}")
+]
 
 
 def get_mezzo(connection: HTTPConnection) -> Mezzo:
