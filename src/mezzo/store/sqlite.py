@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS runs (
     active INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_active ON runs (active) WHERE active = 1;
+CREATE INDEX IF NOT EXISTS runs_active_by_workspace ON runs (workspace, run) WHERE active = 1;
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, queue TEXT NOT NULL, payload TEXT NOT NULL, priority INTEGER NOT NULL,
     not_before REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,
@@ -614,13 +615,18 @@ class SQLiteStore:
         )
         return str(row[0]) if row else None
 
-    async def active_runs(self, limit: int = 1000) -> list[tuple[str, str]]:
+    async def active_runs(
+        self, limit: int = 1000, workspace: str | None = None
+    ) -> list[tuple[str, str]]:
+        sql = "SELECT run, workspace FROM runs WHERE active = 1"
+        params: tuple[Any, ...] = (limit,)
+        if workspace is not None:
+            sql += " AND workspace = ?"
+            params = (workspace, limit)
         rows = await self._read(
-            lambda c: c.execute(
-                "SELECT run, workspace FROM runs WHERE active = 1 ORDER BY run LIMIT ?", (limit,)
-            ).fetchall()
+            lambda c: c.execute(f"{sql} ORDER BY run LIMIT ?", params).fetchall()
         )
-        return [(str(run), str(workspace)) for run, workspace in rows]
+        return [(str(run), str(key)) for run, key in rows]
 
     # ---- live events (in-process only on SQLite: one process serves the embedded setup)
 
