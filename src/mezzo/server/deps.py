@@ -12,7 +12,7 @@ from fastapi import Depends, Header, Path
 from starlette.requests import HTTPConnection
 
 from mezzo.bounds import ID_MAX, ID_PATTERN
-from mezzo.server.auth import Authenticator
+from mezzo.server.auth import Authenticator, Principal
 from mezzo.service import Mezzo
 
 # Ids in paths, as `mezzo.bounds` defines them: anything else is a 422 before the route runs.
@@ -39,6 +39,13 @@ def get_auth(connection: HTTPConnection) -> Authenticator:
     return cast(Authenticator, connection.app.state.auth)
 
 
+async def current_principal(
+    auth: Annotated[Authenticator, Depends(get_auth)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> Principal:
+    return await auth.principal(authorization)
+
+
 async def current_tenant(
     auth: Annotated[Authenticator, Depends(get_auth)],
     authorization: Annotated[str | None, Header()] = None,
@@ -56,4 +63,5 @@ async def require_admin(
 
 App = Annotated[Mezzo, Depends(get_mezzo)]
 Tenant = Annotated[str, Depends(current_tenant)]
+Who = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[str, Depends(require_admin)]
