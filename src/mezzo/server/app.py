@@ -129,5 +129,7 @@ def build_asgi(
     uploads = ("/files",)
     shallow = JsonDepthLimit(routed, exempt_suffixes=uploads)
     return BodySizeLimit(
-        OpsMiddleware(shallow, mezzo), mezzo.settings.max_body_bytes, exempt_suffixes=uploads
+        OpsMiddleware(shallow, mezzo, app.state),
+        mezzo.settings.max_body_bytes,
+        exempt_suffixes=uploads,
     )

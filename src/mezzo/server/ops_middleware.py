@@ -1,6 +1,10 @@
 """ASGI middleware for operations: counts requests and open subscriptions, and applies the
-per-API-key request rate limit (GCRA in the store, shared by every API node) with 429 and
-`retry-after`."""
+request rate limit (GCRA in the store, shared by every API node) with 429 and `retry-after`.
+
+The limit is per API key once the key is verified, and per client address until then: a request
+with no key, a made-up key or a revoked one counts against its address, so made-up keys neither
+escape the limit nor each get a limiter entry of their own. (Entries expire in the store once
+they no longer limit anything.)"""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mezzo import keys, metrics
+from mezzo.errors import MezzoError
+from mezzo.server.auth import Authenticator, presented_key
 from mezzo.service import Mezzo
 from mezzo.store.base import RateLimit, StoreError
 
@@ -45,26 +51,41 @@ def _count(method: str, status: int) -> None:
     _requests_counter(method, f"{status // 100}xx").inc()
 
 
-def client_key(scope: Scope) -> str:
-    """Who is asking: a hash of the presented API key, else the client's address."""
-    token = ""
+def presented(scope: Scope) -> tuple[str | None, str | None]:
+    """The `authorization` header and the `token` query parameter a request carries."""
+    authorization = None
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            token = value.decode("latin-1").partition(" ")[2].strip()
+            authorization = value.decode("latin-1")
             break
-    if not token:
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        token = (query.get("token") or [""])[0]
-    if token:
-        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return authorization, (query.get("token") or [None])[0]
+
+
+def address_of(scope: Scope) -> str:
     client = scope.get("client")
     return f"addr:{client[0] if client else 'unknown'}"
 
 
+async def client_key(scope: Scope, auth: Authenticator | None) -> str:
+    """Whom a request counts against: its API key once `auth` verifies it (a hash of the key),
+    else its client's address (no key, a key that is not valid, or no keys configured)."""
+    authorization, token = presented(scope)
+    if auth is None or not (authorization or token) or not await auth.required():
+        return address_of(scope)
+    try:
+        await auth.principal(authorization, token)
+    except MezzoError:  # no such key, or not a bearer key: unverified
+        return address_of(scope)
+    key = presented_key(authorization, token)
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 class OpsMiddleware:
-    def __init__(self, app: ASGIApp, mezzo: Mezzo) -> None:
+    def __init__(self, app: ASGIApp, mezzo: Mezzo, state: Any = None) -> None:
         self.app = app
         self.mezzo = mezzo
+        self.state = state  # the FastAPI app's state: `auth` appears there at startup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -117,9 +138,8 @@ class OpsMiddleware:
             return 0.0
         limit = RateLimit(settings.rate_limit_per_minute, settings.rate_limit_burst)
         try:
-            return await self.mezzo.store.acquire(
-                keys.api_client_limit(client_key(scope)), 1, 0, (limit, None)
-            )
+            who = await client_key(scope, getattr(self.state, "auth", None))
+            return await self.mezzo.store.acquire(keys.api_client_limit(who), 1, 0, (limit, None))
         except StoreError:
             return 0.0  # the route answers 503 itself if the store is down
 
@@ -129,7 +149,7 @@ class OpsMiddleware:
         await self._answer(
             send,
             429,
-            f"too many requests for this API key; retry after {retry_after} s",
+            f"too many requests for this API key or address; retry after {retry_after} s",
             [(b"retry-after", str(retry_after).encode())],
         )
 
