@@ -212,6 +212,8 @@ class Mezzo:
         count = 0
         for run, workspace in await self.store.active_runs(limit=1_000_000):
             state = await self.engine.load(workspace, run)
+            if state.terminal:  # an index entry a store left behind: nothing to advance
+                continue
             await enqueue_run(
                 self.store, workspace, run, state.priority, self.settings.max_attempts
             )
@@ -379,12 +381,7 @@ class Mezzo:
         record = await self._record(tenant, workspace)
         key, config = record.id, record.config
         run = idempotent_run_id(tenant, workspace, idempotency_key) if idempotency_key else None
-        if run is not None and await self.store.run_version(run) > 0:
-            # Asked before: answer as then and write nothing (an append, even one refused,
-            # must not touch a run that may have finished since).
-            seq, created = await self._accepted_before(key, run, body), False
-        else:
-            seq, created, run = await self._accept(key, run or new_run_id(), body, config)
+        seq, created, run = await self._accept(key, run or new_run_id(), body, config)
         return (
             RunAccepted(
                 run=run,
@@ -401,7 +398,8 @@ class Mezzo:
         self, key: str, run: str, body: SubmitRun, config: WorkspaceConfig
     ) -> tuple[int, bool, str]:
         """Append the run's `run_queued` with its job: (seq, created, run). A run id already
-        taken (an Idempotency-Key submitted twice at once) answers as the first did."""
+        taken (an Idempotency-Key submitted again) answers as the first did; the refused append
+        writes nothing (the store contract), so a finished run stays finished."""
         priority = body.priority or config.priority
         data = {
             "input": body.input,
