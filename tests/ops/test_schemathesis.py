@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import importlib.util
 import json
 import re
 import subprocess
@@ -167,12 +166,6 @@ def test_every_check_over_mezzos_own_api(
     assert not unexpected, f"{unexpected}\n{output[-8000:]}"
 
 
-@pytest.mark.xfail(
-    importlib.util.find_spec("mezzo.gateway") is None,
-    reason="this gateway finds a caller's workspace with WorkspaceRecords.get by the client's "
-    "id; ids are per tenant, so it must go through Mezzo.workspace_record (branch gw)",
-    strict=True,
-)
 def test_no_server_error_on_the_gateway(
     keyed_server: tuple[ServerThread, str], tmp_path: Path
 ) -> None:
