@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from step_overhead_bench import stub_process  # noqa: E402
 
 from core_support import core_settings  # noqa: E402
+from mezzo import keys  # noqa: E402
 from mezzo.logs import configure_logging  # noqa: E402
 from mezzo.protocol import CreateWorkspace, SubmitRun  # noqa: E402
 from mezzo.service import Mezzo  # noqa: E402
@@ -59,7 +60,7 @@ async def main(runs: int, fits: int, latency_ms: float) -> None:
             ids = [a.run for a, _ in accepted]
             statuses = await _settled(mezzo, ids)
             elapsed = time.perf_counter() - started
-            ledger = await mezzo.store.ledger_get("shared")
+            ledger = await mezzo.store.ledger_get(keys.workspace_key("local", "shared"))
         finally:
             await mezzo.stop()
     completed = statuses.count("completed")

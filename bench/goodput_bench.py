@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from core_support import core_settings, free_port  # noqa: E402
+from mezzo import keys  # noqa: E402
 from mezzo.config import ProviderLimits  # noqa: E402
 from mezzo.logs import configure_logging  # noqa: E402
 from mezzo.protocol import CreateWorkspace, SubmitRun  # noqa: E402
@@ -128,12 +129,16 @@ async def through_mezzo(stub: Stub, runs: int, tpm: int, concurrency: int) -> tu
                     "local", "g", SubmitRun(input=f"request {i}", priority=PRIORITIES[i % 3])
                 )
             completed = 0
-            async for _ in mezzo.store.tail("g", 0, ["completed", "failed"]):
+            async for _ in mezzo.store.tail(
+                keys.workspace_key("local", "g"), 0, ["completed", "failed"]
+            ):
                 completed += 1
                 if completed == runs:
                     break
             elapsed = time.perf_counter() - started
-            done = len(await mezzo.store.read("g", 0, ["completed"], 100_000))
+            done = len(
+                await mezzo.store.read(keys.workspace_key("local", "g"), 0, ["completed"], 100_000)
+            )
         finally:
             await mezzo.stop()
     return elapsed, done

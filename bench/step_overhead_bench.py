@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from core_support import core_settings, free_port  # noqa: E402
+from mezzo import keys  # noqa: E402
 from mezzo.logs import configure_logging  # noqa: E402
 from mezzo.protocol import CreateWorkspace, SubmitRun, ToolDecl  # noqa: E402
 from mezzo.providers.base import Message, ModelRequest, ModelResponse, ToolSpec  # noqa: E402
@@ -97,7 +98,10 @@ async def mezzo_loop(mezzo: Mezzo, workspace: str, steps: int) -> float:
     started = time.perf_counter()
     accepted, _ = await mezzo.submit_run("local", workspace, SubmitRun(input=task(steps)))
     async for event in mezzo.store.tail(
-        workspace, accepted.seq, ["completed", "failed"], run=accepted.run
+        keys.workspace_key("local", workspace),
+        accepted.seq,
+        ["completed", "failed"],
+        run=accepted.run,
     ):
         assert event.type == "completed", event
         return time.perf_counter() - started

@@ -23,6 +23,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "ops")]
 from ops_support import run_loop, sqlite_bytes, tick_tools, tick_workspace  # noqa: E402
 
 from core_support import core_settings  # noqa: E402
+from mezzo import keys  # noqa: E402
 from mezzo.engine.snapshot import dump_state  # noqa: E402
 from mezzo.engine.state import fold, fold_new  # noqa: E402
 from mezzo.logs import configure_logging  # noqa: E402
@@ -38,7 +39,7 @@ async def measure(steps: int, folder: Path, stub: StubServer) -> tuple[int, int,
     try:
         await tick_workspace(mezzo, "w")
         run = await run_loop(mezzo, "w", steps)
-        events = await mezzo.store.read("w", 0, None, 100_000, run)
+        events = await mezzo.store.read(keys.workspace_key("local", "w"), 0, None, 100_000, run)
     finally:
         await mezzo.stop()
     event_bytes = sum(len(e.model_dump_json()) for e in events)

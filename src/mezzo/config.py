@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     index_threads: Annotated[int, Field(ge=2, le=256)] = 4
     uploads_per_tenant: Annotated[int, Field(ge=1, le=256)] = 1
     # scan_infrastructure: tenants allowed to use it ("*": all; default: nobody), and the
-    # folder each workspace may scan besides its attached files (workspace id -> folder).
+    # folder each workspace may scan besides its attached files ("tenant/workspace" -> folder).
     scan_tenants: list[str] = Field(default_factory=list)
     scan_folders: dict[str, Path] = Field(default_factory=dict)
     # Work limit of one file tool call (grep_file, search_motif, ...), in seconds.

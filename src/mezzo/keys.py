@@ -7,14 +7,21 @@ reader can see the whole schema at once; `docs/architecture.md` lists it as `pyt
 mezzo.keys` prints it (tests/server/test_keys.py keeps the two equal). The store's own
 structures (event logs, the queue, the ledger, the run index) are named inside the store.
 
-Ids inside a key (workspace, tenant, run) never contain `/` (see `protocol.ID_PATTERN`), so a
-prefix scan of `tenant/{tenant}/` is exactly one tenant's workspaces.
+Ids inside a key (workspace, run) never contain `/` (see `mezzo.bounds`), so a prefix scan of
+`tenant/{tenant}/` is exactly one tenant's workspaces.
+
+A workspace's id is its tenant's own; everything the store keeps for a workspace (its record,
+event log, ledger, files, run index entries) is under its *key*, `workspace_key(tenant, id)`.
+Workspaces made before ids were per tenant keep their id as their key (`mezzo.bounds`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
+
+from mezzo.bounds import TENANT_DIGEST_CHARS
 
 # ---- key-value space
 
@@ -41,8 +48,15 @@ SANDBOX_QUEUE = "sandbox"
 RUN_JOB = "run:"
 
 
-def workspace(workspace: str) -> str:
-    return f"{WORKSPACE}{workspace}"
+def workspace_key(tenant: str, workspace: str) -> str:
+    """The key of `tenant`'s workspace `workspace`: the tenant's digest, `~`, the id."""
+    digest = hashlib.sha256(tenant.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{digest[:TENANT_DIGEST_CHARS]}~{workspace}"
+
+
+def workspace(key: str) -> str:
+    """Where a workspace's record is, by its key (`workspace_key`)."""
+    return f"{WORKSPACE}{key}"
 
 
 def tenant_workspaces(tenant: str) -> str:
@@ -116,10 +130,14 @@ class Entry:
 
 
 SCHEMA: tuple[Entry, ...] = (
-    Entry("kv", workspace("{workspace}"), "the workspace's record: tenant, config, throttle rate"),
-    Entry("kv", tenant_workspace("{tenant}", "{workspace}"), "index of a tenant's workspaces"),
+    Entry(
+        "kv",
+        workspace("{key}"),
+        "a workspace's record: id, tenant, config, throttle rate (key: `{tenant digest}~{id}`)",
+    ),
+    Entry("kv", tenant_workspace("{tenant}", "{id}"), "index of a tenant's workspaces: id, key"),
     Entry("kv", api_key("{sha256}"), "an API key's tenant and admin flag (only the hash is kept)"),
-    Entry("kv", suspended("{workspace}", "{run}"), "a run waiting for a budget top-up"),
+    Entry("kv", suspended("{key}", "{run}"), "a run waiting for a budget top-up"),
     Entry("kv", snapshot("{run}"), "a run's folded state, so a load folds only later events"),
     Entry("kv", worker("{name}"), "a worker's heartbeat: in-flight jobs, counts, time"),
     Entry("kv", drain("{name}"), "an operator's request that a worker drain"),
@@ -128,7 +146,7 @@ SCHEMA: tuple[Entry, ...] = (
     Entry("limiter", provider_limit("{provider}:{model}"), "a provider's RPM/TPM, shared"),
     Entry(
         "limiter",
-        throttle_limit("{workspace}", "{provider}:{model}"),
+        throttle_limit("{key}", "{provider}:{model}"),
         "a throttled workspace's share of a provider's TPM",
     ),
     Entry("limiter", api_client_limit("{client}"), "the per-API-key (or address) request limit"),

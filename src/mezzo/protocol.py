@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
+
+from mezzo.bounds import ID_PATTERN, MAX_TOKENS
+from mezzo.text import checked_json, checked_text
 
 EventType = Literal[
     "run_queued",
@@ -52,11 +63,31 @@ Priority = Literal["high", "normal", "low"]
 FallbackBehavior = Literal["suspend", "fail", "downgrade"]
 ToolSide = Literal["client", "server"]
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# Every string a client sends is `Text` and every free-form object a `JsonObject`: no lone
+# UTF-16 surrogate gets in (it would break every later read), and no object nests too deeply.
+Text = Annotated[str, AfterValidator(checked_text)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(checked_json)]
+Id = Annotated[str, Field(pattern=ID_PATTERN.pattern)]
+
+
+def _json_number(value: Any) -> Any:
+    """A number as JSON writes one: `true` is no number and `"5"` no integer (pydantic's lax
+    mode takes both), while `5.0` is the integer 5 (as JSON Schema reads it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# Numbers of request bodies: bounds first, so that the JSON schema shows them.
+JsonNumber = BeforeValidator(_json_number)
+Tokens = Annotated[int, Field(gt=0, le=MAX_TOKENS), JsonNumber]
+Steps = Annotated[int, Field(gt=0, le=10_000), JsonNumber]
+Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), JsonNumber]
 
 
 class Strict(BaseModel):
-    """Request bodies: unknown fields are an error, not silently dropped."""
+    """Request bodies: unknown fields are an error, not silently dropped, and a value must have
+    its documented JSON type (`JsonNumber`, `StrictBool`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -183,10 +214,10 @@ class ToolDecl(Strict):
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=_empty_parameters)
+    description: Text = ""
+    parameters: JsonObject = Field(default_factory=_empty_parameters)
     side: ToolSide = "client"
-    strict: bool | None = None
+    strict: StrictBool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -223,23 +254,20 @@ class ToolDecl(Strict):
 
 
 class WorkspaceConfig(Strict):
-    route: str = "default"
-    instructions: str = ""
+    route: Text = "default"
+    instructions: Text = ""
     tools: list[ToolDecl] = Field(default_factory=list)
-    budget_tokens: Annotated[int, Field(gt=0)] = 1_000_000
-    alert_thresholds: list[float] = Field(default_factory=lambda: [0.9])
+    budget_tokens: Tokens = 1_000_000
+    alert_thresholds: list[Share] = Field(default_factory=lambda: [0.9])
     fallback_behavior: FallbackBehavior = "suspend"
     priority: Priority = "normal"
-    max_steps: Annotated[int, Field(gt=0, le=10_000)] = 50
+    max_steps: Steps = 50
     # Offer the built-in `request_human_input` tool (the run yields and waits for an answer).
-    human_input: bool = True
+    human_input: StrictBool = True
 
     @field_validator("alert_thresholds")
     @classmethod
-    def _thresholds_in_range(cls, value: list[float]) -> list[float]:
-        for threshold in value:
-            if not 0 < threshold <= 1:
-                raise ValueError(f"alert threshold {threshold} is outside (0, 1]")
+    def _sorted_thresholds(cls, value: list[float]) -> list[float]:
         return sorted(set(value))
 
     @field_validator("tools")
@@ -252,7 +280,7 @@ class WorkspaceConfig(Strict):
 
 
 class CreateWorkspace(WorkspaceConfig):
-    id: Annotated[str, Field(pattern=ID_PATTERN.pattern)] | None = None
+    id: Id | None = None
 
 
 class Workspace(BaseModel):
@@ -279,10 +307,10 @@ class BudgetView(BaseModel):
 
 
 class SubmitRun(Strict):
-    input: Annotated[str, Field(min_length=1)]
+    input: Annotated[Text, Field(min_length=1)]
     priority: Priority | None = None
-    max_steps: Annotated[int, Field(gt=0, le=10_000)] | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
+    max_steps: Steps | None = None
+    metadata: dict[Text, Text] = Field(default_factory=dict)
 
 
 class RunAccepted(BaseModel):
@@ -317,9 +345,9 @@ class RunView(BaseModel):
 
 
 class ToolResultIn(Strict):
-    call_id: Annotated[str, Field(min_length=1)]
-    output: str
-    is_error: bool = False
+    call_id: Annotated[Text, Field(min_length=1)]
+    output: Text
+    is_error: StrictBool = False
 
 
 class ToolResultsIn(Strict):
@@ -327,19 +355,19 @@ class ToolResultsIn(Strict):
 
 
 class InputIn(Strict):
-    text: str
+    text: Text
 
 
 class CancelIn(Strict):
-    reason: str = "cancelled by client"
+    reason: Text = "cancelled by client"
 
 
 class ThrottleIn(Strict):
-    rate: Annotated[float, Field(gt=0, le=1)]
+    rate: Share
 
 
 class BudgetIn(Strict):
-    add_tokens: Annotated[int, Field(gt=0)]
+    add_tokens: Tokens
 
 
 class ErrorBody(BaseModel):

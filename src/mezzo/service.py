@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from mezzo import keys, tenants, tracing
+from mezzo.bounds import MAX_TOKENS, is_id
 from mezzo.config import Settings
 from mezzo.engine.engine import Engine
 from mezzo.engine.snapshot import write_snapshot
@@ -55,12 +56,14 @@ from mezzo.protocol import (
     UsageData,
     Workspace,
     WorkspaceConfig,
+    YieldData,
 )
 from mezzo.providers.registry import PROVIDERS, Providers
 from mezzo.store.base import Store, VersionConflict
 from mezzo.store.factory import open_store
 from mezzo.store.metered import metered
 from mezzo.suspensions import suspended_runs, unsuspend
+from mezzo.text import scrubbed
 from mezzo.tools.builtin import default_registry
 from mezzo.tools.registry import ToolRegistry
 from mezzo.workspaces import WorkspaceRecord, WorkspaceRecords
@@ -87,21 +90,26 @@ def new_workspace_id() -> str:
     return f"ws_{uuid.uuid4().hex[:16]}"
 
 
-def run_view(state: RunState) -> RunView:
+def run_view(state: RunState, workspace: str) -> RunView:
+    """The run as its tenant sees it; `workspace` is the tenant's id for its workspace. Text a
+    model or an older mezzo wrote with a lone surrogate shows U+FFFD (`mezzo.text`)."""
+    asked = state.pending_yield
     return RunView(
         id=state.run,
-        workspace=state.workspace,
+        workspace=workspace,
         status=state.status,  # type: ignore[arg-type]
-        input=state.input,
-        output=state.output,
-        error=state.error,
+        input=scrubbed(state.input),
+        output=scrubbed(state.output),
+        error=scrubbed(state.error),
         steps=state.steps,
         usage=UsageData(input_tokens=state.input_tokens, output_tokens=state.output_tokens),
         pending_tool_calls=[
-            PendingToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments)
+            PendingToolCall(
+                call_id=scrubbed(c.call_id), name=c.name, arguments=scrubbed(c.arguments)
+            )
             for c in state.pending_client_calls
         ],
-        pending_input=state.pending_yield,
+        pending_input=(None if asked is None else YieldData(**scrubbed(asked.model_dump()))),
         version=state.version,
         priority=state.priority,  # type: ignore[arg-type]
         route=state.route,
@@ -204,6 +212,8 @@ class Mezzo:
         count = 0
         for run, workspace in await self.store.active_runs(limit=1_000_000):
             state = await self.engine.load(workspace, run)
+            if state.terminal:  # an index entry a store left behind: nothing to advance
+                continue
             await enqueue_run(
                 self.store, workspace, run, state.priority, self.settings.max_attempts
             )
@@ -213,11 +223,15 @@ class Mezzo:
         return count
 
     # ---- workspaces
+    #
+    # A client names a workspace by its tenant's id for it; the store, the engine and the
+    # governor by its key (`WorkspaceRecord.id`, see `mezzo.workspaces`). Ids are translated
+    # here only: `_record` where a request comes in, `public_id` where a view or event leaves.
 
     async def _record(self, tenant: str, workspace: str) -> WorkspaceRecord:
         assert self.workspaces is not None
-        record = await self.workspaces.get(workspace)
-        if record is None or record.tenant != tenant:
+        record = await self.workspaces.find(tenant, workspace) if is_id(workspace) else None
+        if record is None:
             raise WorkspaceNotFound(f"workspace {workspace!r} not found")
         return record
 
@@ -228,7 +242,7 @@ class Mezzo:
     async def _view(self, record: WorkspaceRecord) -> Workspace:
         ledger = await self.store.ledger_get(record.id)
         return Workspace(
-            id=record.id,
+            id=record.public_id,
             tenant=record.tenant,
             config=record.config,
             throttle_rate=record.throttle_rate,
@@ -249,33 +263,42 @@ class Mezzo:
                 raise InvalidConfiguration(self.tools.unavailable(tool.name))
 
     async def create_workspace(self, tenant: str, body: CreateWorkspace) -> tuple[Workspace, bool]:
+        """Create the tenant's workspace `body.id` (or a new id), or find it when it exists with
+        this configuration (409 with another). Ids are per tenant: another tenant's workspace of
+        the same id is neither met nor revealed. Everything is checked before the first write,
+        and each write is one a retry repeats harmlessly."""
         config = WorkspaceConfig.model_validate(body.model_dump(exclude={"id"}))
         self._validate_config(config)
-        workspace = body.id or new_workspace_id()
-        now = time.time()
-        value: dict[str, Any] = {
-            "id": workspace,
-            "tenant": tenant,
-            "config": config.model_dump(mode="json"),
-            "throttle_rate": 1.0,
-            "created_at": now,
-        }
-        created = await self.store.kv_put_if_absent(keys.workspace(workspace), value)
-        if not created:
-            existing = await self.store.kv_get(keys.workspace(workspace))
-            assert existing is not None
-            if existing["tenant"] != tenant:
-                raise WorkspaceConflict(f"workspace id {workspace!r} is taken; choose another id")
-            if WorkspaceConfig.model_validate(existing["config"]) != config:
-                raise WorkspaceConflict(
-                    f"workspace {workspace!r} exists with a different configuration",
-                    detail={"existing": existing["config"]},
-                )
-        await self.store.ledger_init(workspace, config.budget_tokens)
-        await tenants.add_workspace(self.store, tenant, workspace)
         assert self.workspaces is not None
-        self.workspaces.forget(workspace)
-        record = await self._record(tenant, workspace)
+        workspace = body.id or new_workspace_id()
+        record = await self.workspaces.find(tenant, workspace)
+        created = False
+        if record is None:
+            key = keys.workspace_key(tenant, workspace)
+            value: dict[str, Any] = {
+                "id": key,
+                "name": workspace,
+                "tenant": tenant,
+                "config": config.model_dump(mode="json"),
+                "throttle_rate": 1.0,
+                "created_at": time.time(),
+            }
+            created = await self.store.kv_put_if_absent(keys.workspace(key), value)
+            stored = value if created else await self.store.kv_get(keys.workspace(key))
+            assert stored is not None
+            record = WorkspaceRecord.from_kv(stored)
+            if record.tenant != tenant:  # only two tenants of one digest could get here
+                raise WorkspaceConflict(
+                    f"workspace id {workspace!r} cannot be used; choose another"
+                )
+            self.workspaces.remember(record)
+        if not created and record.config != config:
+            raise WorkspaceConflict(
+                f"workspace {workspace!r} exists with a different configuration",
+                detail={"existing": record.config.model_dump(mode="json")},
+            )
+        await self.store.ledger_init(record.id, config.budget_tokens)
+        await tenants.add_workspace(self.store, tenant, workspace, record.id)
         return await self._view(record), created
 
     async def get_workspace(self, tenant: str, workspace: str) -> Workspace:
@@ -289,36 +312,40 @@ class Mezzo:
         return views
 
     async def throttle(self, tenant: str, workspace: str, rate: float) -> Workspace:
-        await self._record(tenant, workspace)
-        value = await self.store.kv_get(keys.workspace(workspace))
+        key = (await self._record(tenant, workspace)).id
+        value = await self.store.kv_get(keys.workspace(key))
         assert value is not None and self.workspaces is not None
         value["throttle_rate"] = rate
-        await self.store.kv_put(keys.workspace(workspace), value)
-        await self.store.append(
-            workspace, None, [NewEvent(type="throttled", data={"rate": rate})], None
-        )
+        await self.store.kv_put(keys.workspace(key), value)
+        await self.store.append(key, None, [NewEvent(type="throttled", data={"rate": rate})], None)
         record = WorkspaceRecord.from_kv(value)
         self.workspaces.remember(record)
         return await self._view(record)
 
     async def add_budget(self, tenant: str, workspace: str, tokens: int) -> Workspace:
         record = await self._record(tenant, workspace)
-        suspended = await suspended_runs(self.store, workspace)
+        suspended = await suspended_runs(self.store, record.id)
         if not suspended:
             raise NothingToResume(
                 f"workspace {workspace!r} has no run suspended for budget; a top-up resumes "
                 "suspended runs"
             )
-        ledger = await self.store.ledger_add(workspace, tokens)
+        budget = (await self.store.ledger_get(record.id)).budget
+        if budget + tokens > MAX_TOKENS:
+            raise BadRequest(
+                f"a budget of {budget + tokens} tokens is more than the most a workspace can "
+                f"have ({MAX_TOKENS})"
+            )
+        ledger = await self.store.ledger_add(record.id, tokens)
         await self.store.append(
-            workspace,
+            record.id,
             None,
             [NewEvent(type="budget_added", data={"tokens": tokens, "budget": ledger.budget})],
             None,
         )
         for run in suspended:
             await self._resume(record, run)
-            await unsuspend(self.store, workspace, run)
+            await unsuspend(self.store, record.id, run)
         return await self._view(record)
 
     async def _resume(self, record: WorkspaceRecord, run: str) -> None:
@@ -351,27 +378,10 @@ class Mezzo:
     async def _submit_run(
         self, tenant: str, workspace: str, body: SubmitRun, idempotency_key: str | None
     ) -> tuple[RunAccepted, bool]:
-        config = (await self._record(tenant, workspace)).config
+        record = await self._record(tenant, workspace)
+        key, config = record.id, record.config
         run = idempotent_run_id(tenant, workspace, idempotency_key) if idempotency_key else None
-        priority = body.priority or config.priority
-        data = {
-            "input": body.input,
-            "priority": priority,
-            "max_steps": body.max_steps or config.max_steps,
-            "metadata": body.metadata,
-        }
-        run = run or new_run_id()
-        job = run_job(workspace, run, priority, self.settings.max_attempts)
-        try:
-            appended = await self.store.append(
-                workspace, run, [NewEvent(type="run_queued", data=data)], 0, enqueue=job
-            )
-        except VersionConflict:
-            if not idempotency_key:
-                raise
-            seq, created = await self._accepted_before(workspace, run, body), False
-        else:
-            seq, created = appended[0].seq or 0, True
+        seq, created, run = await self._accept(key, run or new_run_id(), body, config)
         return (
             RunAccepted(
                 run=run,
@@ -384,15 +394,37 @@ class Mezzo:
             created,
         )
 
-    async def _accepted_before(self, workspace: str, run: str, body: SubmitRun) -> int:
+    async def _accept(
+        self, key: str, run: str, body: SubmitRun, config: WorkspaceConfig
+    ) -> tuple[int, bool, str]:
+        """Append the run's `run_queued` with its job: (seq, created, run). A run id already
+        taken (an Idempotency-Key submitted again) answers as the first did; the refused append
+        writes nothing (the store contract), so a finished run stays finished."""
+        priority = body.priority or config.priority
+        data = {
+            "input": body.input,
+            "priority": priority,
+            "max_steps": body.max_steps or config.max_steps,
+            "metadata": body.metadata,
+        }
+        job = run_job(key, run, priority, self.settings.max_attempts)
+        try:
+            appended = await self.store.append(
+                key, run, [NewEvent(type="run_queued", data=data)], 0, enqueue=job
+            )
+        except VersionConflict:
+            return await self._accepted_before(key, run, body), False, run
+        return appended[0].seq or 0, True, run
+
+    async def _accepted_before(self, key: str, run: str, body: SubmitRun) -> int:
         """The seq of the run an Idempotency-Key accepted before (0 once its events are
         compacted); 409 when that run was asked for with another input."""
-        first = await self.store.read(workspace, 0, ["run_queued"], 1, run)
+        first = await self.store.read(key, 0, ["run_queued"], 1, run)
         if first:
             accepted_input, seq = first[0].data.get("input"), first[0].seq or 0
         else:  # compacted by retention: the run's folded state still knows its input
             assert self.engine is not None
-            accepted_input, seq = (await self.engine.load(workspace, run)).input, 0
+            accepted_input, seq = (await self.engine.load(key, run)).input, 0
         if accepted_input != body.input:
             raise IdempotencyConflict("Idempotency-Key was used with a different request body")
         return seq
@@ -400,22 +432,23 @@ class Mezzo:
     async def run_owner(self, run: str) -> WorkspaceRecord | None:
         """The workspace a run belongs to, None for a run that does not exist."""
         assert self.workspaces is not None
-        workspace = await self.store.run_workspace(run)
-        return await self.workspaces.get(workspace) if workspace is not None else None
+        key = await self.store.run_workspace(run)
+        return await self.workspaces.get(key) if key is not None else None
 
-    async def _run_owner(self, tenant: str, run: str) -> str:
+    async def _run_owner(self, tenant: str, run: str) -> WorkspaceRecord:
         record = await self.run_owner(run)
         if record is None or record.tenant != tenant:
             raise RunNotFound(f"run {run!r} not found")
-        return record.id
+        return record
 
-    async def _state(self, tenant: str, run: str) -> RunState:
+    async def _state(self, tenant: str, run: str) -> tuple[WorkspaceRecord, RunState]:
         assert self.engine is not None
-        workspace = await self._run_owner(tenant, run)
-        return await self.engine.load(workspace, run)
+        record = await self._run_owner(tenant, run)
+        return record, await self.engine.load(record.id, run)
 
     async def get_run(self, tenant: str, run: str) -> RunView:
-        return run_view(await self._state(tenant, run))
+        record, state = await self._state(tenant, run)
+        return run_view(state, record.public_id)
 
     async def _append_decided(
         self,
@@ -424,12 +457,13 @@ class Mezzo:
         decide: Callable[[RunState], list[NewEvent]],
         *,
         advance: bool = False,
-    ) -> RunState:
+    ) -> tuple[WorkspaceRecord, RunState]:
         """Append what `decide` makes of the run's current state, checked against its version
         (and, with `advance`, enqueue the run's job in the same operation); on a race, fold
-        again and decide again. `decide` raises to refuse. Returns the state after the append."""
+        again and decide again. `decide` raises to refuse. Returns the run's workspace and its
+        state after the append."""
         for _ in range(APPEND_RETRIES):
-            state = await self._state(tenant, run)
+            record, state = await self._state(tenant, run)
             events = decide(state)
             job = (
                 run_job(state.workspace, run, state.priority, self.settings.max_attempts)
@@ -442,7 +476,7 @@ class Mezzo:
                 )
             except VersionConflict:
                 continue
-            return fold(stored, state)
+            return record, fold(stored, state)
         raise RunConflict(f"run {run!r} is changing too fast; try again")
 
     async def cancel_run(self, tenant: str, run: str, reason: str) -> RunView:
@@ -451,11 +485,11 @@ class Mezzo:
                 raise RunConflict(f"run {run!r} is already {state.status}")
             return [NewEvent(type="cancelled", data={"reason": reason})]
 
-        final = await self._append_decided(tenant, run, cancel)
+        record, final = await self._append_decided(tenant, run, cancel)
         await unsuspend(self.store, final.workspace, run)
         if self.settings.retain_events is not None:
             await write_snapshot(self.store, final)
-        return run_view(final)
+        return run_view(final, record.public_id)
 
     async def submit_tool_results(self, tenant: str, run: str, body: ToolResultsIn) -> RunView:
         def results(state: RunState) -> list[NewEvent]:
@@ -479,7 +513,8 @@ class Mezzo:
                 for r in body.results
             ]
 
-        return run_view(await self._append_decided(tenant, run, results, advance=True))
+        record, state = await self._append_decided(tenant, run, results, advance=True)
+        return run_view(state, record.public_id)
 
     async def submit_input(self, tenant: str, run: str, body: InputIn) -> RunView:
         def answer(state: RunState) -> list[NewEvent]:
@@ -497,18 +532,19 @@ class Mezzo:
                 NewEvent(type="tool_result", data=result),
             ]
 
-        return run_view(await self._append_decided(tenant, run, answer, advance=True))
+        record, state = await self._append_decided(tenant, run, answer, advance=True)
+        return run_view(state, record.public_id)
 
     # ---- files
 
     async def upload_file(
         self, tenant: str, workspace: str, name: str, chunks: AsyncIterator[bytes]
     ) -> FileInfo:
-        await self._record(tenant, workspace)
+        record = await self._record(tenant, workspace)
         assert self.engine is not None
         try:
-            return await self.engine.files.save_stream(
-                workspace, name, chunks, self.settings.max_upload_bytes, tenant=tenant
+            info = await self.engine.files.save_stream(
+                record.id, scrubbed(name), chunks, self.settings.max_upload_bytes, tenant=tenant
             )
         except FileTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None
@@ -516,62 +552,96 @@ class Mezzo:
             raise Unprocessable(str(exc)) from None
         except (FileError, ValueError) as exc:
             raise BadRequest(str(exc)) from None
+        return _shown_file(info, record)
 
     async def list_files(self, tenant: str, workspace: str) -> list[FileInfo]:
-        await self._record(tenant, workspace)
+        record = await self._record(tenant, workspace)
         assert self.engine is not None
-        return await asyncio.to_thread(self.engine.files.list, workspace)
+        infos = await asyncio.to_thread(self.engine.files.list, record.id)
+        return [_shown_file(info, record) for info in infos]
 
-    async def get_file(self, tenant: str, workspace: str, file_id: str) -> FileInfo:
-        await self._record(tenant, workspace)
+    async def _file(self, tenant: str, workspace: str, file_id: str) -> tuple[str, FileInfo]:
+        record = await self._record(tenant, workspace)
         assert self.engine is not None
         try:
-            return await asyncio.to_thread(self.engine.files.get, workspace, file_id)
-        except (FileNotFound, ValueError):
+            if not is_id(file_id):
+                raise FileNotFound(record.id, file_id)
+            info = await asyncio.to_thread(self.engine.files.get, record.id, file_id)
+        except (FileError, ValueError):
             raise WorkspaceFileNotFound(
                 f"file {file_id!r} not found in workspace {workspace!r}"
             ) from None
+        return record.id, _shown_file(info, record)
+
+    async def get_file(self, tenant: str, workspace: str, file_id: str) -> FileInfo:
+        return (await self._file(tenant, workspace, file_id))[1]
 
     async def delete_file(self, tenant: str, workspace: str, file_id: str) -> None:
-        await self.get_file(tenant, workspace, file_id)
+        key, _ = await self._file(tenant, workspace, file_id)
         assert self.engine is not None
-        await asyncio.to_thread(self.engine.files.delete, workspace, file_id)
+        await asyncio.to_thread(self.engine.files.delete, key, file_id)
 
     # ---- events
 
-    async def check_cursor(self, tenant: str, workspace: str, after: int) -> None:
-        await self._record(tenant, workspace)
+    async def _cursor(
+        self, tenant: str, workspace: str, after: int, types: str | Sequence[str] | None = None
+    ) -> WorkspaceRecord:
+        """The tenant's workspace, once `after` and `types` are checked (in that order: a
+        workspace that is not the tenant's is a 404 whatever the rest is)."""
+        record = await self._record(tenant, workspace)
+        parse_types(types)
         if after < 0:
             raise InvalidCursor("after must be >= 0")
-        head = await self.store.head(workspace)
+        head = await self.store.head(record.id)
         if after > head:
             raise InvalidCursor(f"after={after} is beyond the head of the log ({head})")
+        return record
+
+    async def check_cursor(
+        self, tenant: str, workspace: str, after: int, types: str | Sequence[str] | None = None
+    ) -> None:
+        await self._cursor(tenant, workspace, after, types)
 
     async def events(
         self,
         tenant: str,
         workspace: str,
         after: int = 0,
-        types: Sequence[str] | None = None,
+        types: str | Sequence[str] | None = None,
         limit: int = 1000,
     ) -> list[Event]:
-        await self.check_cursor(tenant, workspace, after)
-        return await self.store.read(workspace, after, types, limit)
+        """A page of the workspace's durable events after `after`; `types` (names, or one
+        comma-separated string) filters them."""
+        record = await self._cursor(tenant, workspace, after, types)
+        page = await self.store.read(record.id, after, parse_types(types), limit)
+        return [_shown_event(event, record) for event in page]
 
     async def subscribe(
-        self, tenant: str, workspace: str, after: int = 0, types: Sequence[str] | None = None
+        self,
+        tenant: str,
+        workspace: str,
+        after: int = 0,
+        types: str | Sequence[str] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Durable events after `after`, then live ones as they come; text deltas too when
         `types` is None or names `delta`."""
-        await self.check_cursor(tenant, workspace, after)
+        record = await self._cursor(tenant, workspace, after, types)
+        wanted = parse_types(types)
+        async with contextlib.aclosing(self._subscribe(record.id, after, wanted)) as events:
+            async for event in events:
+                yield _shown_event(event, record)
+
+    async def _subscribe(
+        self, key: str, after: int, types: Sequence[str] | None
+    ) -> AsyncGenerator[Event, None]:
         durable_types = [t for t in types if t != "delta"] if types else None
         want_live = types is None or "delta" in types
         if types and not durable_types:
-            async for event in self.store.live(workspace):
+            async for event in self.store.live(key):
                 yield event
             return
         if not want_live:
-            async for event in self.store.tail(workspace, after, durable_types):
+            async for event in self.store.tail(key, after, durable_types):
                 yield event
             return
         merged: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER)
@@ -581,8 +651,8 @@ class Mezzo:
                 await merged.put(event)
 
         tasks = [
-            asyncio.create_task(pump(self.store.tail(workspace, after, durable_types))),
-            asyncio.create_task(pump(self.store.live(workspace))),
+            asyncio.create_task(pump(self.store.tail(key, after, durable_types))),
+            asyncio.create_task(pump(self.store.live(key))),
         ]
         getter: asyncio.Task[Event] | None = None
         try:
@@ -603,3 +673,16 @@ class Mezzo:
                 # Again until they end: Python 3.11's wait_for can swallow a cancel, and a pump
                 # that missed it would wait on `merged` forever, holding its connection.
                 _, pending = await asyncio.wait(pending, timeout=0.5)
+
+
+def _shown_event(event: Event, record: WorkspaceRecord) -> Event:
+    """`event` as its tenant sees it: under the tenant's id for the workspace, not its key."""
+    if event.workspace == record.public_id:
+        return event
+    return event.model_copy(update={"workspace": record.public_id})
+
+
+def _shown_file(info: FileInfo, record: WorkspaceRecord) -> FileInfo:
+    if info.workspace == record.public_id:
+        return info
+    return info.model_copy(update={"workspace": record.public_id})

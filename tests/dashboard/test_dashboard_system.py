@@ -13,6 +13,7 @@ from dashboard_support import events_of, open_workspace, seqs_on_page, shot
 from playwright.sync_api import Page, expect
 
 from core_support import ServerThread, core_settings
+from mezzo import keys
 from mezzo.protocol import CreateWorkspace, NewEvent
 from mezzo.server.auth import create_key
 from mezzo.store.base import Store
@@ -102,13 +103,15 @@ def test_dead_letters_show_only_the_tenants_runs_and_requeue_from_the_page(
     attempts = server.mezzo.settings.max_attempts
     expect(dead).to_contain_text(f"in alpha-ws · {attempts} attempts")
     expect(dead).to_contain_text("provider exploded")
-    expect(page.locator('#queue-numbers [data-priority="normal"] b')).to_have_text("0")
-    expect(page.locator("#workers")).to_contain_text("runs no workers")
+    # The queue and the workers are the whole server's: a tenant's key does not see them.
+    expect(page.locator("#queue-numbers")).to_contain_text("shown to admin keys only")
+    expect(page.locator("#workers")).to_contain_text("shown to admin keys only")
+    assert alpha_view["queue_depth"] is None and alpha_view["workers"] is None
     shot(page, request, "dead-letter")
 
     dead.locator("button").click()
     expect(page.locator("#dead-letters")).to_have_text("none")
-    expect(page.locator('#queue-numbers [data-priority="normal"] b')).to_have_text("1")
+    assert server.call(server.mezzo.store.queue_depth("runs")) == {1: 1}  # requeued
     beta_after = httpx.get(f"{server.url}/v1/system", headers=as_beta, trust_env=False).json()
     assert [d["workspace"] for d in beta_after["dead_letters"]] == ["beta-ws"]
 
@@ -126,7 +129,7 @@ def test_thousands_of_events_and_many_workspaces_stay_light(
     store = server.mezzo.store
     server.call(create_workspaces(server, 100))
     throttles = [NewEvent(type="throttled", data={"rate": 0.5}) for _ in range(3000)]
-    server.call(store.append("ws-0042", None, throttles, None))
+    server.call(store.append(keys.workspace_key("local", "ws-0042"), None, throttles, None))
 
     page.goto(f"{server.url}/")
     expect(page.locator("#ws-count")).to_have_text("(100)")
@@ -144,7 +147,7 @@ def test_thousands_of_events_and_many_workspaces_stay_light(
     expect(page.locator('#timeline [data-seq="1"]')).to_be_visible()
     assert page.locator("#timeline .event").count() < 60
     # Scrolled up, the reader keeps their place while new events arrive.
-    server.call(store.append("ws-0042", None, throttles[:1], None))
+    server.call(store.append(keys.workspace_key("local", "ws-0042"), None, throttles[:1], None))
     expect(page.locator("#event-count")).to_have_text("(3001 shown, 3001 in workspace)")
     expect(page.locator('#timeline [data-seq="1"]')).to_be_visible()
 
@@ -199,7 +202,7 @@ def test_a_workspace_that_vanishes_is_reported_and_let_go(
     httpx.post(f"{server.url}/v1/workspaces", json={"id": "stays"}, trust_env=False)
     open_workspace(page, server.url, "gone")
     store = server.mezzo.store
-    server.call(store.kv_delete("workspace/gone"))
+    server.call(store.kv_delete(keys.workspace(keys.workspace_key("local", "gone"))))
     expect(page.locator("#banner")).to_contain_text("Workspace gone no longer exists")
     expect(page.locator("#no-ws")).to_be_visible()
     expect(page.locator(".ws-row")).to_have_count(1)

@@ -51,7 +51,7 @@ def test_only_the_workspace_folder_and_its_attached_files(stub, tmp_path: Path) 
     shutil.copytree(FIXTURE, folder)
     (folder / "escape").symlink_to("/etc")
     settings = core_settings(
-        tmp_path / "data", stub, scan_tenants=["*"], scan_folders={"w": folder}
+        tmp_path / "data", stub, scan_tenants=["*"], scan_folders={"local/w": folder}
     )
     with (
         ServerThread(settings) as server,

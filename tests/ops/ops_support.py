@@ -41,8 +41,9 @@ async def tick_workspace(mezzo: Mezzo, workspace: str) -> None:
 async def run_loop(mezzo: Mezzo, workspace: str, steps: int) -> str:
     """Submit a `steps`-step tool loop and wait for it to complete; returns the run id."""
     accepted, _ = await mezzo.submit_run("local", workspace, SubmitRun(input=loop_task(steps)))
+    key = (await mezzo.workspace_record("local", workspace)).id
     async for event in mezzo.store.tail(
-        workspace, accepted.seq, ["completed", "failed"], run=accepted.run
+        key, accepted.seq, ["completed", "failed"], run=accepted.run
     ):
         assert event.type == "completed", event
         return accepted.run

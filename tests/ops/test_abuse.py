@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,33 @@ def test_a_flood_from_one_key_gets_429_with_retry_after(tmp_path: Path, stub: St
         assert client.get("/healthz").status_code == 200
         text = client.get("/metrics", headers={"authorization": f"Bearer {flooder}"})
         assert text.status_code in (403, 429)
+
+
+def test_made_up_keys_count_against_their_address_and_leave_no_entries(
+    tmp_path: Path, stub: StubServer
+) -> None:
+    """Until a key is verified a request counts against its client's address: 300 made-up
+    keys from one address are mostly 429, not 401, and leave one limiter entry, not 300; a
+    valid key keeps its own allowance."""
+    settings = core_settings(tmp_path, stub, rate_limit_per_minute=30, rate_limit_burst=5)
+    with ServerThread(settings, workers=False) as server:
+        valid = server.call(create_key(server.mezzo.store, "a"))
+        client = httpx.Client(base_url=server.url, trust_env=False)
+        codes = [
+            client.get(
+                "/v1/workspaces", headers={"authorization": f"Bearer mz_made-up-{i}"}
+            ).status_code
+            for i in range(300)
+        ]
+        assert set(codes) == {401, 429} and codes.count(429) >= 290, codes
+        assert client.get("/v1/workspaces").status_code == 429  # no key: the same address
+        assert client.get("/v1/workspaces?token=mz_nope").status_code == 429
+        mine = client.get("/v1/workspaces", headers={"authorization": f"Bearer {valid}"})
+        assert mine.status_code == 200
+        database = server.mezzo.settings.store_url.removeprefix("sqlite:///")
+        with sqlite3.connect(database) as conn:
+            entries = conn.execute("SELECT key FROM rate_state WHERE key LIKE 'api:%'").fetchall()
+        assert len(entries) == 2, entries  # the address's and the valid key's
 
 
 def test_a_websocket_that_never_reads_does_not_hold_the_server(api: ServeProcess) -> None:

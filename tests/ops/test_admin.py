@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core_support import ServerThread, core_settings
+from mezzo import keys
 from mezzo.engine.worker import RUN_QUEUE
 from mezzo.server.auth import create_key
 from mezzo.testing.server import StubServer
@@ -137,7 +138,9 @@ def test_metrics_count_runs_provider_calls_and_tokens(server: ServerThread) -> N
     assert found[("mezzo_runs_total", (("status", "completed"),))] >= 1
     call = (("model", "openai:stub-model"), ("route", "default"))
     assert found[("mezzo_provider_call_seconds_count", call)] >= 1
-    spent = found[("mezzo_tokens_committed_total", (("route", "default"), ("workspace", "w")))]
+    # The `workspace` label is the workspace's key: ids are per tenant, keys are unique.
+    label = (("route", "default"), ("workspace", keys.workspace_key("local", "w")))
+    spent = found[("mezzo_tokens_committed_total", label)]
     usage = client.get(f"/v1/runs/{run}").json()["usage"]
     assert spent >= usage["input_tokens"] + usage["output_tokens"] > 0
     for priority in ("high", "normal", "low"):

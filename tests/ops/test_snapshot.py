@@ -8,6 +8,7 @@ from pathlib import Path
 from ops_support import run_loop, sqlite_bytes, tick_tools, tick_workspace
 
 from core_support import core_settings
+from mezzo import keys
 from mezzo.engine.snapshot import (
     dump_state,
     load_run,
@@ -25,21 +26,22 @@ async def test_snapshot_state_equals_a_full_fold(tmp_path: Path, stub: StubServe
     await mezzo.start()
     try:
         await tick_workspace(mezzo, "w")
+        key = keys.workspace_key("local", "w")  # where the store keeps the local tenant's "w"
         run = await run_loop(mezzo, "w", 12)
-        snapshot = await read_snapshot(mezzo.store, "w", run)
+        snapshot = await read_snapshot(mezzo.store, key, run)
         assert snapshot is not None and snapshot.version > 0
-        full = await load_run(mezzo.store, "w", run, every=0)
+        full = await load_run(mezzo.store, key, run, every=0)
         assert full.status == "completed" and full.steps == 12
         # The engine's snapshot is the fold of the events up to its version.
-        upto = await mezzo.store.read("w", 0, None, snapshot.version, run)
-        assert dump_state(snapshot) == dump_state(fold_new(run, "w", upto))
+        upto = await mezzo.store.read(key, 0, None, snapshot.version, run)
+        assert dump_state(snapshot) == dump_state(fold_new(run, key, upto))
         # From a snapshot in the middle of the run plus the events after it: the same state,
         # field by field (the last snapshot the engine wrote may be the final state itself).
-        middle = fold_new(run, "w", await mezzo.store.read("w", 0, None, full.version // 2, run))
+        middle = fold_new(run, key, await mezzo.store.read(key, 0, None, full.version // 2, run))
         assert 0 < middle.version < full.version
         await write_snapshot(mezzo.store, middle)
-        assert dump_state(await load_run(mezzo.store, "w", run, every=7)) == dump_state(full)
-        assert dump_state(await mezzo.engine.load("w", run)) == dump_state(full)  # type: ignore[union-attr]
+        assert dump_state(await load_run(mezzo.store, key, run, every=7)) == dump_state(full)
+        assert dump_state(await mezzo.engine.load(key, run)) == dump_state(full)  # type: ignore[union-attr]
     finally:
         await mezzo.stop()
 
@@ -51,12 +53,13 @@ async def test_a_damaged_snapshot_costs_a_full_fold_not_a_wrong_state(
     await mezzo.start()
     try:
         await tick_workspace(mezzo, "w")
+        key = keys.workspace_key("local", "w")
         run = await run_loop(mezzo, "w", 6)
-        full = await load_run(mezzo.store, "w", run, every=0)
+        full = await load_run(mezzo.store, key, run, every=0)
         await mezzo.store.kv_put(
-            snapshot_key(run), {"format": 1, "workspace": "w", "state": {"run": run}}
+            snapshot_key(run), {"format": 1, "workspace": key, "state": {"run": run}}
         )
-        assert dump_state(await load_run(mezzo.store, "w", run, every=5)) == dump_state(full)
+        assert dump_state(await load_run(mezzo.store, key, run, every=5)) == dump_state(full)
     finally:
         await mezzo.stop()
 

@@ -119,7 +119,8 @@ CASES: list[tuple[str, str, bytes, dict[str, str], bool]] = [
         True,
     ),
     ("no such workspace", "/v1/workspaces/nope/runs", b'{"input": "x"}', {**JSON, **AUTH}, True),
-    ("non-ascii workspace", "/v1/workspaces/wé/runs", b'{"input": "x"}', {**JSON, **AUTH}, True),
+    # Outside the id alphabet (mezzo.bounds): FastAPI's path validation answers.
+    ("non-ascii workspace", "/v1/workspaces/wé/runs", b'{"input": "x"}', {**JSON, **AUTH}, False),
     ("another tenant's", "/v1/workspaces/theirs/runs", b'{"input": "x"}', {**JSON, **AUTH}, True),
     ("no key", RUNS, b'{"input": "x"}', JSON, True),
     ("wrong key", RUNS, b'{"input": "x"}', {**JSON, "authorization": "Bearer nope"}, True),

@@ -14,22 +14,40 @@ if importlib.util.find_spec("mezzo.store.redis") is not None:
     BACKENDS.append("redis")
 
 
-async def open_store(backend: str, tmp_path: Path) -> Store:
+async def open_store(backend: str, where: str) -> Store:
+    """A store of `backend` on `where`: the SQLite file, or the Redis key prefix."""
     if backend == "sqlite":
         from mezzo.store.sqlite import SQLiteStore
 
-        store: Store = SQLiteStore(tmp_path / "mezzo.sqlite3")
+        store: Store = SQLiteStore(Path(where))
     else:
         from mezzo.store.redis import RedisStore  # type: ignore[import-not-found]
 
-        store = RedisStore("redis://127.0.0.1:6379/0", prefix=f"test-{uuid.uuid4().hex[:8]}")
+        store = RedisStore("redis://127.0.0.1:6379/0", prefix=where)
     await store.open()
     return store
 
 
 @pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(request.param, tmp_path)
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    if request.param == "sqlite":
+        return "sqlite", str(tmp_path / "mezzo.sqlite3")
+    return "redis", f"test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def store(store_location: tuple[str, str]) -> AsyncIterator[Store]:
+    opened = await open_store(*store_location)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def store_reopened(store_location: tuple[str, str], store: Store) -> AsyncIterator[Store]:
+    """A second store on the same data: another process, which knows only what is stored."""
+    opened = await open_store(*store_location)
     try:
         yield opened
     finally:

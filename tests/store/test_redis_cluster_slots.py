@@ -44,8 +44,27 @@ def cluster_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
 
 
 @pytest.fixture
-async def store(cluster_node: RedisProcess) -> AsyncIterator[RedisStore]:
-    opened = RedisStore(cluster_node.url, prefix=f"slots-{uuid.uuid4().hex[:8]}")
+def store_location() -> tuple[str, str]:
+    return "redis", f"slots-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def store(
+    cluster_node: RedisProcess, store_location: tuple[str, str]
+) -> AsyncIterator[RedisStore]:
+    opened = RedisStore(cluster_node.url, prefix=store_location[1])
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def store_reopened(
+    cluster_node: RedisProcess, store_location: tuple[str, str], store: RedisStore
+) -> AsyncIterator[RedisStore]:
+    opened = RedisStore(cluster_node.url, prefix=store_location[1])
     await opened.open()
     try:
         yield opened

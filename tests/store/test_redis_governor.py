@@ -14,6 +14,7 @@ import redis
 from redis_process import RedisProcess
 
 from core_support import ServeProcess
+from mezzo import keys
 from mezzo.testing.server import StubServer
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def test_budget_race_on_redis(
     governor.test_budget_race_across_four_worker_processes_never_overshoots(
         tmp_path, stub, processes
     )
-    assert on_redis.exists("mezzo:{w:race2}:ledger")
+    assert on_redis.exists(f"mezzo:{{w:{keys.workspace_key('local', 'race2')}}}:ledger")
     assert not (tmp_path / "data" / "mezzo.sqlite3").exists()
 
 
@@ -59,5 +60,5 @@ def test_shared_tpm_on_redis(
     on_redis: redis.Redis, tmp_path: Path, stub: StubServer, processes: list[ServeProcess]
 ) -> None:
     governor.test_two_worker_processes_share_one_tpm_limit(tmp_path, stub, processes)
-    assert on_redis.xlen("mezzo:{w:tpm}:log") > 0
+    assert on_redis.xlen(f"mezzo:{{w:{keys.workspace_key('local', 'tpm')}}}:log") > 0
     assert not (tmp_path / "data" / "mezzo.sqlite3").exists()

@@ -16,6 +16,7 @@ import websockets
 from redis_process import RedisProcess
 
 from core_support import ServeProcess, free_port, process_env
+from mezzo import keys
 from mezzo.testing.server import StubServer
 
 RUNS = 24
@@ -93,7 +94,8 @@ async def test_submit_through_one_node_stream_from_the_other(
                             completed.add(event["run"])
                 log = (await api.get("/v1/workspaces/w/events", params={"limit": 10000})).json()
             # The nodes share Redis, not the SQLite file their common data dir would hold.
-            assert redis.Redis(port=redis_server.port).xlen("mezzo:{w:w}:log") == len(log)
+            stream = f"mezzo:{{w:{keys.workspace_key('local', 'w')}}}:log"
+            assert redis.Redis(port=redis_server.port).xlen(stream) == len(log)
             assert not (tmp_path / "data" / "mezzo.sqlite3").exists()
         finally:
             for process in processes:

@@ -20,6 +20,7 @@ from mezzo.protocol import (
 )
 from mezzo.server.auth import OPEN_TENANT
 from mezzo.service import Mezzo
+from mezzo.text import scrubbed
 
 _shared: Mezzo | None = None
 
@@ -79,19 +80,27 @@ class EmbeddedTransport:
         return await self.mezzo.add_budget(self.tenant, workspace, tokens)
 
     async def events(self, workspace: str, after: int, types: Sequence[str] | None) -> list[Event]:
-        return await self.mezzo.events(self.tenant, workspace, after, types)
+        page = await self.mezzo.events(self.tenant, workspace, after, types)
+        return [_as_text(event) for event in page]
 
     async def subscribe(
         self, workspace: str, after: int, types: Sequence[str] | None
     ) -> AsyncIterator[Event]:
         async for event in self.mezzo.subscribe(self.tenant, workspace, after, types):
-            yield event
+            yield _as_text(event)
 
     async def attach(self, workspace: str, path: Path) -> FileInfo:
         return await self.mezzo.upload_file(self.tenant, workspace, path.name, read_chunks(path))
 
     async def aclose(self) -> None:
         return None
+
+
+def _as_text(event: Event) -> Event:
+    """The event as the server would send it: a lone surrogate (from a model, or written before
+    text was checked) as U+FFFD, so nothing a caller does with it fails."""
+    data = scrubbed(event.data)
+    return event if data is event.data else event.model_copy(update={"data": data})
 
 
 async def read_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import shutil
 import time
 import uuid
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from mezzo.bounds import is_id, is_workspace_key
 from mezzo.files.compression import BgzfSource, ByteSource, GzipSource, PlainSource
 from mezzo.files.errors import FileError, FileNotFound, FileTooLarge
 from mezzo.files.index_db import IndexDB
@@ -42,13 +42,14 @@ class BlockingLanes(Protocol):
     async def run(self, tenant: str, function: Callable[..., T], *args: Any) -> T: ...
 
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _WRITE_BATCH = 1 << 20
 DATA, INDEX, INFO, SIDECAR = "data", "index.sqlite", "info.json", "data.bgz"
 
 
 def _checked_id(kind: str, value: str) -> str:
-    if not _ID_RE.match(value):
+    """A workspace's key or a file's id, as `mezzo.bounds` defines them: a safe folder name."""
+    valid = is_workspace_key(value) if kind == "workspace" else is_id(value)
+    if not valid:
         raise FileError(f"invalid {kind} id {value!r}")
     return value
 

@@ -18,7 +18,7 @@ from mezzo.engine.snapshot import dump_state
 from mezzo.errors import Conflict, RunNotFound, WorkerNotFound
 from mezzo.governor.router import PRIORITY_RANK
 from mezzo.keys import RUN_QUEUE
-from mezzo.server.deps import Admin, App
+from mezzo.server.deps import Admin, App, JobId, RunId
 from mezzo.server.status import documented
 from mezzo.service import Mezzo
 
@@ -82,7 +82,7 @@ async def dead(_: Admin, mezzo: App) -> list[DeadJobView]:
     responses=ERRORS,
     tags=["admin"],
 )
-async def requeue(job_id: str, _: Admin, mezzo: App) -> DeadJobView:
+async def requeue(job_id: JobId, _: Admin, mezzo: App) -> DeadJobView:
     letters = {job.id: job for job in await mezzo.store.dead_letters(RUN_QUEUE, DEAD_LIMIT)}
     if job_id not in letters or not await mezzo.store.requeue_dead(RUN_QUEUE, job_id):
         raise Conflict(f"job {job_id!r} is not dead-lettered; only dead jobs can be requeued")
@@ -114,13 +114,13 @@ async def drain(name: str, _: Admin, mezzo: App) -> WorkerInfo:
 @router.get(
     "/v1/admin/runs/{run}/state", response_model=RunStateView, responses=ERRORS, tags=["admin"]
 )
-async def run_state(run: str, _: Admin, mezzo: App) -> RunStateView:
+async def run_state(run: RunId, _: Admin, mezzo: App) -> RunStateView:
     owner = await mezzo.run_owner(run)
     if owner is None or mezzo.engine is None:
         raise RunNotFound(f"run {run!r} not found")
     state = await mezzo.engine.load(owner.id, run)
     return RunStateView(
-        run=run, workspace=state.workspace, tenant=owner.tenant, state=dump_state(state)
+        run=run, workspace=owner.public_id, tenant=owner.tenant, state=dump_state(state)
     )
 
 

@@ -4,13 +4,14 @@ authenticator on `app.state`, and the ASGI layers in front of it (`build_asgi`).
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
@@ -18,8 +19,10 @@ from mezzo import __version__
 from mezzo.protocol import ErrorBody
 from mezzo.server import admin, dashboard
 from mezzo.server.auth import Authenticator
+from mezzo.server.encoding import SafeJSONResponse
 from mezzo.server.gateway import FastPath, fallback_router, gateway_router
 from mezzo.server.hot import HotRoutes
+from mezzo.server.json_body import JsonDepthLimit
 from mezzo.server.limits import BodySizeLimit
 from mezzo.server.ops_middleware import OpsMiddleware
 from mezzo.server.routes import events, files, health, runs, workspaces
@@ -76,37 +79,63 @@ async def _expected_error(_: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid_request(_: Request, exc: RequestValidationError) -> Response:
     problems = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
     ]
     first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
-    return JSONResponse(
+    return SafeJSONResponse(
         ErrorBody(error=f"invalid request: {where}: {first['msg']}", detail=problems).model_dump(),
         status_code=422,
     )
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return JSONResponse(
-        ErrorBody(error=str(exc.detail)).model_dump(),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        methods = _documented_methods(request)
+        if methods:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["allow"] = ", ".join(methods)
+    return SafeJSONResponse(
+        ErrorBody(error=str(exc.detail)).model_dump(), status_code=exc.status_code, headers=headers
     )
+
+
+def _documented_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI schema gives the request's path (Starlette's 405 names only the
+    methods of the first route that matched, and a path has one route per method)."""
+    app = cast(FastAPI, request.app)
+    paths: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "paths", None)
+    if paths is None:
+        paths = app.state.paths = [
+            (
+                re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+                sorted(method.upper() for method in item),
+            )
+            for path, item in app.openapi().get("paths", {}).items()
+        ]
+    path = request.url.path
+    return next((methods for pattern, methods in paths if pattern.match(path)), [])
 
 
 def build_asgi(
     mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = True, hot_routes: bool = True
 ) -> BodySizeLimit:
-    """The whole server: body limit → operations (metrics, rate limit) → hot routes (the submit
-    route, the gateway's two POST routes) → FastAPI. `hot_routes=False` leaves every request to
-    FastAPI (the tests compare the two)."""
+    """The whole server: body size limit → operations (metrics, rate limit, request log) → JSON
+    depth limit → hot routes (the submit route, the gateway's two POST routes) → FastAPI.
+    `hot_routes=False` leaves every request to FastAPI (the tests compare the two)."""
     app = create_app(mezzo, manage_lifecycle=manage_lifecycle, workers=workers)
     routed: ASGIApp = app
     if hot_routes:
         routed = HotRoutes(FastPath(app, app.state.gateway_hot_routes), mezzo, app.state)
-    # Uploads stream to disk under their own limit (max_upload_bytes).
-    limited = OpsMiddleware(routed, mezzo)
-    return BodySizeLimit(limited, mezzo.settings.max_body_bytes, exempt_suffixes=("/files",))
+    # Uploads stream to disk under their own limit (max_upload_bytes); their bodies are files.
+    uploads = ("/files",)
+    shallow = JsonDepthLimit(routed, exempt_suffixes=uploads)
+    return BodySizeLimit(
+        OpsMiddleware(shallow, mezzo, app.state),
+        mezzo.settings.max_body_bytes,
+        exempt_suffixes=uploads,
+    )

@@ -1,26 +1,30 @@
 """The web dashboard: its static files at `/` and `/ui/...`, and the read-only system view it
-draws (queue, dead letters, workers, provider breakers and limits), scoped to the tenant."""
+draws (queue, dead letters, workers, provider breakers and limits). Dead letters and active runs
+are the tenant's own; the queue's depth and the workers' counts are the whole server's, so only
+an admin key (or the one local tenant of a server without keys) sees them."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mezzo import tenants
 from mezzo.errors import NotFound
 from mezzo.governor.router import PRIORITY_RANK
 from mezzo.keys import RUN_QUEUE
-from mezzo.server.deps import App, Tenant
+from mezzo.server.deps import App, JobId, Tenant, Who
 from mezzo.server.status import documented
 from mezzo.service import Mezzo
 
 STATIC = Path(__file__).with_name("static")
 PRIORITY_NAME = {value: name for name, value in PRIORITY_RANK.items()}
 DEAD_SCAN_LIMIT = 10_000
+ACTIVE_LIMIT = 1_000  # per workspace
 ERRORS = documented(401, 404)
 
 
@@ -56,10 +60,16 @@ class ProviderView(BaseModel):
 
 class SystemView(BaseModel):
     time: float
-    queue_depth: dict[str, int]
+    # Whether the server-wide figures (queue depth, workers) are shown: an admin key's view.
+    operator: bool
+    queue_depth: dict[str, int] | None = Field(
+        description="runs queued per priority, server-wide; null unless the key is an admin's"
+    )
     dead_letters: list[DeadLetter]
     active_runs: dict[str, list[str]]
-    workers: WorkerView | None
+    workers: WorkerView | None = Field(
+        description="this process's workers; null without workers or unless the key is an admin's"
+    )
     providers: list[ProviderView]
 
 
@@ -80,17 +90,20 @@ async def static_file(name: str) -> FileResponse:
 
 
 @router.get("/v1/system", response_model=SystemView, responses=ERRORS, tags=["dashboard"])
-async def system(who: Tenant, mezzo: App) -> SystemView:
-    depth = await mezzo.store.queue_depth(RUN_QUEUE)
+async def system(who: Who, mezzo: App) -> SystemView:
+    depth = await mezzo.store.queue_depth(RUN_QUEUE) if who.admin else None
     return SystemView(
         time=time.time(),
-        queue_depth={
+        operator=who.admin,
+        queue_depth=None
+        if depth is None
+        else {
             PRIORITY_NAME.get(priority, str(priority)): count
             for priority, count in sorted(depth.items(), reverse=True)
         },
-        dead_letters=await _dead_letters(mezzo, who),
-        active_runs=await _active_runs(mezzo, who),
-        workers=_workers(mezzo),
+        dead_letters=await _dead_letters(mezzo, who.tenant),
+        active_runs=await _active_runs(mezzo, who.tenant),
+        workers=_workers(mezzo) if who.admin else None,
         providers=_providers(mezzo),
     )
 
@@ -101,7 +114,7 @@ async def system(who: Tenant, mezzo: App) -> SystemView:
     responses=ERRORS,
     tags=["dashboard"],
 )
-async def requeue(job_id: str, who: Tenant, mezzo: App) -> DeadLetter:
+async def requeue(job_id: JobId, who: Tenant, mezzo: App) -> DeadLetter:
     mine = {dead.job: dead for dead in await _dead_letters(mezzo, who)}
     if job_id not in mine or not await mezzo.store.requeue_dead(RUN_QUEUE, job_id):
         raise NotFound(f"no dead-lettered job {job_id!r}")
@@ -119,7 +132,7 @@ async def _dead_letters(mezzo: Mezzo, tenant: str) -> list[DeadLetter]:
         letters.append(
             DeadLetter(
                 job=dead.id,
-                workspace=owner.id,
+                workspace=owner.public_id,
                 run=run,
                 attempts=dead.attempts,
                 last_error=dead.last_error,
@@ -130,12 +143,15 @@ async def _dead_letters(mezzo: Mezzo, tenant: str) -> list[DeadLetter]:
 
 
 async def _active_runs(mezzo: Mezzo, tenant: str) -> dict[str, list[str]]:
-    """Unfinished runs by workspace, for the tenant's workspaces only."""
-    mine = set(await tenants.workspaces_of(mezzo.store, tenant))
+    """Unfinished runs by the tenant's id of their workspace: its workspaces' runs only, read
+    per workspace (never a scan of every tenant's runs)."""
     active: dict[str, list[str]] = {}
-    for run, workspace in await mezzo.store.active_runs(limit=100_000):
-        if workspace in mine:
-            active.setdefault(workspace, []).append(run)
+    for workspace in await tenants.workspaces_of(mezzo.store, tenant):
+        with contextlib.suppress(NotFound):
+            key = (await mezzo.workspace_record(tenant, workspace)).id
+            runs = await mezzo.store.active_runs(limit=ACTIVE_LIMIT, workspace=key)
+            if runs:
+                active[workspace] = [run for run, _ in runs]
     return active
 
 

@@ -129,7 +129,7 @@ def gateway_router(mezzo: Mezzo) -> GatewayRouter:
             first = await anext(events)
         except (WireError, MezzoError, StoreUnavailable) as exc:
             return error_response(as_wire_error(exc))
-        headers = {WORKSPACE_HEADER: who.record.id, **turn.dropped_headers}
+        headers = {WORKSPACE_HEADER: who.record.public_id, **turn.dropped_headers}
         if body.stream:
 
             async def stream() -> AsyncIterator[bytes]:
@@ -243,7 +243,7 @@ def gateway_router(mezzo: Mezzo) -> GatewayRouter:
         except (WireError, MezzoError, StoreUnavailable) as exc:
             return error_response(as_wire_error(exc))
         admission, completion_id = call.admission, call.id
-        headers = {WORKSPACE_HEADER: who.record.id, **call.backend.headers()}
+        headers = {WORKSPACE_HEADER: who.record.public_id, **call.backend.headers()}
         if not call.streamed:
             try:
                 result = await gateway.chat_answer(call)

@@ -18,11 +18,12 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from mezzo.errors import MezzoError
+from mezzo.errors import BadRequest, MezzoError
 from mezzo.gateway import Gateway
 from mezzo.gateway.callers import PRIORITY_HEADER, WORKSPACE_HEADER
 from mezzo.gateway.errors import WireError, as_wire_error
 from mezzo.gateway.session import Session
+from mezzo.server.json_body import parse_json
 from mezzo.server.ops_middleware import TENANT_SCOPE_KEY
 
 # OpenAI closes a Responses WebSocket after 60 minutes.
@@ -64,9 +65,11 @@ class Connection:
                 400, f"The message is larger than {self.max_frame} bytes.", "message_too_large"
             )
         try:
-            event = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            raise WireError(400, "The message is not valid JSON.", "invalid_json") from None
+            event = parse_json(raw)
+        except BadRequest as exc:
+            raise WireError(
+                400, f"The message is not valid JSON: {exc.message}", "invalid_json"
+            ) from None
         kind = event.get("type") if isinstance(event, dict) else None
         if kind != "response.create":
             raise WireError(

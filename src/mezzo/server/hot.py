@@ -5,7 +5,8 @@ body validation, five middleware layers, response validation and a second encodi
 what a busy client does most, so this layer answers the common case itself — a JSON body that
 `SubmitRun` accepts — with the same model, the same service call and the same error rendering
 (`server/status.py`). Every other request on that path (a body that does not parse or validate,
-another content type, an over-long Idempotency-Key, a root path) is handed, body and all, to the
+another content type, an over-long Idempotency-Key, a workspace id outside the id alphabet, a
+root path) is handed, body and all, to the
 FastAPI route, which stays the one the OpenAPI schema documents and answers exactly as before.
 tests/server/test_hot_routes.py sends the same requests both ways and compares the answers.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mezzo.bounds import is_id
 from mezzo.protocol import RunAccepted, SubmitRun
 from mezzo.server import status
 from mezzo.server.auth import Authenticator
@@ -56,7 +58,11 @@ class HotRoutes:
         headers = _headers(scope, (b"content-type", b"authorization", b"idempotency-key"))
         request = _submit_run(headers.get("content-type"), body)
         idempotency_key = headers.get("idempotency-key")
-        if request is None or len(idempotency_key or "") > IDEMPOTENCY_KEY_MAX:
+        if (
+            request is None
+            or len(idempotency_key or "") > IDEMPOTENCY_KEY_MAX
+            or not is_id(workspace)
+        ):
             await self.app(scope, _replay(body, receive), send)
             return
         self.answered += 1

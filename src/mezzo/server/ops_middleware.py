@@ -1,7 +1,13 @@
-"""ASGI middleware for operations: counts requests and open subscriptions, applies the
-per-API-key request rate limit (GCRA in the store, shared by every API node) with 429 and
-`retry-after`, and logs one line per request at info: method, path (never the query, which may
-carry a token), status, duration, tenant and request id; never a body or a key."""
+"""ASGI middleware for operations: counts requests and open subscriptions, and applies the
+request rate limit (GCRA in the store, shared by every API node) with 429 and `retry-after`.
+
+The limit is per API key once the key is verified, and per client address until then: a request
+with no key, a made-up key or a revoked one counts against its address, so made-up keys neither
+escape the limit nor each get a limiter entry of their own. (Entries expire in the store once
+they no longer limit anything.)
+
+Every request is logged, one line at info: method, path (never the query, which may carry a
+token), status, duration, tenant and request id; never a body or a key."""
 
 from __future__ import annotations
 
@@ -19,7 +25,9 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mezzo import keys, metrics
+from mezzo.errors import MezzoError
 from mezzo.logs import get_logger
+from mezzo.server.auth import Authenticator, presented_key
 from mezzo.service import Mezzo
 from mezzo.store.base import RateLimit, StoreError
 
@@ -52,56 +60,60 @@ def _count(method: str, status: int) -> None:
     _requests_counter(method, f"{status // 100}xx").inc()
 
 
-def tenant_of(scope: Scope) -> str | None:
-    """The tenant a route recorded, else the one the process knows for the presented key."""
-    recorded = scope.get(TENANT_SCOPE_KEY)
-    if recorded is not None:
-        return str(recorded)
-    auth = getattr(getattr(scope.get("app"), "state", None), "auth", None)
-    if auth is None:
-        return None
+def presented(scope: Scope) -> tuple[str | None, str | None]:
+    """The `authorization` header and the `token` query parameter a request carries."""
     authorization = None
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             authorization = value.decode("latin-1")
             break
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    known: str | None = auth.known(authorization, (query.get("token") or [None])[0])
-    return known
+    return authorization, (query.get("token") or [None])[0]
 
 
-def log_request(scope: Scope, status: int, started: float, request_id: bytes) -> None:
-    log.info(
-        "request",
-        method=scope.get("method", "WEBSOCKET"),
-        path=scope.get("path", ""),
-        status=status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        tenant=tenant_of(scope),
-        request_id=request_id.decode(),
-    )
+def tenant_of(scope: Scope, auth: Authenticator | None) -> str | None:
+    """The tenant a route recorded, else the one this process knows for the presented key."""
+    recorded = scope.get(TENANT_SCOPE_KEY)
+    if recorded is not None:
+        return str(recorded)
+    return auth.known(*presented(scope)) if auth is not None else None
 
 
-def client_key(scope: Scope) -> str:
-    """Who is asking: a hash of the presented API key, else the client's address."""
-    token = ""
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            token = value.decode("latin-1").partition(" ")[2].strip()
-            break
-    if not token:
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        token = (query.get("token") or [""])[0]
-    if token:
-        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+def address_of(scope: Scope) -> str:
     client = scope.get("client")
     return f"addr:{client[0] if client else 'unknown'}"
 
 
+async def client_key(scope: Scope, auth: Authenticator | None) -> str:
+    """Whom a request counts against: its API key once `auth` verifies it (a hash of the key),
+    else its client's address (no key, a key that is not valid, or no keys configured)."""
+    authorization, token = presented(scope)
+    if auth is None or not (authorization or token) or not await auth.required():
+        return address_of(scope)
+    try:
+        await auth.principal(authorization, token)
+    except MezzoError:  # no such key, or not a bearer key: unverified
+        return address_of(scope)
+    key = presented_key(authorization, token)
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 class OpsMiddleware:
-    def __init__(self, app: ASGIApp, mezzo: Mezzo) -> None:
+    def __init__(self, app: ASGIApp, mezzo: Mezzo, state: Any = None) -> None:
         self.app = app
         self.mezzo = mezzo
+        self.state = state  # the FastAPI app's state: `auth` appears there at startup
+
+    def _log(self, scope: Scope, status: int, started: float, request_id: bytes) -> None:
+        log.info(
+            "request",
+            method=scope.get("method", "WEBSOCKET"),
+            path=scope.get("path", ""),
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            tenant=tenant_of(scope, getattr(self.state, "auth", None)),
+            request_id=request_id.decode(),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -114,13 +126,13 @@ class OpsMiddleware:
         request_id = request_id_of(scope)
         if sum(len(k) + len(v) for k, v in scope.get("headers", [])) > MAX_HEADER_BYTES:
             _count(scope["method"], 431)
-            log_request(scope, 431, started, request_id)
+            self._log(scope, 431, started, request_id)
             await self._answer(send, 431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
             return
         wait = await self._rate_limited(scope)
         if wait > 0:
             _count(scope["method"], 429)
-            log_request(scope, 429, started, request_id)
+            self._log(scope, 429, started, request_id)
             await self._refuse(send, wait)
             return
         sse = scope["path"].endswith("/events") and any(
@@ -141,7 +153,7 @@ class OpsMiddleware:
                 # Logged before the last bytes leave: the line exists once the client has its
                 # answer.
                 logged = True
-                log_request(scope, status, started, request_id)
+                self._log(scope, status, started, request_id)
             await send(message)
 
         bound = structlog.contextvars.bind_contextvars(request_id=request_id.decode())
@@ -153,7 +165,7 @@ class OpsMiddleware:
                 metrics.subscribers.labels("sse").dec()
             _count(scope["method"], status)
             if not logged:  # the answer never finished (a client gone, an error)
-                log_request(scope, status, started, request_id)
+                self._log(scope, status, started, request_id)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket is logged when it ends: 101 when it was accepted, else the close."""
@@ -178,7 +190,7 @@ class OpsMiddleware:
                 await self.app(scope, receive, noting_send)
         finally:
             structlog.contextvars.reset_contextvars(**bound)
-            log_request(scope, status, started, request_id)
+            self._log(scope, status, started, request_id)
 
     async def _rate_limited(self, scope: Scope) -> float:
         settings = self.mezzo.settings
@@ -186,9 +198,8 @@ class OpsMiddleware:
             return 0.0
         limit = RateLimit(settings.rate_limit_per_minute, settings.rate_limit_burst)
         try:
-            return await self.mezzo.store.acquire(
-                keys.api_client_limit(client_key(scope)), 1, 0, (limit, None)
-            )
+            who = await client_key(scope, getattr(self.state, "auth", None))
+            return await self.mezzo.store.acquire(keys.api_client_limit(who), 1, 0, (limit, None))
         except StoreError:
             return 0.0  # the route answers 503 itself if the store is down
 
@@ -198,7 +209,7 @@ class OpsMiddleware:
         await self._answer(
             send,
             429,
-            f"too many requests for this API key; retry after {retry_after} s",
+            f"too many requests for this API key or address; retry after {retry_after} s",
             [(b"retry-after", str(retry_after).encode())],
         )
 

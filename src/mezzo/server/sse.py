@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 
 from mezzo.protocol import Event
+from mezzo.server.encoding import event_json
 
 MEDIA_TYPE = "text/event-stream"
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -32,8 +32,7 @@ def comment(text: str) -> bytes:
 
 def event_frame(event: Event) -> bytes:
     """A mezzo event: its seq is the SSE id, so a reconnect resumes with `Last-Event-ID`."""
-    data = json.dumps(event.model_dump(mode="json"), separators=(",", ":"))
-    return frame(data, event=event.type, id=event.seq)
+    return frame(event_json(event), event=event.type, id=event.seq)
 
 
 async def event_stream(

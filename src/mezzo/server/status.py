@@ -14,6 +14,7 @@ from starlette.responses import Response
 from mezzo import errors
 from mezzo.governor.router import RoutingError
 from mezzo.protocol import ErrorBody
+from mezzo.server.encoding import model_json
 from mezzo.store.base import StoreUnavailable
 
 # The most specific class of an exception that is listed here decides (see `status_for`).
@@ -56,7 +57,7 @@ def message_for(exc: BaseException) -> str:
 
 
 def error_body(message: str, detail: object = None) -> bytes:
-    return ErrorBody(error=message, detail=detail).model_dump_json().encode()
+    return model_json(ErrorBody(error=message, detail=detail))
 
 
 def rendered(exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
@@ -82,9 +83,29 @@ def error_response(exc: BaseException) -> Response:
     return response
 
 
+# What any request under /v1 may be answered with before or beside its route: a body that is
+# not JSON, nests too deeply or is too large; no valid API key; a path or body that does not
+# validate; over the request rate limit; headers too large; the store unavailable.
+BEFORE_ANY_ROUTE = (400, 401, 413, 422, 429, 431, 503)
+
+
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for error statuses, each answered with `ErrorBody`."""
-    return {status: {"model": ErrorBody} for status in statuses}
+    """OpenAPI `responses` for a route's error statuses and those of `BEFORE_ANY_ROUTE`, each
+    answered with `ErrorBody`."""
+    return {status: {"model": ErrorBody} for status in sorted({*BEFORE_ANY_ROUTE, *statuses})}
+
+
+def links(parameter: str, source: str, *operations: tuple[str, str]) -> dict[str, Any]:
+    """OpenAPI links from a response to the operations (path, method) it names `parameter`
+    for, with the value at `source` (a JSON pointer into the body): how a client (and a fuzzer)
+    follows a created workspace or run."""
+    return {
+        f"{method}{path}".replace("/", "_").replace("{", "").replace("}", ""): {
+            "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + f"/{method}",
+            "parameters": {parameter: f"$response.body#{source}"},
+        }
+        for path, method in operations
+    }
 
 
 def close_code(exc: BaseException) -> int:

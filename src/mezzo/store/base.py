@@ -209,8 +209,11 @@ class Store(Protocol):
         """The workspace a run was appended to, None for a run never seen."""
         ...
 
-    async def active_runs(self, limit: int = 1000) -> list[tuple[str, str]]:
-        """`(run, workspace)` of runs that have events and have not ended."""
+    async def active_runs(
+        self, limit: int = 1000, workspace: str | None = None
+    ) -> list[tuple[str, str]]:
+        """`(run, workspace)` of runs that have events and have not ended, at most `limit`;
+        only those of `workspace` when given (an indexed read, not a scan of every run)."""
         ...
 
     # ---- live-only events (not stored, no seq)

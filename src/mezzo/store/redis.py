@@ -486,9 +486,14 @@ class RedisStore:
             self._run_workspaces[run] = workspace
         return workspace  # type: ignore[no-any-return]
 
-    async def active_runs(self, limit: int = 1000) -> list[tuple[str, str]]:
+    async def active_runs(
+        self, limit: int = 1000, workspace: str | None = None
+    ) -> list[tuple[str, str]]:
         client, _ = self._ready()
         with self._translate():
+            if workspace is not None:  # the workspace's open runs, kept by the append script
+                opened = await client.zrange(self._ws(workspace, "open-runs"), 0, max(0, limit - 1))
+                return [(run, workspace) for run in opened]
             runs = await client.zrange(self._active_key(), 0, max(0, limit - 1))
             workspaces = await client.hmget(self._runs_key(), runs) if runs else []
         return [(r, w) for r, w in zip(runs, workspaces, strict=True) if w is not None]

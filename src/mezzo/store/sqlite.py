@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS runs (
     active INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_active ON runs (active) WHERE active = 1;
+CREATE INDEX IF NOT EXISTS runs_active_by_workspace ON runs (workspace, run) WHERE active = 1;
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, queue TEXT NOT NULL, payload TEXT NOT NULL, priority INTEGER NOT NULL,
     not_before REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL,
@@ -94,8 +95,23 @@ CREATE TABLE IF NOT EXISTS budget_waiters (
     workspace TEXT NOT NULL, id TEXT NOT NULL, priority INTEGER NOT NULL, since REAL NOT NULL,
     tokens INTEGER NOT NULL, seen REAL NOT NULL, PRIMARY KEY (workspace, id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rate_state (key TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rate_state (
+    key TEXT PRIMARY KEY, state TEXT NOT NULL, expires REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rate_state_expiry ON rate_state (expires);
 """
+# A limiter row may go once every time in its state is past (it then acts as no row): files
+# written before rows expired learn when theirs do.
+RATE_STATE_EXPIRY = """
+ALTER TABLE rate_state ADD COLUMN expires REAL;
+UPDATE rate_state SET expires = max(
+    coalesce(json_extract(state, '$.tat_r'), 0),
+    coalesce(json_extract(state, '$.tat_t'), 0),
+    coalesce(json_extract(state, '$.blocked_until'), 0)
+);
+"""
+# How often a process's writes sweep the limiter rows that have expired.
+RATE_SWEEP_S = 60.0
 
 
 # Files written before the run index existed: move `run_versions` into `runs`.
@@ -116,6 +132,10 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(reservations)")}
         if "expires_at" not in columns:
             conn.execute("ALTER TABLE reservations ADD COLUMN expires_at REAL")
+    if "rate_state" in tables:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(rate_state)")}
+        if "expires" not in columns:
+            conn.executescript(f"BEGIN IMMEDIATE; {RATE_STATE_EXPIRY} COMMIT;")
     conn.executescript(SCHEMA)
     if "run_versions" in tables:
         conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS} COMMIT;")
@@ -361,6 +381,8 @@ class SQLiteStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.live_hub = LiveHub()
+        self.rate_sweep_s = RATE_SWEEP_S
+        self._last_rate_sweep = 0.0  # read and written by the writer thread only
 
     # ---- lifecycle
 
@@ -614,13 +636,18 @@ class SQLiteStore:
         )
         return str(row[0]) if row else None
 
-    async def active_runs(self, limit: int = 1000) -> list[tuple[str, str]]:
+    async def active_runs(
+        self, limit: int = 1000, workspace: str | None = None
+    ) -> list[tuple[str, str]]:
+        sql = "SELECT run, workspace FROM runs WHERE active = 1"
+        params: tuple[Any, ...] = (limit,)
+        if workspace is not None:
+            sql += " AND workspace = ?"
+            params = (workspace, limit)
         rows = await self._read(
-            lambda c: c.execute(
-                "SELECT run, workspace FROM runs WHERE active = 1 ORDER BY run LIMIT ?", (limit,)
-            ).fetchall()
+            lambda c: c.execute(f"{sql} ORDER BY run LIMIT ?", params).fetchall()
         )
-        return [(str(run), str(workspace)) for run, workspace in rows]
+        return [(str(run), str(key)) for run, key in rows]
 
     # ---- live events (in-process only on SQLite: one process serves the embedded setup)
 
@@ -1029,15 +1056,13 @@ class SQLiteStore:
             return max(0.0, blocked - time.time())
 
         def op(conn: sqlite3.Connection) -> float:
+            now = time.time()
             row = conn.execute("SELECT state FROM rate_state WHERE key = ?", (key,)).fetchone()
             state = json.loads(row[0]) if row else {}
-            wait, new_state = gcra_acquire(state, time.time(), requests, tokens, limits)
+            wait, new_state = gcra_acquire(state, now, requests, tokens, limits)
             if new_state != state:
-                conn.execute(
-                    "INSERT INTO rate_state (key, state) VALUES (?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET state = excluded.state",
-                    (key, json.dumps(new_state)),
-                )
+                _put_rate_state(conn, key, new_state)
+            self._sweep_rate_state(conn, now)
             return wait
 
         return await self._write(op, durable=False)
@@ -1047,13 +1072,29 @@ class SQLiteStore:
             row = conn.execute("SELECT state FROM rate_state WHERE key = ?", (key,)).fetchone()
             state = json.loads(row[0]) if row else {}
             state["blocked_until"] = max(float(state.get("blocked_until", 0.0)), until)
-            conn.execute(
-                "INSERT INTO rate_state (key, state) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET state = excluded.state",
-                (key, json.dumps(state)),
-            )
+            _put_rate_state(conn, key, state)
 
         await self._write(op, durable=False)
+
+    def _sweep_rate_state(self, conn: sqlite3.Connection, now: float) -> None:
+        """Delete the limiter rows whose every time is past, at most once per `rate_sweep_s`
+        (an indexed delete, inside the writer's transaction)."""
+        if now < self._last_rate_sweep + self.rate_sweep_s:
+            return
+        self._last_rate_sweep = now
+        conn.execute("DELETE FROM rate_state WHERE expires < ?", (now,))
+
+
+def _put_rate_state(conn: sqlite3.Connection, key: str, state: dict[str, Any]) -> None:
+    expires = max(
+        (float(state.get(name, 0.0)) for name in ("tat_r", "tat_t", "blocked_until")),
+        default=0.0,
+    )
+    conn.execute(
+        "INSERT INTO rate_state (key, state, expires) VALUES (?, ?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET state = excluded.state, expires = excluded.expires",
+        (key, json.dumps(state), expires),
+    )
 
 
 def _job_fields(job: Job) -> dict[str, Any]:

@@ -43,13 +43,14 @@ def default_registry(settings: Settings | None = None) -> ToolRegistry:
     """`run_code`, and `scan_infrastructure` limited to what each workspace owns (off for
     tenants the operator has not enabled)."""
     from mezzo.files.storage import FileStore
+    from mezzo.workspaces import configured_key
 
     access = ScanAccess()
     if settings is not None:
         configure_tool_lanes(settings.tool_threads, settings.tool_calls_per_tenant)
         access = ScanAccess(
             frozenset(settings.scan_tenants),
-            dict(settings.scan_folders),
+            {configured_key(name): folder for name, folder in settings.scan_folders.items()},
             FileStore.from_settings(settings),
         )
     registry = ToolRegistry()

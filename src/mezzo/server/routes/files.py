@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from mezzo.files.models import FileInfo
-from mezzo.server.deps import App, Tenant
+from mezzo.server.deps import App, FileId, Tenant, WorkspaceId
 from mezzo.server.status import documented
 
 router = APIRouter()
@@ -22,7 +22,7 @@ ERRORS = documented(400, 401, 404, 409, 413, 422)
     openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}},
 )
 async def upload_file(
-    workspace: str,
+    workspace: WorkspaceId,
     request: Request,
     who: Tenant,
     mezzo: App,
@@ -33,16 +33,16 @@ async def upload_file(
 
 
 @router.get("/v1/workspaces/{workspace}/files", response_model=list[FileInfo], responses=ERRORS)
-async def list_files(workspace: str, who: Tenant, mezzo: App) -> list[FileInfo]:
+async def list_files(workspace: WorkspaceId, who: Tenant, mezzo: App) -> list[FileInfo]:
     return await mezzo.list_files(who, workspace)
 
 
 @router.get("/v1/workspaces/{workspace}/files/{file_id}", response_model=FileInfo, responses=ERRORS)
-async def get_file(workspace: str, file_id: str, who: Tenant, mezzo: App) -> FileInfo:
+async def get_file(workspace: WorkspaceId, file_id: FileId, who: Tenant, mezzo: App) -> FileInfo:
     return await mezzo.get_file(who, workspace, file_id)
 
 
 @router.delete("/v1/workspaces/{workspace}/files/{file_id}", status_code=204, responses=ERRORS)
-async def delete_file(workspace: str, file_id: str, who: Tenant, mezzo: App) -> Response:
+async def delete_file(workspace: WorkspaceId, file_id: FileId, who: Tenant, mezzo: App) -> Response:
     await mezzo.delete_file(who, workspace, file_id)
     return Response(status_code=204)

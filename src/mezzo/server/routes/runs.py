@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from mezzo.protocol import CancelIn, InputIn, RunAccepted, RunView, SubmitRun, ToolResultsIn
-from mezzo.server.deps import App, Tenant
-from mezzo.server.status import documented
+from mezzo.server.deps import App, RunId, Tenant, WorkspaceId
+from mezzo.server.status import documented, links
 
 router = APIRouter()
 ERRORS = documented(400, 401, 404, 409, 413, 422)
@@ -20,10 +20,23 @@ IDEMPOTENCY_KEY_MAX = 200
     "/v1/workspaces/{workspace}/runs",
     response_model=RunAccepted,
     status_code=202,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        202: {
+            "description": "accepted: the run is queued",
+            "links": links(
+                "run",
+                "/run",
+                ("/v1/runs/{run}", "get"),
+                ("/v1/runs/{run}/cancel", "post"),
+                ("/v1/runs/{run}/tool_results", "post"),
+                ("/v1/runs/{run}/input", "post"),
+            ),
+        },
+    },
 )
 async def submit_run(
-    workspace: str,
+    workspace: WorkspaceId,
     body: SubmitRun,
     who: Tenant,
     response: Response,
@@ -36,20 +49,20 @@ async def submit_run(
 
 
 @router.get("/v1/runs/{run}", response_model=RunView, responses=ERRORS)
-async def get_run(run: str, who: Tenant, mezzo: App) -> RunView:
+async def get_run(run: RunId, who: Tenant, mezzo: App) -> RunView:
     return await mezzo.get_run(who, run)
 
 
 @router.post("/v1/runs/{run}/cancel", response_model=RunView, responses=ERRORS)
-async def cancel_run(run: str, who: Tenant, mezzo: App, body: CancelIn | None = None) -> RunView:
+async def cancel_run(run: RunId, who: Tenant, mezzo: App, body: CancelIn | None = None) -> RunView:
     return await mezzo.cancel_run(who, run, (body or CancelIn()).reason)
 
 
 @router.post("/v1/runs/{run}/tool_results", response_model=RunView, responses=ERRORS)
-async def tool_results(run: str, body: ToolResultsIn, who: Tenant, mezzo: App) -> RunView:
+async def tool_results(run: RunId, body: ToolResultsIn, who: Tenant, mezzo: App) -> RunView:
     return await mezzo.submit_tool_results(who, run, body)
 
 
 @router.post("/v1/runs/{run}/input", response_model=RunView, responses=ERRORS)
-async def submit_input(run: str, body: InputIn, who: Tenant, mezzo: App) -> RunView:
+async def submit_input(run: RunId, body: InputIn, who: Tenant, mezzo: App) -> RunView:
     return await mezzo.submit_input(who, run, body)

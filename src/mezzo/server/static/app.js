@@ -536,16 +536,24 @@ function wireActions() {
 const queueChart = new Sparkline($("queue-chart"));
 const tpmChart = new Sparkline($("tpm-chart"), { unit: "/min" });
 
+const ADMIN_ONLY = "server-wide: shown to admin keys only";
+
 function renderSystem(system) {
-  queueChart.push({ high: 0, normal: 0, low: 0, ...system.queue_depth });
-  $("queue-numbers").replaceChildren(
-    ...Object.entries({ high: 0, normal: 0, low: 0, ...system.queue_depth }).map(([name, n]) =>
-      el("span", { dataset: { priority: name } }, el("b", { textContent: String(n) }), ` ${name}`),
-    ),
-  );
+  if (system.queue_depth) {
+    queueChart.push({ high: 0, normal: 0, low: 0, ...system.queue_depth });
+    $("queue-numbers").replaceChildren(
+      ...Object.entries({ high: 0, normal: 0, low: 0, ...system.queue_depth }).map(([name, n]) =>
+        el("span", { dataset: { priority: name } }, el("b", { textContent: String(n) }), ` ${name}`),
+      ),
+    );
+  } else {
+    $("queue-numbers").replaceChildren(el("p", { className: "muted", textContent: ADMIN_ONLY }));
+  }
   const workers = system.workers;
   $("workers").replaceChildren(
-    workers
+    !system.operator
+      ? el("p", { className: "muted", textContent: ADMIN_ONLY })
+      : workers
       ? el(
           "div",
           { className: "numbers" },
