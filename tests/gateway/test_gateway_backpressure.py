@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import websockets
+from gateway_support import gateway_settings, ledger, make_workspace
 
-from conftest import gateway_settings, ledger, make_workspace
 from core_support import ServerThread
 from mezzo.server import gateway_ws
 from mezzo.testing.config import StubConfig

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from gateway_support import ledger, upstream_params
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
-from conftest import ledger, upstream_params
 from core_support import ServerThread
 from mezzo.testing.server import StubServer
 

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from gateway_support import TOOLS, ledger, upstream_params
 from openai import AsyncOpenAI, OpenAI
 from pydantic import BaseModel
 
-from conftest import TOOLS, ledger, upstream_params
 from core_support import ServerThread, capture_logs
 from mezzo.testing.server import StubServer
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from gateway_support import TOOLS
 from openai import OpenAI
 
-from conftest import TOOLS
 from core_support import ServerThread, capture_logs
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from gateway_support import TOOLS, gateway_settings, ledger, make_workspace, workspace_events
 from openai import OpenAI
 
-from conftest import TOOLS, gateway_settings, ledger, make_workspace, workspace_events
 from core_support import ServerThread
 from mezzo.testing.server import StubServer
 

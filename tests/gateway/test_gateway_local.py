@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import jsonschema
 import openai
 import pytest
+from gateway_support import gateway_settings
 from openai import OpenAI
 from pydantic import BaseModel, Field
 
-from conftest import gateway_settings
 from core_support import ServerThread
 from mezzo.config import RouteConfig
 from mezzo.testing.server import StubServer

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import openai
 import pytest
+from gateway_support import gateway_settings
 from openai import OpenAI
 
-from conftest import gateway_settings
 from core_support import ServerThread
 from mezzo.server.auth import create_key
 from mezzo.testing.server import StubServer

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import websockets
+from gateway_support import TOOLS, ledger, make_workspace, settled_ledger
 from openai import AsyncOpenAI
 from openai.types.responses.responses_server_event import ResponsesServerEvent
 from pydantic import TypeAdapter
 
-from conftest import TOOLS, ledger, make_workspace, settled_ledger
 from core_support import ServerThread
 from mezzo.server import gateway_ws
 from mezzo.testing.server import StubServer

@@ -4,6 +4,7 @@ authenticator on `app.state`, and the ASGI layers in front of it (`build_asgi`).
 from __future__ import annotations
 
 import gc
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp
 
 from mezzo import __version__
 from mezzo.protocol import ErrorBody
+from mezzo.providers.openai_wire.errors import WireError
 from mezzo.server import admin, dashboard
 from mezzo.server.auth import Authenticator
 from mezzo.server.encoding import SafeJSONResponse
@@ -26,7 +28,7 @@ from mezzo.server.json_body import JsonDepthLimit
 from mezzo.server.limits import BodySizeLimit
 from mezzo.server.ops_middleware import OpsMiddleware
 from mezzo.server.routes import events, files, health, runs, workspaces
-from mezzo.server.status import STATUS, error_response
+from mezzo.server.status import STATUS, error_body, error_response
 from mezzo.service import Mezzo
 
 
@@ -121,6 +123,17 @@ def _documented_methods(request: Request) -> list[str]:
     return next((methods for pattern, methods in paths if pattern.match(path)), [])
 
 
+# mezzo's own routes answer errors in mezzo's shape; every other path under /v1 is the
+# OpenAI-compatible gateway's, which answers in OpenAI's.
+MEZZO_ROUTES = ("/v1/workspaces", "/v1/runs", "/v1/admin", "/v1/system")
+
+
+def _too_deep(path: str, message: str) -> bytes:
+    if path.startswith("/v1/") and not path.startswith(MEZZO_ROUTES):
+        return json.dumps(WireError(400, message, "invalid_json").body()).encode()
+    return error_body(message)
+
+
 def build_asgi(
     mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = True, hot_routes: bool = True
 ) -> BodySizeLimit:
@@ -133,7 +146,7 @@ def build_asgi(
         routed = HotRoutes(FastPath(app, app.state.gateway_hot_routes), mezzo, app.state)
     # Uploads stream to disk under their own limit (max_upload_bytes); their bodies are files.
     uploads = ("/files",)
-    shallow = JsonDepthLimit(routed, exempt_suffixes=uploads)
+    shallow = JsonDepthLimit(routed, exempt_suffixes=uploads, refusal=_too_deep)
     return BodySizeLimit(
         OpsMiddleware(shallow, mezzo, app.state),
         mezzo.settings.max_body_bytes,

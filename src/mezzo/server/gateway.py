@@ -313,10 +313,11 @@ def fallback_router() -> APIRouter:
     """Any other path or method under `/v1`: a 404 or 405 in OpenAI's shape."""
     router = APIRouter()
 
+    @router.api_route("/v1", methods=[*METHODS, "OPTIONS", "HEAD"], include_in_schema=False)
     @router.api_route(
         "/v1/{path:path}", methods=[*METHODS, "OPTIONS", "HEAD"], include_in_schema=False
     )
-    async def unknown(path: str, request: Request) -> Response:
+    async def unknown(request: Request, path: str = "") -> Response:
         allowed = _allowed_methods(request, router)
         if allowed:
             error = WireError(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import re2
@@ -79,11 +80,17 @@ class JsonDepthLimit:
     sits behind the body size limit."""
 
     def __init__(
-        self, app: ASGIApp, limit: int = MAX_JSON_DEPTH, exempt_suffixes: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        limit: int = MAX_JSON_DEPTH,
+        exempt_suffixes: tuple[str, ...] = (),
+        refusal: Callable[[str, str], bytes] | None = None,
     ) -> None:
         self.app = app
         self.limit = limit
         self.exempt_suffixes = exempt_suffixes
+        # The 400's body for a path and a message: mezzo's error shape unless told otherwise.
+        self.refusal = refusal or (lambda _path, message: error_body(message))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -104,7 +111,7 @@ class JsonDepthLimit:
                 break
         body = b"".join(chunks)
         if nests_deeper_than(body, self.limit):
-            await _refuse(send, too_deep(self.limit).message)
+            await _refuse(send, self.refusal(scope["path"], too_deep(self.limit).message))
             return
         replayed = {"type": "http.request", "body": body, "more_body": False}
         await self.app(scope, _replay([replayed], receive), send)
@@ -119,8 +126,7 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, error: str) -> None:
-    body = error_body(error)
+async def _refuse(send: Send, body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",
