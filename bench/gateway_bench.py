@@ -65,7 +65,7 @@ def prompt(steps: int) -> str:
 def start_stub(latency_ms: float, tps: float) -> tuple[subprocess.Popen[str], str]:
     args = ["--port", "0", "--latency-ms", str(latency_ms), "--tokens-per-second", str(tps)]
     process = subprocess.Popen(
-        [sys.executable, "-c", "from mezzo.testing.cli import app; app()", *args],
+        [sys.executable, "-c", "from mezzo.stub.cli import app; app()", *args],
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -327,8 +327,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from mezzo.testing.config import StubConfig
-    from mezzo.testing.server import StubServer
+    from mezzo.stub.config import StubConfig
+    from mezzo.stub.server import StubServer
 
     generator = "wrk (one thread)" if shutil.which("wrk") else "python httpx"
     print(

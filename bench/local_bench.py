@@ -19,8 +19,8 @@ import time
 from mezzo.providers.base import Message, ModelRequest, ModelResponse, Provider, ProviderError
 from mezzo.providers.local import LocalProvider
 from mezzo.providers.openai import OpenAIProvider
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import StubServer
 
 TOPICS = ("rivers", "bread", "owls", "trains", "tea", "glaciers", "bees", "lighthouses")
 

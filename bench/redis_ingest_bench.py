@@ -68,8 +68,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
 
-    from mezzo.testing.config import StubConfig
-    from mezzo.testing.server import StubServer
+    from mezzo.stub.config import StubConfig
+    from mezzo.stub.server import StubServer
 
     with tempfile.TemporaryDirectory() as tmp, StubServer(StubConfig()) as stub:
         redis_port = free_port()

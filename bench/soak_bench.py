@@ -22,8 +22,8 @@ from redis_process import RedisProcess  # noqa: E402
 from soak_support import soak  # noqa: E402
 
 from core_support import ServeProcess, free_port, process_env  # noqa: E402
-from mezzo.testing.config import StubConfig  # noqa: E402
-from mezzo.testing.server import StubServer  # noqa: E402
+from mezzo.stub.config import StubConfig  # noqa: E402
+from mezzo.stub.server import StubServer  # noqa: E402
 
 
 def main(minutes: float, store: str) -> int:

@@ -28,8 +28,8 @@ from mezzo.engine.snapshot import dump_state  # noqa: E402
 from mezzo.engine.state import fold, fold_new  # noqa: E402
 from mezzo.logs import configure_logging  # noqa: E402
 from mezzo.service import Mezzo  # noqa: E402
-from mezzo.testing.config import StubConfig  # noqa: E402
-from mezzo.testing.server import StubServer  # noqa: E402
+from mezzo.stub.config import StubConfig  # noqa: E402
+from mezzo.stub.server import StubServer  # noqa: E402
 
 
 async def measure(steps: int, folder: Path, stub: StubServer) -> tuple[int, int, int]:

@@ -37,7 +37,7 @@ BODY = {"model": "stub-model", "input": PROMPT}
 
 def start_stub() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-c", "from mezzo.testing.cli import app; app()", "--port", "0"],
+        [sys.executable, "-c", "from mezzo.stub.cli import app; app()", "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )

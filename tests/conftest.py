@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core_support import ServeProcess, ServerThread, core_settings
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import StubServer
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from mezzo.config import RouteConfig, Settings
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ from mezzo.cli_admin import doctor, refuse_misconfiguration, start_metrics_serve
 from mezzo.config import Settings
 from mezzo.logs import configure_logging
 from mezzo.sandbox.cli import app as sandbox_app
-from mezzo.testing.cli import app as stub_app
+from mezzo.stub.cli import app as stub_app
 from mezzo.threatscan.cli import app as scan_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)

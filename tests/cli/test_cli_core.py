@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from core_support import ROOT, ServerThread
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def mezzo(

@@ -9,7 +9,7 @@ import pytest
 
 from core_support import ServerThread, core_settings
 from mezzo.client import shutdown
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 @pytest.fixture(params=["http", "embedded"])

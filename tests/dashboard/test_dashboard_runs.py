@@ -12,7 +12,7 @@ from dashboard_support import events_of, open_workspace, seqs_on_page, shot
 from playwright.sync_api import Page, expect
 
 from core_support import ServerThread, core_settings
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def test_a_run_fills_the_timeline_live_and_its_yield_is_answered_from_the_page(

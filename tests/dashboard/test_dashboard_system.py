@@ -17,7 +17,7 @@ from mezzo import keys
 from mezzo.protocol import CreateWorkspace, NewEvent
 from mezzo.server.auth import create_key
 from mezzo.store.base import Store
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 async def dead_letter_every_job(store: Store) -> None:

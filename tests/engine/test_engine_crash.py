@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from core_support import ServeProcess, events, free_port, process_env, wait_until
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def assert_no_doubled_effects(log: list[dict[str, Any]]) -> None:

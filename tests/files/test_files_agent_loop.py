@@ -17,7 +17,7 @@ from mezzo.files import FileStore, summary_for_context
 from mezzo.files.tools import bind_file_tools
 from mezzo.providers.base import Message, ModelRequest, ModelResponse, ToolSpec
 from mezzo.providers.openai import OpenAIProvider
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 from mezzo.tools.registry import ToolRegistry
 
 

@@ -15,8 +15,8 @@ from gateway_support import MODELS, gateway_settings, make_workspace
 from openai import AsyncOpenAI, OpenAI
 
 from core_support import ServerThread
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import StubServer
 
 
 @pytest.fixture(scope="module")

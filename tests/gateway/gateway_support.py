@@ -17,7 +17,7 @@ import httpx
 
 from core_support import ServerThread, core_settings
 from mezzo.config import ProviderLimits, RouteConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 MODELS = ["stub-model", "stub-small", "stub-limited"]
 

@@ -14,8 +14,8 @@ from gateway_support import gateway_settings, ledger, make_workspace
 
 from core_support import ServerThread
 from mezzo.server import gateway_ws
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import StubServer
 
 
 async def until(

@@ -15,7 +15,7 @@ from openai import AsyncOpenAI
 from pydantic import BaseModel
 
 from core_support import ServerThread
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 agents = pytest.importorskip("agents", reason="openai-agents is in the test extra")
 langchain_openai = pytest.importorskip("langchain_openai", reason="in the test extra")

@@ -15,7 +15,7 @@ from openai import AsyncOpenAI, OpenAI
 from pydantic import BaseModel
 
 from core_support import ServerThread, capture_logs
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 FUTURE = {"prompt_cache_options": {"mode": "extended"}, "future_knob": [1, 2]}
 STRICT_TOOLS: list[Any] = [

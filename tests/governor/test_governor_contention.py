@@ -14,8 +14,8 @@ import pytest
 
 from core_support import ServerThread, core_settings, events, wait_until
 from mezzo.config import Settings
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import StubServer
 from store.redis_process import RedisProcess
 
 RUNS = 40

@@ -19,7 +19,7 @@ from core_support import (
     wait_until,
 )
 from mezzo.config import RouteConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def usage_total(log: list[dict[str, Any]]) -> int:
@@ -254,7 +254,7 @@ def test_downgrade_moves_an_exhausted_run_to_the_fallback(tmp_path: Path, stub: 
 
 def test_fallback_to_a_second_openai_compatible_server(tmp_path: Path, stub: StubServer) -> None:
     """A real-OpenAI-style primary with an Ollama/vLLM-style server as the fallback route."""
-    from mezzo.testing.config import StubConfig
+    from mezzo.stub.config import StubConfig
 
     stub.configure(fail_503=1.0)
     with StubServer(StubConfig(models=["llama3"])) as local_server:

@@ -136,7 +136,7 @@ def test_tat_from_remaining_mirrors_the_providers_bucket() -> None:
 def test_the_stub_llm_accepts_everything_gcra_admits(seed: int) -> None:
     """The stub refuses like OpenAI (a bucket of `tpm` tokens); GCRA with that burst never
     sends it a request it would answer with 429."""
-    from mezzo.testing.limits import RateLimits
+    from mezzo.stub.limits import RateLimits
 
     rng = random.Random(seed)
     tpm = rng.choice([1_000, 30_000, 150_000])

@@ -283,7 +283,7 @@ def test_breaker_config_is_validated() -> None:
 
 
 def test_durations_written_by_the_stub_parse_back() -> None:
-    from mezzo.testing.limits import format_duration
+    from mezzo.stub.limits import format_duration
 
     for seconds in [0.0, 0.0004, 0.02, 0.999, 1.0, 1.5, 59.999, 60.0, 62.5, 360.0, 3600.001]:
         assert parse_duration(format_duration(seconds)) == pytest.approx(
@@ -292,7 +292,7 @@ def test_durations_written_by_the_stub_parse_back() -> None:
 
 
 def test_stub_headers_parse_into_an_observation() -> None:
-    from mezzo.testing.limits import RateLimits
+    from mezzo.stub.limits import RateLimits
 
     stub = RateLimits(rpm=60, tpm=1000)
     stub.acquire("key", 900, now=0.0)

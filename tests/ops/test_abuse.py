@@ -19,7 +19,7 @@ import websockets
 
 from core_support import ServeProcess, ServerThread, core_settings, free_port, process_env
 from mezzo.server.auth import create_key
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def rss_bytes(pid: int) -> int:

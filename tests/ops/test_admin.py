@@ -15,7 +15,7 @@ from core_support import ServerThread, core_settings
 from mezzo import keys
 from mezzo.engine.worker import RUN_QUEUE
 from mezzo.server.auth import create_key
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20) -> Any:

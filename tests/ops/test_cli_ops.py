@@ -15,7 +15,7 @@ import pytest
 
 from core_support import ROOT, ServeProcess, ServerThread, core_settings, free_port, process_env
 from mezzo.server.auth import create_key
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def mezzo_cli(

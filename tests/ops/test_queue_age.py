@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from core_support import ServerThread, core_settings
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def gauge(text: str, name: str, priority: str) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from core_support import ServerThread, core_settings
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def test_finished_runs_are_compacted_to_the_newest_events(tmp_path: Path, stub: StubServer) -> None:

@@ -34,8 +34,8 @@ from schemathesis.checks import (  # noqa: E402
 
 from core_support import ServerThread, core_settings  # noqa: E402
 from mezzo.server.auth import create_key  # noqa: E402
-from mezzo.testing.config import StubConfig  # noqa: E402
-from mezzo.testing.server import StubServer  # noqa: E402
+from mezzo.stub.config import StubConfig  # noqa: E402
+from mezzo.stub.server import StubServer  # noqa: E402
 
 CHECKS = (not_a_server_error, response_schema_conformance, content_type_conformance)
 GATEWAY_PATHS = r"^/v1/(models|responses|chat)"

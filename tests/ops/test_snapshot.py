@@ -18,7 +18,7 @@ from mezzo.engine.snapshot import (
 )
 from mezzo.engine.state import fold_new
 from mezzo.service import Mezzo
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 async def test_snapshot_state_equals_a_full_fold(tmp_path: Path, stub: StubServer) -> None:

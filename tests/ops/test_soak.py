@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from soak_support import soak
 
 from core_support import ServeProcess, free_port, process_env
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 def websocket_subscribers(url: str) -> float:

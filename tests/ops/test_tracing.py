@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from core_support import ROOT, ServerThread, core_settings
 from mezzo import tracing
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from mezzo.providers.base import (
     ToolSpec,
 )
 from mezzo.providers.openai import OpenAIProvider, parse_retry_after
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import StubServer, bind_loopback
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import StubServer, bind_loopback
 
 LOOKUP = ToolSpec(
     "lookup_schema",

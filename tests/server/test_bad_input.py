@@ -18,7 +18,7 @@ from core_support import ServerThread, core_settings
 from mezzo.bounds import MAX_JSON_DEPTH, MAX_TOKENS
 from mezzo.errors import BadRequest
 from mezzo.server.json_body import nests_deeper_than, parse_json
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 JSON = {"content-type": "application/json"}
 TOOL = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}

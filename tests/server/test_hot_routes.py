@@ -20,8 +20,8 @@ from mezzo.server.app import build_asgi
 from mezzo.server.auth import hash_key
 from mezzo.server.hot import HotRoutes
 from mezzo.store.base import Store
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import StubServer
 
 KEY = "mz_hot-route-test-key"
 OTHER_KEY = "mz_hot-route-other-tenant"

@@ -13,7 +13,7 @@ import pytest
 from core_support import ServerThread, core_settings
 from mezzo.config import Settings
 from mezzo.keys import RUN_QUEUE
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 from store.redis_process import RedisProcess
 
 

@@ -13,7 +13,7 @@ import websockets
 
 from core_support import ROOT, ServerThread, core_settings
 from mezzo.server.auth import create_key, hash_key
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 
 @pytest.fixture

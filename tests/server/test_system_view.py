@@ -12,7 +12,7 @@ import pytest
 
 from core_support import ServerThread, core_settings
 from mezzo.server.auth import create_key
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 TOOL = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
 

@@ -20,7 +20,7 @@ from mezzo import keys
 from mezzo.errors import NotFound
 from mezzo.protocol import CreateWorkspace, NewEvent
 from mezzo.server.auth import create_key
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 TOOL = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
 

@@ -20,7 +20,7 @@ from core_support import ServerThread, core_settings
 from mezzo import keys
 from mezzo.client.embedded import EmbeddedTransport
 from mezzo.protocol import CancelIn, CreateWorkspace, InputIn, NewEvent, SubmitRun, ToolResultIn
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 LONE = "\\ud800"  # as JSON spells it: a high surrogate with no low one after it
 TOOL = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}

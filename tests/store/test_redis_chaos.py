@@ -20,7 +20,7 @@ import pytest
 from redis_process import RedisProcess
 
 from core_support import ServeProcess, free_port, process_env
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 RUNS = 24
 WORKERS = 3

@@ -15,7 +15,7 @@ from redis_process import RedisProcess
 
 from core_support import ServeProcess
 from mezzo import keys
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 TESTS = Path(__file__).resolve().parents[1]
 

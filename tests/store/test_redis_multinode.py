@@ -17,7 +17,7 @@ from redis_process import RedisProcess
 
 from core_support import ServeProcess, free_port, process_env
 from mezzo import keys
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 RUNS = 24
 

@@ -17,7 +17,7 @@ from core_support import ServeProcess, free_port, process_env
 from mezzo.protocol import Event, NewEvent
 from mezzo.store.base import Hold, StoreUnavailable, VersionConflict
 from mezzo.store.redis import RedisStore
-from mezzo.testing.server import StubServer
+from mezzo.stub.server import StubServer
 
 RUNS = 240
 KILL_AFTER = 80

@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-RUN_CLI = "from mezzo.testing.cli import app; app()"
+RUN_CLI = "from mezzo.stub.cli import app; app()"
 OPTIONS = "--port 0 --rpm 7 --model tiny --seed 3 --fail-midstream 0.01"
 
 

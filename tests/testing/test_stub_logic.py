@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from mezzo.testing.behaviour import decide, parse_call_lines
-from mezzo.testing.limits import RateLimits, format_duration
-from mezzo.testing.tokens import count_tokens, split_tokens
-from mezzo.testing.transcript import (
+from mezzo.stub.behaviour import decide, parse_call_lines
+from mezzo.stub.limits import RateLimits, format_duration
+from mezzo.stub.tokens import count_tokens, split_tokens
+from mezzo.stub.transcript import (
     BadRequest,
     Item,
     input_tokens,
@@ -153,7 +153,7 @@ def test_parse_chat_messages_and_framing() -> None:
 
 def test_chat_framing_matches_the_governors_cookbook_count() -> None:
     from mezzo.governor.tokens import ChatCounter
-    from mezzo.testing.tokens import StubTokenizer
+    from mezzo.stub.tokens import StubTokenizer
 
     assert ChatCounter(StubTokenizer()).openai_messages(CHAT) == input_tokens(
         parse_chat_messages(CHAT), []

@@ -13,8 +13,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import StubServer
 
 STREAM_EVENT = TypeAdapter(ResponseStreamEvent)
 
@@ -288,7 +288,7 @@ def test_reported_usage_matches_the_governors_count_with_the_stub_tokenizer(
     stub: StubServer,
 ) -> None:
     from mezzo.governor.tokens import ChatCounter
-    from mezzo.testing.tokens import StubTokenizer
+    from mezzo.stub.tokens import StubTokenizer
 
     messages = [
         {"role": "system", "content": "You review architectures."},

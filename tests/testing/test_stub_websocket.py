@@ -13,8 +13,8 @@ from openai import AsyncOpenAI
 from openai.types.responses.responses_server_event import ResponsesServerEvent
 from pydantic import TypeAdapter
 
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import StubServer
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import StubServer
 
 SERVER_EVENT = TypeAdapter(ResponsesServerEvent)
 

@@ -27,7 +27,7 @@ def test_mezzo_scan_imports_only_the_scanner(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "mezzo.threatscan.analyze" in imported
-    for heavy in ("mezzo.config", "mezzo.server", "mezzo.sandbox.cli", "mezzo.testing", "uvicorn"):
+    for heavy in ("mezzo.config", "mezzo.server", "mezzo.sandbox.cli", "mezzo.stub", "uvicorn"):
         assert heavy not in imported, heavy
     assert '"ruleId": "MZ-PATH-003"' in done.stdout
 

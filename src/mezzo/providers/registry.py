@@ -82,7 +82,7 @@ class Providers:
         if configured in ("o200k_base", "cl100k_base"):
             return TiktokenTokenizer(configured)
         if configured == "mezzo-stub":
-            from mezzo.testing.tokens import StubTokenizer
+            from mezzo.stub.tokens import StubTokenizer
 
             return StubTokenizer()
         if configured == "estimate":

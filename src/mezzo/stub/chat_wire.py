@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mezzo.testing.answer import Answer, Frame
-from mezzo.testing.responses_wire import MIDWAY_FAILURE
-from mezzo.testing.structured import choices
+from mezzo.stub.answer import Answer, Frame
+from mezzo.stub.responses_wire import MIDWAY_FAILURE
+from mezzo.stub.structured import choices
 
 
 def chat_id(answer: Answer) -> str:

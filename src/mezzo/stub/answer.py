@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mezzo.testing.behaviour import Reply
-from mezzo.testing.transcript import Item
+from mezzo.stub.behaviour import Reply
+from mezzo.stub.transcript import Item
 
 
 @dataclass(frozen=True, slots=True)

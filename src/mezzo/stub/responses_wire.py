@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mezzo.testing.answer import Answer, Frame
+from mezzo.stub.answer import Answer, Frame
 
 MIDWAY_FAILURE = "The server had an error while processing your request (injected by the stub)."
 

@@ -25,17 +25,17 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from mezzo.testing import chat_wire, responses_wire
-from mezzo.testing.answer import Answer, Frame, transcript_after
-from mezzo.testing.behaviour import Reply, decide
-from mezzo.testing.config import StubConfig
-from mezzo.testing.errors import Rejection, error_body
-from mezzo.testing.responses_wire import MIDWAY_FAILURE
-from mezzo.testing.responses_ws import serve_websocket
-from mezzo.testing.state import StubState
-from mezzo.testing.structured import instance, requested_schema, stopped
-from mezzo.testing.tokens import split_tokens
-from mezzo.testing.transcript import (
+from mezzo.stub import chat_wire, responses_wire
+from mezzo.stub.answer import Answer, Frame, transcript_after
+from mezzo.stub.behaviour import Reply, decide
+from mezzo.stub.config import StubConfig
+from mezzo.stub.errors import Rejection, error_body
+from mezzo.stub.responses_wire import MIDWAY_FAILURE
+from mezzo.stub.responses_ws import serve_websocket
+from mezzo.stub.state import StubState
+from mezzo.stub.structured import instance, requested_schema, stopped
+from mezzo.stub.tokens import split_tokens
+from mezzo.stub.transcript import (
     BadRequest,
     Item,
     input_tokens,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from mezzo.testing.tokens import (
+from mezzo.stub.tokens import (
     ITEM_OVERHEAD,
     NAME_OVERHEAD,
     REPLY_PRIMING,

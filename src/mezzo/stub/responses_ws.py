@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
-from mezzo.testing import responses_wire
-from mezzo.testing.answer import Answer, transcript_after
-from mezzo.testing.errors import Rejection
-from mezzo.testing.transcript import Item
+from mezzo.stub import responses_wire
+from mezzo.stub.answer import Answer, transcript_after
+from mezzo.stub.errors import Rejection
+from mezzo.stub.transcript import Item
 
 if TYPE_CHECKING:
-    from mezzo.testing.stub_llm import Stub
+    from mezzo.stub.stub_llm import Stub
 
 PATH = "ws:/v1/responses"
 

@@ -8,9 +8,9 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from mezzo.testing.config import StubConfig
-from mezzo.testing.limits import RateLimits
-from mezzo.testing.transcript import Item
+from mezzo.stub.config import StubConfig
+from mezzo.stub.limits import RateLimits
+from mezzo.stub.transcript import Item
 
 LOG_SIZE = 1000
 

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from mezzo.testing.config import StubConfig
-from mezzo.testing.stub_llm import create_stub_app
+from mezzo.stub.config import StubConfig
+from mezzo.stub.stub_llm import create_stub_app
 
 
 def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:

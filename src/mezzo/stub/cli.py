@@ -6,9 +6,9 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from mezzo.testing.config import StubConfig
-from mezzo.testing.server import bind_loopback, server_config
-from mezzo.testing.stub_llm import create_stub_app
+from mezzo.stub.config import StubConfig
+from mezzo.stub.server import bind_loopback, server_config
+from mezzo.stub.stub_llm import create_stub_app
 
 app = typer.Typer(add_completion=False, help=__doc__)
 

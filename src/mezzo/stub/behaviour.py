@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mezzo.testing.tokens import split_tokens
-from mezzo.testing.transcript import Item
+from mezzo.stub.tokens import split_tokens
+from mezzo.stub.transcript import Item
 
 CALL_PREFIX = "/call "
 
