@@ -10,8 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from mezzo.client import AgentEvent, AgentWorkspace
-from mezzo.client.embedded import shutdown
+from mezzo.client import AgentEvent, AgentWorkspace, shutdown
 from mezzo.errors import MezzoError
 
 FINAL = ("completed", "failed", "cancelled")

@@ -30,7 +30,6 @@ from mezzo.errors import (
     PayloadTooLarge,
     RunConflict,
     RunNotFound,
-    UnknownEventType,
     Unprocessable,
     WorkspaceConflict,
     WorkspaceFileNotFound,
@@ -42,7 +41,6 @@ from mezzo.governor.governor import Governor
 from mezzo.governor.router import Router, RoutingError
 from mezzo.logs import get_logger
 from mezzo.protocol import (
-    ALL_EVENT_TYPES,
     BudgetView,
     CreateWorkspace,
     Event,
@@ -57,6 +55,7 @@ from mezzo.protocol import (
     Workspace,
     WorkspaceConfig,
     YieldData,
+    parse_types,
 )
 from mezzo.providers.registry import PROVIDERS, Providers
 from mezzo.store.base import Store, VersionConflict
@@ -114,18 +113,6 @@ def run_view(state: RunState, workspace: str) -> RunView:
         priority=state.priority,  # type: ignore[arg-type]
         route=state.route,
     )
-
-
-def parse_types(types: str | Sequence[str] | None) -> list[str] | None:
-    if types is None:
-        return None
-    names = [
-        t.strip() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()
-    ]
-    unknown = sorted(set(names) - ALL_EVENT_TYPES)
-    if unknown:
-        raise UnknownEventType(f"unknown event types: {', '.join(unknown)}")
-    return names or None
 
 
 class Mezzo:
