@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mezzo.errors import Unavailable
 from mezzo.gateway.admission import admit
 from mezzo.gateway.backends import Backend, answer, backend_for
 from mezzo.gateway.callers import Caller, find_caller
@@ -71,9 +72,11 @@ class Gateway:
     @property
     def stored(self) -> StoredResponses:
         if self._stored is None:
-            if self.mezzo.store is None:
-                raise not_started()
-            self._stored = StoredResponses(self.mezzo.store, self._recent)
+            try:
+                store = self.mezzo.store
+            except Unavailable:
+                raise not_started() from None
+            self._stored = StoredResponses(store, self._recent)
         return self._stored
 
     async def caller(self, tenant: str, workspace: str | None, priority: str | None) -> Caller:
