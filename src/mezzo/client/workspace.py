@@ -77,7 +77,7 @@ class AgentWorkspace:
         body = CreateWorkspace(
             id=id,
             budget_tokens=budget_tokens,
-            fallback_behavior=fallback_behavior,  # type: ignore[arg-type]
+            fallback_behavior=fallback_behavior,
             tools=[tool_decl(tool, f"tools[{i}]") for i, tool in enumerate(tools)],
             **config,
         )
@@ -100,7 +100,7 @@ class AgentWorkspace:
         idempotency_key: str | None = None,
     ) -> RunAccepted:
         """Queue a run; returns at once (the server answers 202)."""
-        body = SubmitRun(input=input, priority=priority, max_steps=max_steps)  # type: ignore[arg-type]
+        body = SubmitRun(input=input, priority=priority, max_steps=max_steps)
         accepted = await self.transport.submit(self.id, body, idempotency_key)
         self.last_run = accepted.run
         return accepted

@@ -149,7 +149,7 @@ class ModelStep:
                 call_id=tc.call_id or f"call_{uuid.uuid4().hex[:12]}",
                 name=tc.name,
                 arguments=tc.arguments,
-                side=tool_side(tools, tc.name),  # type: ignore[arg-type]
+                side=tool_side(tools, tc.name),
                 step=step,
             )
             for tc in response.tool_calls

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import tiktoken
 
@@ -211,8 +211,8 @@ def named_tokenizer(name: str) -> Tokenizer | None:
     factory = _TOKENIZERS.get(name)
     if isinstance(factory, str):
         module, _, attribute = factory.partition(":")
-        factory = cast(TokenizerFactory, getattr(importlib.import_module(module), attribute))
-        _TOKENIZERS[name] = factory
+        loaded: TokenizerFactory = getattr(importlib.import_module(module), attribute)
+        _TOKENIZERS[name] = factory = loaded
     return factory() if factory is not None else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from mezzo.config import Settings
 from mezzo.governor.tokens import CallableTokenizer, Tokenizer, named_tokenizer
@@ -35,7 +36,9 @@ class Providers:
         if name == "openai":
             from mezzo.providers.openai import OpenAIProvider
 
-            api = "chat" if self._settings.openai_api == "chat" else "responses"
+            api: Literal["chat", "responses"] = (
+                "chat" if self._settings.openai_api == "chat" else "responses"
+            )
             return OpenAIProvider(
                 api,
                 base_url=self._settings.openai_base_url or os.environ.get("OPENAI_BASE_URL"),
