@@ -100,3 +100,19 @@ def test_an_unknown_subcommand_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["no-such-command"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_a_lazy_command_lists_its_own_docstring() -> None:
+    """A command function's help line in the table is a copy of its docstring's first line:
+    this keeps the two from drifting apart (a group's line is the group's help, as
+    `add_typer(help=...)` gave it)."""
+    import importlib
+    import inspect
+
+    from mezzo.cli import MezzoCommands
+
+    for name, lazy in MezzoCommands.subcommands.items():
+        module, _, attribute = lazy.target.partition(":")
+        value = getattr(importlib.import_module(module), attribute)
+        if inspect.isfunction(value):
+            assert lazy.help == (inspect.getdoc(value) or "").split("\n\n")[0], name
