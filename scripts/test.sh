@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up mezzo with its test dependencies and runs the whole test suite.
+# Sets up mezzo with its test dependencies, lints and type-checks src/ and runs the whole test suite.
 # Usage: scripts/test.sh [PYTEST ARGS]            in ./.venv, at the locked versions (constraints.txt)
 #        scripts/test.sh --latest [PYTEST ARGS]   in a throwaway venv, at the newest versions that
 #                                                 pyproject.toml allows: finds drift before users do
@@ -18,4 +18,5 @@ else
 fi
 scripts/services.sh
 "$venv/bin/ruff" check src tests bench
+"$venv/bin/mypy"  # src/, as [tool.mypy] in pyproject.toml says
 "$venv/bin/python" -m pytest "$@"

@@ -1,57 +1,67 @@
 """`mezzo`: serve, worker, run, events, keys, stub-llm, scan, sandbox."""
 
-# ruff: noqa: E402  (the fast path below runs before the rest of the CLI is imported)
 from __future__ import annotations
 
-from mezzo.cli_fastpath import run_light_subcommand
-
-run_light_subcommand()  # `mezzo scan ...` from the console script: only the scanner is imported
-
-import asyncio
-import json
-import signal
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
-from mezzo.cli_admin import app as admin_app
-from mezzo.cli_admin import doctor, refuse_misconfiguration, start_metrics_server
-from mezzo.config import Settings
-from mezzo.logs import configure_logging
-from mezzo.sandbox.cli import app as sandbox_app
-from mezzo.stub.cli import app as stub_app
-from mezzo.threatscan.cli import app as scan_app
+from mezzo.cli_lazy import LazyGroup, LazySubcommand
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-app.add_typer(
-    scan_app, name="scan", help="Find chained attack paths in Terraform, IAM and Kubernetes."
-)
-app.add_typer(sandbox_app, name="sandbox", help="Run code in an isolated sandbox.")
-app.add_typer(
-    stub_app, name="stub-llm", help="An OpenAI-compatible stub LLM server for tests and load tests."
-)
+if TYPE_CHECKING:
+    from mezzo.config import Settings
+
+
+# Each subcommand imports what it needs when it runs, so `mezzo --help` and `mezzo scan` load
+# neither the server nor the engine: the commands below import inside their bodies, the groups
+# here are imported by name when invoked (mezzo.cli_lazy).
+class MezzoCommands(LazyGroup):
+    subcommands: ClassVar[dict[str, LazySubcommand]] = {
+        "scan": LazySubcommand(
+            "mezzo.threatscan.cli:app",
+            "Find chained attack paths in Terraform, IAM and Kubernetes.",
+        ),
+        "sandbox": LazySubcommand("mezzo.sandbox.cli:app", "Run code in an isolated sandbox."),
+        "stub-llm": LazySubcommand(
+            "mezzo.stub.cli:app", "An OpenAI-compatible stub LLM server for tests and load tests."
+        ),
+        "admin": LazySubcommand(
+            "mezzo.cli_admin:app", "Operate a running mezzo server (needs an admin API key)."
+        ),
+        "doctor": LazySubcommand(
+            "mezzo.cli_admin:doctor",
+            "Check the store, providers, sandbox prerequisites and the local model; say how to fix.",
+        ),
+    }
+
+
+app = typer.Typer(cls=MezzoCommands, no_args_is_help=True, add_completion=False, help=__doc__)
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed) mapped to tenants.")
 app.add_typer(keys_app, name="keys")
-app.add_typer(admin_app, name="admin")
-app.command()(doctor)
-
-err = Console(stderr=True)
 
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="sqlite:///PATH or redis://HOST:PORT/DB")
 ]
 
 
+def say(message: str) -> None:
+    """A line on stderr, in the CLI's markup."""
+    from rich.console import Console
+
+    Console(stderr=True).print(message)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    say(f"[bold red]error:[/] {message}")
     return typer.Exit(code)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from mezzo.config import Settings
+
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -91,8 +101,13 @@ def serve(
     ] = None,
 ) -> None:
     """API and workers in one process, on the embedded SQLite store unless --store says otherwise."""
+    import asyncio
+    import signal
+
+    from mezzo.cli_admin import refuse_misconfiguration
     from mezzo.cli_serve import ServeRefused
     from mezzo.cli_serve import serve as serve_forever
+    from mezzo.logs import configure_logging
     from mezzo.service import Mezzo
 
     settings = load_settings(host=host, port=port, store=store, concurrency=concurrency)
@@ -119,6 +134,11 @@ def worker(
     ] = None,
 ) -> None:
     """A worker process: leases run jobs from the store and advances them."""
+    import asyncio
+    import signal
+
+    from mezzo.cli_admin import refuse_misconfiguration, start_metrics_server
+    from mezzo.logs import configure_logging
     from mezzo.service import Mezzo
 
     settings = load_settings(store=store, concurrency=concurrency)
@@ -135,18 +155,18 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        err.print(f"mezzo worker {mezzo.pool.name if mezzo.pool else ''} on {settings.store_url}")
+        say(f"mezzo worker {mezzo.pool.name if mezzo.pool else ''} on {settings.store_url}")
         from mezzo.cli_serve import say_what_is_off
 
         say_what_is_off(mezzo)
         await stop.wait()
-        err.print("shutting down: finishing in-flight steps")
+        say("shutting down: finishing in-flight steps")
         try:
             await asyncio.wait_for(
                 mezzo.stop(grace_s=settings.lease_seconds), settings.lease_seconds + 10
             )
         except TimeoutError:
-            err.print("shutdown took too long; in-flight jobs are released by their leases")
+            say("shutdown took too long; in-flight jobs are released by their leases")
 
     asyncio.run(main())
 
@@ -172,7 +192,10 @@ def run(
     ] = None,
 ) -> None:
     """Submit a task and stream its events live until it ends. Exits 1 if the run fails."""
+    import asyncio
+
     from mezzo.cli_run import run_task
+    from mezzo.logs import configure_logging
 
     configure_logging("warning")
     code = asyncio.run(run_task(task, workspace, budget, url, api_key, json_out, ask, attach or []))
@@ -189,6 +212,9 @@ def events(
     api_key: Annotated[str | None, typer.Option(envvar="MEZZO_API_KEY")] = None,
 ) -> None:
     """Print a workspace's events as JSON lines (follows live by default)."""
+    import asyncio
+    import sys
+
     from mezzo.client.http import HttpTransport
     from mezzo.errors import MezzoError
 
@@ -222,6 +248,8 @@ def keys_create(
     store: StoreOpt = None,
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
+    import asyncio
+
     from mezzo.server.auth import create_key
     from mezzo.store.factory import open_store
 
@@ -240,6 +268,8 @@ def keys_create(
 @app.command("config")
 def show_config() -> None:
     """Print the effective settings as JSON."""
+    import json
+
     settings = load_settings()
     typer.echo(json.dumps(settings.public_dict(), indent=2, default=str))
 

@@ -118,7 +118,8 @@ def doctor(
     from mezzo.preflight import doctor_findings
 
     try:
-        settings = Settings(**({"store": store} if store else {}))
+        values: dict[str, Any] = {"store": store} if store else {}
+        settings = Settings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -10,8 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from mezzo.client import AgentEvent, AgentWorkspace
-from mezzo.client.embedded import shutdown
+from mezzo.client import AgentEvent, AgentWorkspace, shutdown
 from mezzo.errors import MezzoError
 
 FINAL = ("completed", "failed", "cancelled")
@@ -67,17 +66,17 @@ async def _follow(
         if json_out:
             sys.stdout.write(event.raw.model_dump_json() + "\n")
             sys.stdout.flush()
-        match type(event):
-            case AgentEvent.Delta:
+        match event:
+            case AgentEvent.Delta():
                 if not json_out:
                     out.print(escape(event.data.get("text", "")), end="", soft_wrap=True)
                     streaming = True
                 continue
-            case AgentEvent.ModelCall if not json_out:
+            case AgentEvent.ModelCall() if not json_out:
                 err.print(
                     f"[dim]→ {event.data['provider']}:{event.data['model']} (step {event.data['step']}, reserved {event.data['reserved_tokens']} tokens)[/]"
                 )
-            case AgentEvent.ModelResult:
+            case AgentEvent.ModelResult():
                 usage = event.data["usage"]
                 used += usage["input_tokens"] + usage["output_tokens"]
                 if not json_out:
@@ -90,11 +89,11 @@ async def _follow(
                     err.print(
                         f"[dim]  tokens: {usage['input_tokens']} in, {usage['output_tokens']} out — {used}/{budget} used[/]"
                     )
-            case AgentEvent.ToolCall if not json_out:
+            case AgentEvent.ToolCall() if not json_out:
                 err.print(f"[cyan]tool[/] {event.tool.name}({escape(str(event.tool.args))})")
-            case AgentEvent.ToolResult if not json_out:
+            case AgentEvent.ToolResult() if not json_out:
                 err.print(f"[cyan]  ⇒[/] {escape(event.data['output'][:400])}")
-            case AgentEvent.Yield:
+            case AgentEvent.Yield():
                 if not sys.stdin.isatty():
                     err.print(
                         f"[yellow]the agent asks:[/] {escape(event.question)} (no terminal to answer; run {run} waits)"
@@ -102,18 +101,18 @@ async def _follow(
                     return 3
                 answer = err.input(f"[yellow]the agent asks:[/] {escape(event.question)}\n> ")
                 await workspace.answer(answer, run=run)
-            case AgentEvent.BudgetAlert if not json_out:
+            case AgentEvent.BudgetAlert() if not json_out:
                 err.print(f"[yellow]budget alert:[/] {event.used}/{event.budget} tokens used")
-            case AgentEvent.Suspended:
+            case AgentEvent.Suspended():
                 err.print(
                     f"[yellow]suspended:[/] {event.data.get('reason')}; add budget to resume (run {run})"
                 )
                 return 4
-            case AgentEvent.Routed if not json_out:
+            case AgentEvent.Routed() if not json_out:
                 err.print(
                     f"[magenta]routed[/] to {event.data['to_route']}: {event.data.get('detail') or event.data['reason']}"
                 )
-            case AgentEvent.Retry | AgentEvent.RateLimited if not json_out:
+            case AgentEvent.Retry() | AgentEvent.RateLimited() if not json_out:
                 err.print(f"[yellow]{event.type}[/] {escape(str(event.data))}")
             case _:
                 pass

@@ -32,7 +32,7 @@ class AnnouncingServer(uvicorn.Server):
         super().__init__(config)
         self._announce = announce
 
-    async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+    async def startup(self, sockets: list | None = None) -> None:
         await super().startup(sockets)
         if self.started:
             self._announce(self.urls())

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     )
     openai_api: str = "responses"
     # Tokenizer per model id where mezzo cannot infer it: o200k_base, cl100k_base, mezzo-stub
-    # (the stub LLM's own), or estimate.
+    # (the stub LLM's own), estimate, or a name given to mezzo.governor.tokens.register_tokenizer.
     model_tokenizers: dict[str, str] = Field(default_factory=dict)
     # Default to the OpenAI SDK's own variables, OPENAI_BASE_URL and OPENAI_API_KEY.
     openai_base_url: str | None = None

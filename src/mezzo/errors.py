@@ -34,10 +34,11 @@ to HTTP, which also maps what other layers raise: the store's `StoreUnavailable`
 router's `RoutingError` → 400). `error.status` reads that table, or, for an error the SDK built
 from an HTTP answer, the status that answer had.
 
-Outside this tree, on purpose: the store's own `StoreError` family (`VersionConflict`,
-`LeaseLost`: control flow between the engine and the store, never shown to a caller) and the
-errors of the layers under the service (`FileError`, `ProviderError`, `ToolError`, …), which
-the service turns into the errors above where a caller meets them.
+Outside this tree, on purpose: `Cancelled` below (control flow: the work in hand was
+cancelled, whoever asked), the store's own `StoreError` family (`VersionConflict`, `LeaseLost`:
+control flow between the engine and the store, never shown to a caller) and the errors of the
+layers under the service (`FileError`, `ProviderError`, `ToolError`, …), which the service
+turns into the errors above where a caller meets them.
 """
 
 from __future__ import annotations
@@ -152,3 +153,18 @@ class Unavailable(MezzoError):
 
 class ConfigurationError(MezzoError):
     pass
+
+
+class Cancelled(Exception):
+    """The work in hand was cancelled; stop it. One class for every place that stops work on
+    request: a run's model call when a `cancelled` event arrives (`output_tokens` streamed
+    before it stopped are charged), a gateway turn cancelled by
+    `POST /v1/responses/{id}/cancel`, the local model's generation when its consumer is gone.
+
+    Control flow, not an error a caller sees: it derives from `Exception`, not `MezzoError`,
+    and never from asyncio's `CancelledError` (a task being cancelled is another matter).
+    """
+
+    def __init__(self, output_tokens: int = 0) -> None:
+        super().__init__("cancelled")
+        self.output_tokens = output_tokens

@@ -57,7 +57,7 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
-class _RenderingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _RenderingHandler(logging.StreamHandler):
     """The handler `configure_logging` installs (and replaces when called again)."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,6 +17,7 @@ from pydantic import (
 )
 
 from mezzo.bounds import ID_PATTERN, MAX_TOKENS
+from mezzo.errors import UnknownEventType
 from mezzo.text import checked_json, checked_text
 
 EventType = Literal[
@@ -376,3 +378,16 @@ class ErrorBody(BaseModel):
 
 
 Workspace.model_rebuild()
+
+
+def parse_types(types: str | Sequence[str] | None) -> list[str] | None:
+    """Event type names from a filter (a comma-separated string or a list); None for all."""
+    if types is None:
+        return None
+    names = [
+        t.strip() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()
+    ]
+    unknown = sorted(set(names) - ALL_EVENT_TYPES)
+    if unknown:
+        raise UnknownEventType(f"unknown event types: {', '.join(unknown)}")
+    return names or None

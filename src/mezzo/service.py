@@ -30,7 +30,7 @@ from mezzo.errors import (
     PayloadTooLarge,
     RunConflict,
     RunNotFound,
-    UnknownEventType,
+    Unavailable,
     Unprocessable,
     WorkspaceConflict,
     WorkspaceFileNotFound,
@@ -42,7 +42,6 @@ from mezzo.governor.governor import Governor
 from mezzo.governor.router import Router, RoutingError
 from mezzo.logs import get_logger
 from mezzo.protocol import (
-    ALL_EVENT_TYPES,
     BudgetView,
     CreateWorkspace,
     Event,
@@ -57,6 +56,7 @@ from mezzo.protocol import (
     Workspace,
     WorkspaceConfig,
     YieldData,
+    parse_types,
 )
 from mezzo.providers.registry import PROVIDERS, Providers
 from mezzo.store.base import Store, VersionConflict
@@ -97,7 +97,7 @@ def run_view(state: RunState, workspace: str) -> RunView:
     return RunView(
         id=state.run,
         workspace=workspace,
-        status=state.status,  # type: ignore[arg-type]
+        status=state.status,
         input=scrubbed(state.input),
         output=scrubbed(state.output),
         error=scrubbed(state.error),
@@ -111,21 +111,9 @@ def run_view(state: RunState, workspace: str) -> RunView:
         ],
         pending_input=(None if asked is None else YieldData(**scrubbed(asked.model_dump()))),
         version=state.version,
-        priority=state.priority,  # type: ignore[arg-type]
+        priority=state.priority,
         route=state.route,
     )
-
-
-def parse_types(types: str | Sequence[str] | None) -> list[str] | None:
-    if types is None:
-        return None
-    names = [
-        t.strip() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()
-    ]
-    unknown = sorted(set(names) - ALL_EVENT_TYPES)
-    if unknown:
-        raise UnknownEventType(f"unknown event types: {', '.join(unknown)}")
-    return names or None
 
 
 class Mezzo:
@@ -137,8 +125,7 @@ class Mezzo:
         tools: ToolRegistry | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self._given_store = store
-        self.store: Store = store  # type: ignore[assignment]
+        self._store = store
         self.tools = tools or default_registry(self.settings)
         self.providers = Providers(self.settings)
         self.router = Router.from_settings(
@@ -156,14 +143,22 @@ class Mezzo:
 
     # ---- lifecycle
 
+    @property
+    def store(self) -> Store:
+        """The store, opened (and metered) by `start`."""
+        if self._store is None:
+            raise Unavailable("mezzo is not started")
+        return self._store
+
     async def start(self, *, workers: bool = True) -> None:
-        if self.store is None:
-            self.store = await open_store(
+        if self._store is None:
+            opened = await open_store(
                 self.settings.store_url, sqlite_synchronous=self.settings.sqlite_synchronous
             )
         else:
-            await self.store.open()
-        self.store = metered(self.store)
+            opened = self._store
+            await opened.open()
+        self._store = metered(opened)
         if workers:
             await self._switch_off_what_cannot_run()
         self.workspaces = WorkspaceRecords(self.store)
@@ -202,8 +197,8 @@ class Mezzo:
             await self.pool.shutdown(grace_s)
             self.pool = None
         await self.providers.aclose()
-        if self.store is not None:
-            await self.store.close()
+        if self._store is not None:
+            await self._store.close()
 
     async def recover(self) -> int:
         """Re-enqueue every unfinished run that is not waiting on someone: a run accepted just

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from mezzo.client.transport import read_chunks
 from mezzo.config import Settings
 from mezzo.files.models import FileInfo
 from mezzo.protocol import (
@@ -101,9 +101,3 @@ def _as_text(event: Event) -> Event:
     text was checked) as U+FFFD, so nothing a caller does with it fails."""
     data = scrubbed(event.data)
     return event if data is event.data else event.model_copy(update={"data": data})
-
-
-async def read_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := await asyncio.to_thread(handle.read, size):
-            yield chunk

@@ -179,7 +179,7 @@ class HttpTransport:
             delay = min(delay * 2, 5.0)
 
     async def attach(self, workspace: str, path: Path) -> FileInfo:
-        from mezzo.client.embedded import read_chunks
+        from mezzo.client.transport import read_chunks
 
         response = await self.client.post(
             f"/v1/workspaces/{workspace}/files",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -38,3 +39,10 @@ class Transport(Protocol):
     ) -> AsyncIterator[Event]: ...
     async def attach(self, workspace: str, path: Path) -> FileInfo: ...
     async def aclose(self) -> None: ...
+
+
+async def read_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """A file's bytes for an upload, read off the event loop."""
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, size):
+            yield chunk

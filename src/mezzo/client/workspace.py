@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mezzo.client.embedded import EmbeddedTransport, shared_mezzo
 from mezzo.client.events import AgentEvent
 from mezzo.client.http import HttpTransport
 from mezzo.client.transport import Transport
@@ -31,8 +30,8 @@ from mezzo.protocol import (
     ToolResultIn,
     ToolResultsIn,
     Workspace,
+    parse_types,
 )
-from mezzo.service import parse_types
 from mezzo.tools.registry import ToolLike, tool_decl
 
 
@@ -40,6 +39,9 @@ async def connect(url: str | None = None, api_key: str | None = None) -> Transpo
     url = url or os.environ.get("MEZZO_URL")
     if url:
         return HttpTransport(url, api_key or os.environ.get("MEZZO_API_KEY"))
+    # The engine, the store and the governor: imported only by a program that runs them here.
+    from mezzo.client.embedded import EmbeddedTransport, shared_mezzo
+
     return EmbeddedTransport(await shared_mezzo())
 
 
@@ -75,7 +77,7 @@ class AgentWorkspace:
         body = CreateWorkspace(
             id=id,
             budget_tokens=budget_tokens,
-            fallback_behavior=fallback_behavior,  # type: ignore[arg-type]
+            fallback_behavior=fallback_behavior,
             tools=[tool_decl(tool, f"tools[{i}]") for i, tool in enumerate(tools)],
             **config,
         )
@@ -98,7 +100,7 @@ class AgentWorkspace:
         idempotency_key: str | None = None,
     ) -> RunAccepted:
         """Queue a run; returns at once (the server answers 202)."""
-        body = SubmitRun(input=input, priority=priority, max_steps=max_steps)  # type: ignore[arg-type]
+        body = SubmitRun(input=input, priority=priority, max_steps=max_steps)
         accepted = await self.transport.submit(self.id, body, idempotency_key)
         self.last_run = accepted.run
         return accepted

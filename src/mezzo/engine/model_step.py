@@ -17,8 +17,9 @@ from mezzo.engine.prompt import AttachedFiles, build_request
 from mezzo.engine.retry import RetryLater
 from mezzo.engine.run_writer import RunWriter
 from mezzo.engine.state import RunState, fold
-from mezzo.engine.streaming import StreamCancelled, stream_response
+from mezzo.engine.streaming import stream_response
 from mezzo.engine.tool_step import ToolStep, tool_side
+from mezzo.errors import Cancelled
 from mezzo.governor.governor import Admission, Call, Exhausted, Governor, RunLog, Wait
 from mezzo.governor.router import RoutingError
 from mezzo.protocol import Event, ModelResultData, NewEvent, ToolCallData, UsageData
@@ -126,7 +127,7 @@ class ModelStep:
             response = await stream_response(
                 self.store, self.providers.get(name), name, state, admission.request()
             )
-        except StreamCancelled as cancelled:
+        except Cancelled as cancelled:
             await self.governor.settle(admission, admission.estimate + cancelled.output_tokens)
             raise VersionConflict(state.run, state.version, -1) from None
         except ProviderError as error:
@@ -149,7 +150,7 @@ class ModelStep:
                 call_id=tc.call_id or f"call_{uuid.uuid4().hex[:12]}",
                 name=tc.name,
                 arguments=tc.arguments,
-                side=tool_side(tools, tc.name),  # type: ignore[arg-type]
+                side=tool_side(tools, tc.name),
                 step=step,
             )
             for tc in response.tool_calls

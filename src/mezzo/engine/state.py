@@ -99,8 +99,8 @@ def _apply(state: RunState, event: Event) -> None:
         calls = tuple(ToolCall(c.call_id, c.name, c.arguments) for c in result.tool_calls)
         state.transcript.append(Message(role="assistant", content=result.text, tool_calls=calls))
     elif kind == "tool_call":
-        call = ToolCallData.model_validate(data)
-        state.pending_calls[call.call_id] = call
+        pending = ToolCallData.model_validate(data)
+        state.pending_calls[pending.call_id] = pending
         state.status = state.waiting_status()
     elif kind == "yield":
         asked = YieldData.model_validate(data)

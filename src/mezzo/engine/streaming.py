@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from mezzo import tracing
 from mezzo.engine.state import RunState
+from mezzo.errors import Cancelled
 from mezzo.protocol import Event
 from mezzo.providers.base import ModelRequest, ModelResponse, Provider, ProviderError, TextDelta
 from mezzo.store.base import Store
@@ -18,16 +19,10 @@ T = TypeVar("T")
 CANCEL_CHECK_S = 0.2
 
 
-class StreamCancelled(Exception):
-    def __init__(self, output_tokens: int) -> None:
-        super().__init__("cancelled")
-        self.output_tokens = output_tokens
-
-
 async def stream_response(
     store: Store, provider: Provider, provider_name: str, state: RunState, request: ModelRequest
 ) -> ModelResponse:
-    """The provider's final response; raises StreamCancelled (with the output streamed so far)
+    """The provider's final response; raises Cancelled (with the output streamed so far)
     when the run is cancelled meanwhile, ProviderError when the provider fails."""
     output_tokens = 0
 
@@ -66,7 +61,7 @@ async def stream_response(
         return streaming.result()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await streaming
-    raise StreamCancelled(output_tokens)
+    raise Cancelled(output_tokens)
 
 
 async def _traced(coroutine: Awaitable[T], name: str, **attributes: Any) -> T:

@@ -100,7 +100,7 @@ class WorkerPool:
         self._stopping.set()
 
     def counts(self) -> dict[str, int]:
-        return {k: getattr(self.stats, k) for k in self.stats.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self.stats, k) for k in self.stats.__slots__}
 
     async def run(self) -> None:
         idle = self.idle_poll_s

@@ -30,10 +30,9 @@ def _names(heads: list[bytes]) -> tuple[list[str], list[str]]:
     text = b"\n".join(heads).decode("latin-1")
     if "\t" in text or "\r" in text:
         pairs = list(map(split_header, (h[1:] for h in heads)))
-    else:
-        pairs = list(map(methodcaller("partition", " "), text.split("\n")))
-        return [p[0][1:] for p in pairs], [p[2] for p in pairs]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    parts = list(map(methodcaller("partition", " "), text.split("\n")))
+    return [p[0][1:] for p in parts], [p[2] for p in parts]
 
 
 @dataclass

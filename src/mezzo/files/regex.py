@@ -38,7 +38,7 @@ def compile_pattern(
     options.never_nl = lines
     text = f"(?m){pattern}" if lines else pattern
     try:
-        return re2.compile(text.encode(), options=options)  # type: ignore[no-any-return]
+        return re2.compile(text.encode(), options=options)
     except re2.error as exc:
         raw = exc.args[0] if exc.args else b"invalid"
         detail = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)

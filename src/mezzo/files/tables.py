@@ -11,13 +11,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, filterfalse, repeat, zip_longest
 from operator import add, methodcaller
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mezzo.files.compression import ByteSource
 from mezzo.files.conditions import Condition
 from mezzo.files.errors import FileFormatError, QueryError
 from mezzo.files.index_db import IndexDB
 from mezzo.files.lines import MAX_RECORD_BYTES
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 ROW_CHECKPOINT = 1024
 STATS_BATCH = 4096
@@ -30,7 +33,7 @@ class Dialect:
     delimiter: str
     has_header: bool
 
-    def reader(self, lines: Iterable[str]) -> Iterator[list[str]]:
+    def reader(self, lines: Iterable[str]) -> Reader:
         return csv.reader(lines, delimiter=self.delimiter)
 
 

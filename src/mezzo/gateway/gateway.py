@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mezzo.errors import Cancelled, Unavailable
 from mezzo.gateway.admission import admit
 from mezzo.gateway.backends import Backend, answer, backend_for
 from mezzo.gateway.callers import Caller, find_caller
 from mezzo.gateway.conversations import Conversation, Page, StoredResponses
 from mezzo.gateway.errors import WireError, no_previous_response, not_started
-from mezzo.gateway.turns import Cancelled, InFlight, Turn, UpstreamFor, until_cancelled
+from mezzo.gateway.turns import InFlight, Turn, UpstreamFor, until_cancelled
 from mezzo.gateway.writer import ResponseWriter
 from mezzo.governor.governor import Admission, Governor
 from mezzo.logs import get_logger
@@ -71,9 +72,11 @@ class Gateway:
     @property
     def stored(self) -> StoredResponses:
         if self._stored is None:
-            if self.mezzo.store is None:
-                raise not_started()
-            self._stored = StoredResponses(self.mezzo.store, self._recent)
+            try:
+                store = self.mezzo.store
+            except Unavailable:
+                raise not_started() from None
+            self._stored = StoredResponses(store, self._recent)
         return self._stored
 
     async def caller(self, tenant: str, workspace: str | None, priority: str | None) -> Caller:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from mezzo.errors import Cancelled
 from mezzo.gateway.backends import Backend, Streamer
 from mezzo.gateway.conversations import Conversation
 from mezzo.gateway.writer import ResponseWriter, new_response_id
@@ -23,10 +24,6 @@ from mezzo.providers.openai_wire.requests import ResponsesRequest
 
 UpstreamFor = Callable[[str], Streamer | None]
 T = TypeVar("T")
-
-
-class Cancelled(Exception):
-    """The turn was cancelled by `POST /v1/responses/{id}/cancel`."""
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -182,6 +183,37 @@ class CallableTokenizer:
 
     def count(self, text: str) -> int:
         return self.counter(text)
+
+
+# Tokenizers by the name a setting gives them (`model_tokenizers`): a factory, or the import
+# path "module:attribute" of one. A path is imported only when a model is configured with its
+# name, so the stub LLM's tokenizer stays off the runtime path of every other model.
+TokenizerFactory = Callable[[], Tokenizer]
+_TOKENIZERS: dict[str, TokenizerFactory | str] = {
+    "o200k_base": lambda: TiktokenTokenizer("o200k_base"),
+    "cl100k_base": lambda: TiktokenTokenizer("cl100k_base"),
+    "estimate": EstimateTokenizer,
+    "mezzo-stub": "mezzo.stub.tokens:StubTokenizer",
+}
+
+
+def register_tokenizer(name: str, factory: TokenizerFactory | str) -> None:
+    """Make `name` usable in `model_tokenizers`: a factory, or "module:attribute" naming one."""
+    _TOKENIZERS[name] = factory
+
+
+def tokenizer_names() -> list[str]:
+    return sorted(_TOKENIZERS)
+
+
+def named_tokenizer(name: str) -> Tokenizer | None:
+    """A new tokenizer of the registered `name`; None for a name nobody registered."""
+    factory = _TOKENIZERS.get(name)
+    if isinstance(factory, str):
+        module, _, attribute = factory.partition(":")
+        loaded: TokenizerFactory = getattr(importlib.import_module(module), attribute)
+        _TOKENIZERS[name] = factory = loaded
+    return factory() if factory is not None else None
 
 
 @dataclass(frozen=True, slots=True)

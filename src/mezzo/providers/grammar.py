@@ -121,16 +121,16 @@ def plan_output(
         )
 
     if tool_choice not in ("auto", "required"):
-        tool = next((t for t in tools if t.name == tool_choice), None)
-        if tool is None:
+        chosen = next((t for t in tools if t.name == tool_choice), None)
+        if chosen is None:
             offered = ", ".join(t.name for t in tools)
             raise GrammarError(f"tool_choice names {tool_choice!r}, not one of: {offered}")
         return OutputPlan(
             "arguments",
-            _grammar({"root": _object_schema(tool.parameters)}, "root"),
-            f"{_describe_tools((tool,))}\nCall the tool {tool.name}. "
+            _grammar({"root": _object_schema(chosen.parameters)}, "root"),
+            f"{_describe_tools((chosen,))}\nCall the tool {chosen.name}. "
             "Reply with its arguments as a JSON object and nothing else.",
-            tools=(tool,),
+            tools=(chosen,),
         )
 
     call_schema = {"oneOf": [_call_schema(t) for t in tools]}

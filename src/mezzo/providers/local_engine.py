@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from mezzo.errors import Cancelled
 from mezzo.providers.base import Message, ModelRequest, ModelResponse, TextDelta, Usage
 from mezzo.providers.grammar import OutputError, OutputPlan
 from mezzo.providers.local_sampling import Sampling, TextStop, TurnEnd
@@ -48,10 +49,6 @@ class EngineError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
-
-
-class Cancelled(Exception):
-    """The consumer went away; the run stops at the next token."""
 
 
 @dataclass(frozen=True, slots=True)

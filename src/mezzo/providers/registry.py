@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from mezzo.config import Settings
-from mezzo.governor.tokens import (
-    CallableTokenizer,
-    EstimateTokenizer,
-    TiktokenTokenizer,
-    Tokenizer,
-)
+from mezzo.governor.tokens import CallableTokenizer, Tokenizer, named_tokenizer
 from mezzo.providers.base import Provider
 
 PROVIDERS = frozenset({"openai", "compat", "local"})
@@ -40,7 +36,9 @@ class Providers:
         if name == "openai":
             from mezzo.providers.openai import OpenAIProvider
 
-            api = "chat" if self._settings.openai_api == "chat" else "responses"
+            api: Literal["chat", "responses"] = (
+                "chat" if self._settings.openai_api == "chat" else "responses"
+            )
             return OpenAIProvider(
                 api,
                 base_url=self._settings.openai_base_url or os.environ.get("OPENAI_BASE_URL"),
@@ -79,14 +77,8 @@ class Providers:
     def tokenizer(self, provider: str, model: str) -> Tokenizer | None:
         """The model's own tokenizer where mezzo has it; None lets the counter choose."""
         configured = self._settings.model_tokenizers.get(model)
-        if configured in ("o200k_base", "cl100k_base"):
-            return TiktokenTokenizer(configured)
-        if configured == "mezzo-stub":
-            from mezzo.stub.tokens import StubTokenizer
-
-            return StubTokenizer()
-        if configured == "estimate":
-            return EstimateTokenizer()
+        if configured is not None and (named := named_tokenizer(configured)) is not None:
+            return named
         if provider == "local":
             counter = getattr(self.get("local"), "count_tokens", None)
             if counter is not None:

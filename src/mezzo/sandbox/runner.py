@@ -25,6 +25,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from mezzo.logs import get_logger
@@ -247,7 +248,7 @@ class Sandbox:
         transports = []
         captures = []
         for output, pipe in ((stdout, process.stdout), (stderr, process.stderr)):
-            transport, capture = await loop.connect_read_pipe(lambda o=output: _Capture(o), pipe)
+            transport, capture = await loop.connect_read_pipe(partial(_Capture, output), pipe)
             transports.append(transport)
             captures.append(capture)
         status_transport, status = await loop.connect_read_pipe(
@@ -419,8 +420,13 @@ async def _wait_exit(pid: int) -> int:
     """Wait for `pid` without a thread: a pidfd becomes readable when the process exits."""
     loop = asyncio.get_running_loop()
     pidfd = os.pidfd_open(pid)
-    exited = loop.create_future()
-    loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, on_exit)
     try:
         status = _reap(pid)
         while status is None:

@@ -41,12 +41,12 @@ from mezzo.providers.openai_wire.answers import (
 from mezzo.providers.openai_wire.errors import parse
 from mezzo.providers.openai_wire.items import chat_tool_calls
 from mezzo.providers.openai_wire.requests import ChatRequest, ResponsesRequest
+from mezzo.server import sse
 from mezzo.server.gateway_ws import serve_connection
 from mezzo.server.ops_middleware import TENANT_SCOPE_KEY
 from mezzo.service import Mezzo
 from mezzo.store.base import StoreUnavailable
 
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 TAGS: list[str | Any] = ["openai-compatible gateway"]
 
 
@@ -55,12 +55,13 @@ def error_response(error: WireError) -> JSONResponse:
 
 
 def _sse(event: dict[str, Any]) -> bytes:
-    data = json.dumps(event, separators=(",", ":"))
-    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+    """A Responses API event: its type is the SSE event name."""
+    return sse.frame(json.dumps(event, separators=(",", ":")), event=event["type"])
 
 
 def _data(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    """A Chat Completions chunk: data only."""
+    return sse.frame(json.dumps(payload, separators=(",", ":")))
 
 
 async def tenant_of(request: Request) -> str:
@@ -138,7 +139,7 @@ def gateway_router(mezzo: Mezzo) -> GatewayRouter:
                     yield _sse(event)
 
             return StreamingResponse(
-                stream(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+                stream(), media_type=sse.MEDIA_TYPE, headers={**sse.HEADERS, **headers}
             )
         last = first
         async for event in events:
@@ -282,7 +283,7 @@ def gateway_router(mezzo: Mezzo) -> GatewayRouter:
                 if body.include_usage:
                     usage = chat_usage(result.usage or admission.usage(result))
                     yield _data(chat_chunk(completion_id, answered, None, usage=usage))
-                yield b"data: [DONE]\n\n"
+                yield sse.frame("[DONE]")
             except ProviderError as error:
                 await gateway.release(admission)
                 yield _data(upstream_failed(error).body())
@@ -291,7 +292,7 @@ def gateway_router(mezzo: Mezzo) -> GatewayRouter:
                     await gateway.settle(admission, None)
 
         return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+            stream(), media_type=sse.MEDIA_TYPE, headers={**sse.HEADERS, **headers}
         )
 
     @router.websocket("/v1/responses")

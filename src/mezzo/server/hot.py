@@ -128,14 +128,20 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _respond(send: Send, code: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+async def _respond(
+    send: Send,
+    code: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
+    content_type: bytes = b"application/json",
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": code,
             "headers": [
                 (b"content-length", str(len(body)).encode()),
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 *headers,
             ],
         }

@@ -87,11 +87,11 @@ def stream(answer: Answer) -> Iterator[Frame]:
     """The events OpenAI sends for one response, `sequence_number` from 0."""
     reply = answer.reply
     if not answer.generated:
-        created = {
+        created: dict[str, Any] = {
             "type": "response.created",
             "response": response_object(answer, status="in_progress"),
         }
-        completed = {
+        completed: dict[str, Any] = {
             "type": "response.completed",
             "response": response_object(answer, status="completed"),
         }

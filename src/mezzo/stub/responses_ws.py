@@ -69,16 +69,16 @@ class Connection:
                 continue
             kind = event.get("type") if isinstance(event, dict) else None
             if kind != "response.create":
-                message = f"Unknown event type {kind!r}; expected 'response.create'."
-                await self.refuse(400, message, "unknown_event_type", "type")
+                problem = f"Unknown event type {kind!r}; expected 'response.create'."
+                await self.refuse(400, problem, "unknown_event_type", "type")
                 continue
             if self.turn is not None and not self.turn.done():
-                message = "A response is already in progress on this connection."
-                await self.refuse(400, message, "response_already_in_progress")
+                problem = "A response is already in progress on this connection."
+                await self.refuse(400, problem, "response_already_in_progress")
                 continue
             if time.monotonic() - self.opened > self.stub.state.config.ws_max_connection_s:
-                message = "This connection reached its time limit; open a new one."
-                await self.refuse(400, message, "websocket_connection_limit_reached")
+                problem = "This connection reached its time limit; open a new one."
+                await self.refuse(400, problem, "websocket_connection_limit_reached")
                 await self.websocket.close(code=1000)
                 return
             body = {key: value for key, value in event.items() if key != "type"}

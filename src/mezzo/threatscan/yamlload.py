@@ -17,7 +17,7 @@ MAX_DOCUMENTS = 10_000
 MAX_FLOW_DEPTH = 500  # libyaml recurses in C on flow collections; deep nesting crashes it
 
 
-class _LineLoader(_Base):  # type: ignore[misc, valid-type]
+class _LineLoader(_Base):
     pass
 
 
