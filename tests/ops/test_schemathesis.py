@@ -109,7 +109,11 @@ def run_cli(
     ]
     if key is not None:
         command += ["-H", f"Authorization: Bearer {key}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    # Run from the report folder: schemathesis keeps a `.schemathesis/` cache in its working
+    # directory, which must not land in the checkout (a run would then replay the last one's).
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, check=False, cwd=reports
+    )
     written = {path.suffix: path for path in reports.glob("*.*json")}
     assert {".json", ".ndjson"} <= set(written), done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(written[".json"].read_text())
