@@ -308,11 +308,17 @@ class RedisStore:
         ]
         keys = self._log_keys(workspace, run)
         with self._translate():
-            index = self._run_index_commands(workspace, run, events)
-            if index or enqueue is not None:
-                result = await shielded(self._append_and_index(keys, args, index, enqueue))
+            if expected_version is None or run is None:
+                # Cannot conflict: the index and the job go in the append's round trip.
+                index = self._run_index_commands(workspace, run, events)
+                if index or enqueue is not None:
+                    result = await shielded(self._append_and_index(keys, args, index, enqueue))
+                else:
+                    result = await scripts.append(keys, args)
             else:
-                result = await scripts.append(keys, args)
+                result = await shielded(
+                    self._checked_append(workspace, run, events, keys, args, enqueue)
+                )
         return self._appended(workspace, run, events, expected_version, result)
 
     def _appended(
@@ -371,6 +377,52 @@ class RedisStore:
                 await self._enqueue_on(pipe, enqueue, 0.0)
             results = await pipe.execute()
         return results[0]
+
+    async def _checked_append(
+        self,
+        workspace: str,
+        run: str,
+        events: Sequence[NewEvent],
+        keys: list[str],
+        args: list[str | int],
+        enqueue: NewJob | None,
+    ) -> Any:
+        """An append checked against the run's version, with its run index and its job.
+
+        Round trip 1 indexes a run this process has not seen (before its events, so a crash
+        in between leaves an index entry that `recover()` follows, never an accepted run that
+        nothing points at) and appends. Round trip 2, only once the append went in, enqueues
+        the job and unindexes an ended run. A refused append takes back the active-index
+        entry it added, unless the run is still open (another writer's first append won)."""
+        client, scripts = self._ready()
+        terminal = any(e.type in TERMINAL_EVENT_TYPES for e in events)
+        activate = run not in self._run_workspaces and not terminal
+        async with client.pipeline(transaction=False) as pipe:
+            if run not in self._run_workspaces:
+                pipe.hsetnx(self._runs_key(), run, workspace)
+            if activate:
+                pipe.zadd(self._active_key(), {run: 0}, nx=True)
+            await scripts.append(keys, args, client=pipe)
+            *indexed, result = await pipe.execute()
+        if int(result[0]) < 0:
+            if activate and int(indexed[-1]) == 1:
+                await self._unindex_if_ended(workspace, run)
+            return result
+        if enqueue is not None or terminal:
+            async with client.pipeline(transaction=False) as pipe:
+                if enqueue is not None:
+                    await self._enqueue_on(pipe, enqueue, 0.0)
+                if terminal:
+                    pipe.zrem(self._active_key(), run)
+                await pipe.execute()
+        return result
+
+    async def _unindex_if_ended(self, workspace: str, run: str) -> None:
+        client, _ = self._ready()
+        # The append script keeps `open-runs` in step with the log, so a run absent from it
+        # has ended (a conflict means it has events); removing an ended run is always right.
+        if await client.zscore(self._ws(workspace, "open-runs"), run) is None:
+            await client.zrem(self._active_key(), run)
 
     async def read(
         self,
