@@ -6,8 +6,10 @@ libraries it uses (shared helpers and the meaning of KEYS).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -16,7 +18,16 @@ from redis.commands.core import AsyncScript
 _SCRIPTS: dict[str, tuple[str, ...]] = {
     **{
         name: ("queue_lib",)
-        for name in ("enqueue", "lease", "extend", "ack", "retry", "release", "requeue_dead")
+        for name in (
+            "enqueue",
+            "lease",
+            "peek",
+            "extend",
+            "ack",
+            "retry",
+            "release",
+            "requeue_dead",
+        )
     },
     "ledger_init": ("ledger_lib",),
     "ledger_add": ("ledger_lib",),
@@ -50,6 +61,7 @@ def script_sources(*, one_slot: bool = False) -> dict[str, str]:
 class Scripts:
     enqueue: AsyncScript
     lease: AsyncScript
+    peek: AsyncScript
     extend: AsyncScript
     ack: AsyncScript
     retry: AsyncScript
@@ -72,3 +84,16 @@ def register_scripts(client: Redis, *, one_slot: bool = False) -> Scripts:
     """Scripts bound to `client`; each loads itself (EVALSHA, then SCRIPT LOAD on NOSCRIPT)."""
     sources = script_sources(one_slot=one_slot)
     return Scripts(**{name: client.register_script(src) for name, src in sources.items()})
+
+
+async def pipelined(
+    pipe: Any, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int], *, cluster: bool
+) -> None:
+    """Queue `script` on a pipeline. A Cluster pipeline sends `EVALSHA` and leaves a `NOSCRIPT`
+    (a node that never loaded the script: a replica promoted by a failover) to the caller, who
+    cannot tell which of the pipeline's commands to send again; there the body goes (`EVAL`),
+    which each node caches by its digest."""
+    if cluster:
+        pipe.eval(script.script, len(keys), *keys, *args)
+    else:
+        await script(keys, args, client=pipe)
