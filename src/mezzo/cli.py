@@ -42,7 +42,7 @@ app.command()(doctor)
 err = Console(stderr=True)
 
 StoreOpt = Annotated[
-    str | None, typer.Option("--store", help="sqlite:///PATH or redis://HOST:PORT/DB")
+    str | None, typer.Option("--store", help="sqlite:///PATH, redis://HOST:PORT/DB or redis+cluster://HOST:PORT[,HOST:PORT...]")
 ]
 
 
