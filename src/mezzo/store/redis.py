@@ -67,7 +67,6 @@ _CLUSTER_AWAY = (
     rex.TryAgainError,
     rex.AskError,
     rex.SlotNotCoveredError,
-    rex.RedisClusterUnreachableError,
 )
 
 
@@ -199,9 +198,12 @@ class RedisStore:
                 f"Redis Cluster at {self._where} cannot serve this now ({type(exc).__name__}: "
                 f"{exc}); try again shortly"
             ) from exc
+        except rex.RedisClusterUnreachableError as exc:
+            raise StoreUnavailable(
+                f"Redis Cluster at {self._where} is unreachable: no node answered ({exc})"
+            ) from exc
         except rex.RedisClusterException as exc:
-            # What redis-py says when no seed answers, or none answers like a Cluster node.
-            raise StoreUnavailable(f"Redis Cluster at {self._where}: {exc}") from exc
+            raise _cluster_refusal(self._where, exc) from exc
         except rex.ResponseError as exc:
             if str(exc).startswith(("NOAUTH", "WRONGPASS")):
                 raise StoreUnavailable(
@@ -870,6 +872,22 @@ def _event_args(events: Sequence[NewEvent]) -> list[str | int]:
     for event in events:
         args += [event.type, json.dumps(event.data, separators=(",", ":"))]
     return args
+
+
+def _cluster_refusal(where: str, exc: Exception) -> Exception:
+    """What redis-py's cluster client says when a seed answered but would not serve."""
+    text = str(exc)
+    if "Cluster mode is not enabled" in text:
+        return RedisConfigError(
+            f"{where} is not a Redis Cluster node (cluster mode is not enabled); for one "
+            "server use redis://host:port/db"
+        )
+    if any(word in text for word in ("WRONGPASS", "NOAUTH", "AUTH", "password")):
+        return StoreUnavailable(
+            f"Redis Cluster at {where} refused the credentials ({text}); check the user and "
+            "password in the URL"
+        )
+    return StoreUnavailable(f"Redis Cluster at {where}: {text}")
 
 
 def _burst(limit: RateLimit) -> float:
