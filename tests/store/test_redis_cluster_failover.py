@@ -10,15 +10,22 @@ the killed node is back as a replica.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
+import redis
 from redis_cluster import RedisClusterProcess
+from redis_process import RedisProcess
 
 from core_support import ServeProcess, free_port, process_env
+from mezzo.protocol import Event
+from mezzo.store.base import StoreUnavailable
+from mezzo.store.redis import RedisStore
 from mezzo.stub.server import StubServer
 
 WORKSPACES = 4
@@ -113,3 +120,70 @@ def _wait_for_completions(
         missing = len(set(accepted) - done)
         assert time.monotonic() < deadline, f"{missing} accepted runs did not complete"
         time.sleep(0.2)
+
+
+async def test_live_subscribers_and_idle_workers_hear_again_when_their_node_dies(
+    tmp_path: Path,
+) -> None:
+    """The node holding this process's Pub/Sub connection for live deltas is SIGKILLed: the
+    relay reconnects to another node and subscribes again, and queue wake-ups go on."""
+    cluster = RedisClusterProcess(tmp_path / "cluster").start()
+    store = RedisStore(cluster.url, prefix="live")
+    await store.open()
+    received: list[int] = []
+
+    async def listen() -> None:
+        async for event in store.live("ws"):
+            received.append(int(event.data["n"]))
+            if event.data["n"] == 2:
+                return
+
+    listener = asyncio.create_task(listen())
+    try:
+        await asyncio.sleep(0.3)
+        await store.publish_live(_delta(1))
+        await store.wait_for_change(0.5)  # starts the wake-up reader
+        _subscribed_node(cluster, "live-pubsub", "sub=1").kill()
+        # Pub/Sub is at most once: publish until the resubscribed listener hears one (the
+        # publisher too may have to find a live node first).
+        for _ in range(300):
+            with contextlib.suppress(StoreUnavailable):
+                await store.publish_live(_delta(2))
+            if listener.done():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(listener, 5)
+        assert received == [1, 2]
+
+        waiting = asyncio.create_task(store.wait_for_change(60))
+        await asyncio.sleep(0.5)
+        for _ in range(300):
+            with contextlib.suppress(StoreUnavailable):
+                await store.enqueue("q", "j", {})
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(waiting, 30)  # woken by the enqueue, not the 60 s timeout
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await store.close()
+        cluster.stop()
+
+
+def _subscribed_node(cluster: RedisClusterProcess, name: str, flag: str) -> RedisProcess:
+    """The node where a client named `name` holds a subscription (`sub=1`, `psub=1`)."""
+    for node in cluster.nodes:
+        client = redis.Redis(port=node.port, decode_responses=True)
+        try:
+            clients = client.client_list()
+        finally:
+            client.close()
+        field, value = flag.split("=")
+        if any(e.get("name") == name and e.get(field) == value for e in clients):
+            return node
+    raise AssertionError(f"no node has a client {name} with {flag}")
+
+
+def _delta(n: int) -> Event:
+    return Event(seq=None, workspace="ws", run="r", type="delta", ts=time.time(), data={"n": n})
