@@ -78,11 +78,19 @@ def parse_target(url: str) -> RedisTarget:
             "unix:///path or redis+cluster://host:port[,host:port...])"
         )
     ours, theirs = _split_query(parts.query, where)
-    options = _options(ours, where)
+    partitions, durability, replica_wait_ms = _options(ours, where)
     if parts.scheme in SINGLE_SCHEMES:
         _check_single(parts.scheme, url, where)
         redis_url = urlunsplit(parts._replace(query=urlencode(theirs)))
-        return RedisTarget(url, where, False, redis_url, **options)
+        return RedisTarget(
+            url,
+            where,
+            False,
+            redis_url,
+            partitions=partitions,
+            durability=durability,
+            replica_wait_ms=replica_wait_ms,
+        )
     if theirs:
         names = ", ".join(sorted(name for name, _ in theirs))
         raise RedisConfigError(
@@ -102,7 +110,9 @@ def parse_target(url: str) -> RedisTarget:
         username=unquote(username) or None,
         password=unquote(password) or None,
         tls=parts.scheme == "rediss+cluster",
-        **options,
+        partitions=partitions,
+        durability=durability,
+        replica_wait_ms=replica_wait_ms,
     )
 
 
@@ -119,23 +129,25 @@ def _split_query(query: str, where: str) -> tuple[dict[str, str], list[tuple[str
     return ours, theirs
 
 
-def _options(ours: dict[str, str], where: str) -> dict[str, object]:
-    options: dict[str, object] = {}
+def _options(ours: dict[str, str], where: str) -> tuple[int | None, Durability, int]:
+    """(partitions, durability, replica_wait_ms) from mezzo's query parameters."""
+    partitions = None
     if "partitions" in ours:
-        options["partitions"] = _bounded_int(
-            ours["partitions"], "partitions", MAX_PARTITIONS, where
-        )
-    durability = ours.get("durability", "async")
-    if durability not in ("async", "replicated"):
+        partitions = _bounded_int(ours["partitions"], "partitions", MAX_PARTITIONS, where)
+    asked = ours.get("durability", "async")
+    durability: Durability
+    if asked == "async":
+        durability = "async"
+    elif asked == "replicated":
+        durability = "replicated"
+    else:
         raise RedisConfigError(
-            f"bad Redis URL {where}: durability must be 'async' or 'replicated', got {durability!r}"
+            f"bad Redis URL {where}: durability must be 'async' or 'replicated', got {asked!r}"
         )
-    options["durability"] = durability
+    replica_wait_ms = DEFAULT_REPLICA_WAIT_MS
     if "replica_wait_ms" in ours:
-        options["replica_wait_ms"] = _bounded_int(
-            ours["replica_wait_ms"], "replica_wait_ms", 60_000, where
-        )
-    return options
+        replica_wait_ms = _bounded_int(ours["replica_wait_ms"], "replica_wait_ms", 60_000, where)
+    return partitions, durability, replica_wait_ms
 
 
 def _bounded_int(value: str, name: str, most: int, where: str) -> int:
