@@ -194,3 +194,18 @@ async def _on_replica(cluster: RedisClusterProcess, key: str, command: str) -> i
         return int(await replica.execute_command(command, key))
     finally:
         await replica.aclose()
+
+
+async def test_nodes_that_lost_their_scripts_get_them_again(
+    store: RedisStore, loopback_cluster: RedisClusterProcess
+) -> None:
+    """A replica promoted by a failover has none of the scripts its old primary had loaded:
+    pipelined scripts (append with its job, the lease's peek round) load them and go on."""
+    for node in loopback_cluster.nodes:
+        client = redis.asyncio.Redis(port=node.port)
+        await client.script_flush()
+        await client.aclose()
+    job = NewJob("q", "run:r1", {"workspace": "ws"})
+    await store.append("ws", "r1", [NewEvent(type="run_queued")], 0, enqueue=job)
+    (leased,) = await store.lease("q", "w", 1, 30)
+    assert leased.id == "run:r1"

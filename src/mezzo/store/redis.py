@@ -53,7 +53,7 @@ from mezzo.store.redis_queue import (
     RedisQueues,
     agreed_partitions,
 )
-from mezzo.store.redis_scripts import Scripts, pipelined, register_scripts
+from mezzo.store.redis_scripts import Scripts, execute_pipeline, pipelined, register_scripts
 from mezzo.store.redis_server import RedisConfigError, server_version, setup_refused
 from mezzo.store.redis_target import describe_url, parse_target
 
@@ -117,9 +117,7 @@ class RedisStore:
         self._clients = clients
         self._client = client
         self._scripts = register_scripts(client, one_slot=version >= (7, 0))
-        self._queues = RedisQueues(
-            client, self._scripts, self.prefix, partitions, cluster=self.cluster
-        )
+        self._queues = RedisQueues(client, self._scripts, self.prefix, partitions)
         self._feeds = Feeds(clients.blocking, self._log_key)
         self._live = LiveRelay(client, clients.pubsub_client, self._live_channel)
         self._wakeups = Wakeups(clients.pubsub_client, self._queues.wake_pattern())
@@ -357,17 +355,23 @@ class RedisStore:
         unseen = run not in self._run_workspaces
         activate = unseen and not terminal
         replicate = enqueue is not None and self.target.durability == "replicated"
-        async with client.pipeline(transaction=False) as pipe:
-            written = [keys[0]]
+        written = [keys[0]]
+        if unseen:
+            written.append(self._runs_key())
+        if activate:
+            written.append(self._active_key())
+
+        def index_and_append(pipe: Any) -> None:
             if unseen:
                 pipe.hsetnx(self._runs_key(), run, workspace)
-                written.append(self._runs_key())
             if activate:
                 pipe.zadd(self._active_key(), {run: 0}, nx=True)
-                written.append(self._active_key())
-            await pipelined(pipe, scripts.append, keys, args, cluster=self.cluster)
-            waits = self._wait_for_replica(pipe, written) if replicate else 0
-            replies = await pipe.execute()
+            pipelined(pipe, scripts.append, keys, args)
+            if replicate:
+                self._wait_for_replica(pipe, written)
+
+        replies = await execute_pipeline(client, index_and_append, [scripts.append])
+        waits = self._waits(written) if replicate else 0
         acks = replies[len(replies) - waits :]
         *indexed, result = replies[: len(replies) - waits]
         if int(result[0]) < 0:
@@ -376,16 +380,22 @@ class RedisStore:
             return result
         if enqueue is not None or terminal:
             queues = self._queue()
-            async with client.pipeline(transaction=False) as pipe:
-                written = []
+            written = []
+            if enqueue is not None:
+                written.append(queues.enqueue_keys(enqueue)[0])
+            if terminal:
+                written.append(self._active_key())
+
+            def enqueue_and_unindex(pipe: Any) -> None:
                 if enqueue is not None:
-                    await queues.enqueue_on(pipe, enqueue, 0.0)
-                    written.append(queues.enqueue_keys(enqueue)[0])
+                    queues.enqueue_on(pipe, enqueue, 0.0)
                 if terminal:
                     pipe.zrem(self._active_key(), run)
-                    written.append(self._active_key())
-                waits = self._wait_for_replica(pipe, written) if replicate else 0
-                replies = await pipe.execute()
+                if replicate:
+                    self._wait_for_replica(pipe, written)
+
+            replies = await execute_pipeline(client, enqueue_and_unindex, [scripts.enqueue])
+            waits = self._waits(written) if replicate else 0
             acks += replies[len(replies) - waits :]
         if any(int(replicas) < 1 for replicas in acks):
             raise StoreUnavailable(
@@ -395,21 +405,27 @@ class RedisStore:
             )
         return result
 
-    def _wait_for_replica(self, pipe: Any, written: list[str]) -> int:
+    def _wait_for_replica(self, pipe: Any, written: list[str]) -> None:
         """Queue `WAIT 1 <ms>` on `pipe` for every node that holds one of `written` (one
-        server: the one); how many were queued. WAIT counts only the writes of the
-        connection it is sent on, so it must go in the pipeline that wrote."""
+        server: the one). WAIT counts only the writes of the connection it is sent on, so it
+        must go in the pipeline that wrote."""
         timeout = self.target.replica_wait_ms
         if not self.cluster:
             pipe.execute_command("WAIT", 1, timeout)
-            return 1
+            return
+        for node in self._nodes(written).values():
+            pipe.execute_command("WAIT", 1, timeout, target_nodes=node)
+
+    def _nodes(self, keys: list[str]) -> dict[str, Any]:
         nodes = {}
-        for key in written:
+        for key in keys:
             node = self._client.get_node_from_key(key)
             nodes[node.name] = node
-        for node in nodes.values():
-            pipe.execute_command("WAIT", 1, timeout, target_nodes=node)
-        return len(nodes)
+        return nodes
+
+    def _waits(self, written: list[str]) -> int:
+        """How many WAITs `_wait_for_replica` queued for `written`."""
+        return len(self._nodes(written)) if self.cluster else 1
 
     async def _unindex_if_ended(self, workspace: str, run: str) -> None:
         client, _ = self._ready()

@@ -21,6 +21,7 @@ that upgrades with one partition finds its queued jobs where they were.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
 import random
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mezzo.store.base import DeadJob, Job, NewJob
-from mezzo.store.redis_scripts import Scripts, pipelined
+from mezzo.store.redis_scripts import Scripts, execute_pipeline, pipelined
 from mezzo.store.redis_server import RedisConfigError
 
 MAX_PRIORITY = 1000
@@ -69,14 +70,11 @@ async def agreed_partitions(
 class RedisQueues:
     """Queue operations over `partitions` partitions; the caller translates Redis errors."""
 
-    def __init__(
-        self, client: Any, scripts: Scripts, prefix: str, partitions: int, *, cluster: bool
-    ) -> None:
+    def __init__(self, client: Any, scripts: Scripts, prefix: str, partitions: int) -> None:
         self._client = client
         self._scripts = scripts
         self.prefix = prefix
         self.partitions = partitions
-        self._cluster = cluster
 
     # ---- keys
 
@@ -117,11 +115,10 @@ class RedisQueues:
         args = self.enqueue_args(job, delay)
         return bool(await self._scripts.enqueue(self.enqueue_keys(job), args))
 
-    async def enqueue_on(self, pipe: Any, job: NewJob, delay: float) -> None:
-        """Queue the enqueue on `pipe`."""
-        args = self.enqueue_args(job, delay)
-        await pipelined(
-            pipe, self._scripts.enqueue, self.enqueue_keys(job), args, cluster=self._cluster
+    def enqueue_on(self, pipe: Any, job: NewJob, delay: float) -> None:
+        """Queue the enqueue on `pipe` (see `execute_pipeline`)."""
+        pipelined(
+            pipe, self._scripts.enqueue, self.enqueue_keys(job), self.enqueue_args(job, delay)
         )
 
     async def lease(self, queue: str, worker: str, n: int, lease_s: float) -> list[Job]:
@@ -142,11 +139,12 @@ class RedisQueues:
 
     async def _best_first(self, queue: str) -> list[tuple[int, int]]:
         """(partition, jobs ready) of the partitions with a job ready, best job first."""
-        async with self._client.pipeline(transaction=False) as pipe:
+
+        def peek_all(pipe: Any) -> None:
             for partition in range(self.partitions):
-                keys = self.keys(queue, partition)
-                await pipelined(pipe, self._scripts.peek, keys, [], cluster=self._cluster)
-            peeks = await pipe.execute()
+                pipelined(pipe, self._scripts.peek, self.keys(queue, partition), [])
+
+        peeks = await execute_pipeline(self._client, peek_all, [self._scripts.peek])
         ready = [
             (float(best), random.random(), partition, int(count))
             for partition, (count, best) in enumerate(peeks)
@@ -272,14 +270,14 @@ class RedisQueues:
         return dead
 
     async def requeue_dead(self, queue: str, job_id: str) -> bool:
-        """Tried on every partition in one round: only the one holding the dead job has it."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for partition in range(self.partitions):
-                keys = self.keys(queue, partition)
-                await pipelined(
-                    pipe, self._scripts.requeue_dead, keys, [job_id], cluster=self._cluster
-                )
-            return any(int(found) for found in await pipe.execute())
+        """Tried on every partition at once: only the one holding the dead job has it."""
+        found = await asyncio.gather(
+            *(
+                self._scripts.requeue_dead(self.keys(queue, partition), [job_id])
+                for partition in range(self.partitions)
+            )
+        )
+        return any(int(one) for one in found)
 
 
 def _pairs(flat: Any) -> dict[str, str]:

@@ -6,13 +6,14 @@ libraries it uses (shared helpers and the meaning of KEYS).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 # Each script with the libraries it is prefixed by, in order.
 _SCRIPTS: dict[str, tuple[str, ...]] = {
@@ -86,14 +87,32 @@ def register_scripts(client: Redis, *, one_slot: bool = False) -> Scripts:
     return Scripts(**{name: client.register_script(src) for name, src in sources.items()})
 
 
-async def pipelined(
-    pipe: Any, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int], *, cluster: bool
+def pipelined(
+    pipe: Any, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]
 ) -> None:
-    """Queue `script` on a pipeline. A Cluster pipeline sends `EVALSHA` and leaves a `NOSCRIPT`
-    (a node that never loaded the script: a replica promoted by a failover) to the caller, who
-    cannot tell which of the pipeline's commands to send again; there the body goes (`EVAL`),
-    which each node caches by its digest."""
-    if cluster:
-        pipe.eval(script.script, len(keys), *keys, *args)
-    else:
-        await script(keys, args, client=pipe)
+    """Queue `script` on `pipe` as a bare `EVALSHA`, for `execute_pipeline`."""
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+async def execute_pipeline(
+    client: Any, build: Callable[[Any], None], scripts: Sequence[AsyncScript]
+) -> list[Any]:
+    """Build a pipeline with `build` and run it. A node that lacks a script (a new server, a
+    replica a failover promoted) answers `NOSCRIPT`; then `scripts` are loaded (on a Cluster,
+    on every primary) and the pipeline runs once more. So a pipeline built here holds
+    commands that may run twice when its script did not run: one script call beside
+    idempotent commands, or scripts whose repetition is harmless.
+
+    redis-py's own pipelines would check `SCRIPT EXISTS` before every run (one round trip
+    more), and its Cluster pipelines leave `NOSCRIPT` to the caller."""
+    for attempt in (1, 2):
+        async with client.pipeline(transaction=False) as pipe:
+            build(pipe)
+            try:
+                return list(await pipe.execute())
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+        for script in scripts:
+            await client.script_load(script.script)
+    raise AssertionError("unreachable")
