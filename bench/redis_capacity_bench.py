@@ -8,8 +8,9 @@ and `INFO cpu` are read from every primary (one server: that one), and the delta
 - steps/s: K·S divided by the wall time from the first submit to the last `completed`;
 - Redis commands per step: every command the primaries ran, script-internal calls included
   (`EVALSHA`/`EVAL` are also shown on their own: one is one round trip's worth of work);
-- Redis CPU per step (user + sys, all primaries): its inverse is the steps/s one Redis core
-  sustains, the figure the capacity model divides by.
+- Redis CPU per step (user + sys, all primaries, less what they burn idle, measured for 3 s
+  before: a Cluster's bus and cron are not per step): its inverse is the steps/s one Redis
+  core sustains, the figure the capacity model divides by.
 
     .venv/bin/python bench/redis_capacity_bench.py --store redis://127.0.0.1:6379/0
     .venv/bin/python bench/redis_capacity_bench.py --store redis+cluster://127.0.0.1:7000
@@ -43,14 +44,15 @@ from mezzo.service import Mezzo  # noqa: E402
 from mezzo.store.redis import RedisStore  # noqa: E402
 from mezzo.tools.registry import ToolRegistry  # noqa: E402
 
+IDLE_S = 3.0
 IGNORED = {"info", "ping", "cluster", "client", "config", "command", "hello"}
 
 
-async def primaries_stats(store: RedisStore) -> tuple[Counter[str], float, int]:
-    """(calls per command, Redis CPU seconds, primaries) summed over the primaries."""
+async def primaries_stats(store: RedisStore) -> tuple[Counter[str], list[float], int]:
+    """(calls per command summed over the primaries, each primary's CPU seconds, primaries)."""
     client: Any = store._client
     calls: Counter[str] = Counter()
-    cpu = 0.0
+    cpu: list[float] = []
     nodes = client.get_primaries() if store.cluster else [None]
     for node in nodes:
         target = {"target_nodes": node} if node is not None else {}
@@ -60,7 +62,7 @@ async def primaries_stats(store: RedisStore) -> tuple[Counter[str], float, int]:
             command = name.removeprefix("cmdstat_").split("|")[0]
             if command not in IGNORED:
                 calls[command] += int(fields["calls"])
-        cpu += float(usage["used_cpu_user"]) + float(usage["used_cpu_sys"])
+        cpu.append(float(usage["used_cpu_user"]) + float(usage["used_cpu_sys"]))
     return calls, cpu, len(nodes)
 
 
@@ -83,6 +85,11 @@ async def main(store_url: str, runs: int, steps: int, workspaces: int, concurren
                         id=name, budget_tokens=10**12, tools=[ToolDecl(name="noop", side="server")]
                     ),
                 )
+            # What the primaries burn doing nothing (cron, cluster bus): taken off below.
+            _, idle_before, _ = await primaries_stats(store)
+            await asyncio.sleep(IDLE_S)
+            _, idle_after, _ = await primaries_stats(store)
+            idle_per_s = (sum(idle_after) - sum(idle_before)) / IDLE_S
             before, cpu_before, primaries = await primaries_stats(store)
             started = time.perf_counter()
             per_workspace = Counter(names[i % workspaces] for i in range(runs))
@@ -100,15 +107,20 @@ async def main(store_url: str, runs: int, steps: int, workspaces: int, concurren
     delta = after - before
     commands = sum(delta.values())
     scripts = delta["evalsha"] + delta["eval"]
-    cpu = cpu_after - cpu_before
+    shares = [after_ - before_ for after_, before_ in zip(cpu_after, cpu_before, strict=True)]
+    busy = sum(shares)
+    cpu = busy - idle_per_s * elapsed
     print(f"store {store.target.where}: {primaries} primaries, {partitions} queue partitions")
     print(f"{runs} runs x {steps} model steps over {workspaces} workspaces, concurrency {concurrency}")
     print(f"steps/s {total_steps / elapsed:8.1f}   ({elapsed:.1f} s wall)")
     print(
         f"per step: {commands / total_steps:6.1f} Redis commands (scripts' inner calls included), "
-        f"{scripts / total_steps:5.1f} scripts, {cpu / total_steps * 1e6:6.0f} us Redis CPU"
+        f"{scripts / total_steps:5.1f} scripts, {cpu / total_steps * 1e6:6.0f} us Redis CPU "
+        f"({busy / total_steps * 1e6:.0f} us before taking off idle {idle_per_s * 1e3:.1f} ms/s)"
     )
     print(f"steps/s one Redis core sustains at that cost: {total_steps / cpu:8.0f}")
+    spread = ", ".join(f"{share / busy:.0%}" for share in shares)
+    print(f"Redis CPU per primary (share of the busy total): {spread}")
     print("top commands per step:")
     for command, n in delta.most_common(12):
         print(f"  {command:<16} {n / total_steps:6.2f}")
