@@ -61,8 +61,8 @@ async def agreed_partitions(
         raise RedisConfigError(
             f"Redis at {where}: this deployment's queues have {count} partitions (stored at its "
             f"first open), the URL asks for {asked}. Drop partitions= from the URL, or change it "
-            f"on an empty queue: stop every mezzo process, wait for queue depth 0, delete the "
-            f"key {key!r}, start again."
+            f"on an empty queue: stop the API nodes, let the workers drain the queue to depth 0, "
+            f"stop them, delete the key {key!r}, start again (docs/redis.md)."
         )
     return count
 
