@@ -196,10 +196,6 @@ class RedisStore:
                 f"Redis Cluster at {self._where} cannot serve this now ({type(exc).__name__}: "
                 f"{exc}); try again shortly"
             ) from exc
-        except rex.RedisClusterUnreachableError as exc:
-            raise StoreUnavailable(
-                f"Redis Cluster at {self._where} is unreachable: no node answered ({exc})"
-            ) from exc
         except rex.RedisClusterException as exc:
             raise _cluster_refusal(self._where, exc) from exc
         except rex.ResponseError as exc:
@@ -891,7 +887,9 @@ def _event_args(events: Sequence[NewEvent]) -> list[str | int]:
 
 
 def _cluster_refusal(where: str, exc: Exception) -> Exception:
-    """What redis-py's cluster client says when a seed answered but would not serve."""
+    """What redis-py's cluster client raises when no seed would serve, in mezzo's words. Read
+    from the message: redis-py 5 has one class for all of it (`RedisClusterException`), later
+    ones add `RedisClusterUnreachableError` with the same message."""
     text = str(exc)
     if "Cluster mode is not enabled" in text:
         return RedisConfigError(
@@ -902,6 +900,10 @@ def _cluster_refusal(where: str, exc: Exception) -> Exception:
         return StoreUnavailable(
             f"Redis Cluster at {where} refused the credentials ({text}); check the user and "
             "password in the URL"
+        )
+    if "cannot be connected" in text:
+        return StoreUnavailable(
+            f"Redis Cluster at {where} is unreachable: no node answered ({text})"
         )
     return StoreUnavailable(f"Redis Cluster at {where}: {text}")
 

@@ -184,7 +184,9 @@ class LiveRelay:
         self._reader: asyncio.Task[None] | None = None
 
     async def publish(self, event: Event) -> None:
-        await self._publisher.publish(self._channel(event.workspace), event.model_dump_json())
+        # A raw command: redis-py before 8 has no `publish` on its async Cluster client.
+        channel = self._channel(event.workspace)
+        await self._publisher.execute_command("PUBLISH", channel, event.model_dump_json())
 
     async def subscribe(self, workspace: str) -> AsyncIterator[Event]:
         await self._acquire(workspace)

@@ -90,8 +90,10 @@ def register_scripts(client: Redis, *, one_slot: bool = False) -> Scripts:
 def pipelined(
     pipe: Any, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]
 ) -> None:
-    """Queue `script` on `pipe` as a bare `EVALSHA`, for `execute_pipeline`."""
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
+    """Queue `script` on `pipe` as a bare `EVALSHA`, for `execute_pipeline`. Sent as a raw
+    command: redis-py before 8 blocks the `evalsha` method of its Cluster pipelines (it cannot
+    load a script there), though it routes the command by its keys like any other."""
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 async def execute_pipeline(
