@@ -41,7 +41,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed) mapp
 app.add_typer(keys_app, name="keys")
 
 StoreOpt = Annotated[
-    str | None, typer.Option("--store", help="sqlite:///PATH or redis://HOST:PORT/DB")
+    str | None, typer.Option("--store", help="sqlite:///PATH, redis://HOST:PORT/DB or redis+cluster://HOST:PORT[,HOST:PORT...]")
 ]
 
 

@@ -23,7 +23,7 @@ import httpx
 from mezzo.config import RouteConfig, Settings, is_loopback
 
 Level = Literal["ok", "warning", "error"]
-STORE_SCHEMES = ("sqlite", "redis", "rediss", "unix")
+STORE_SCHEMES = ("sqlite", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 PROBE_TIMEOUT_S = 3.0
 
 
@@ -80,7 +80,8 @@ def check_store_url(settings: Settings) -> list[Finding]:
                 "error",
                 "store",
                 f"setting 'store' (MEZZO_STORE / --store): unknown store URL {settings.store_url!r}",
-                "use sqlite:///PATH (embedded, the default) or redis://HOST:PORT/DB",
+                "use sqlite:///PATH (embedded, the default), redis://HOST:PORT/DB or "
+                "redis+cluster://HOST:PORT[,HOST:PORT...]",
             )
         ]
     return []

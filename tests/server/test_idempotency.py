@@ -83,9 +83,7 @@ def either_store(
         yield core_settings(tmp_path / "data", stub, store=redis_server.url)
 
 
-def test_a_retry_after_the_run_ended_does_not_bring_it_back(
-    either_store: Settings, request: pytest.FixtureRequest
-) -> None:
+def test_a_retry_after_the_run_ended_does_not_bring_it_back(either_store: Settings) -> None:
     """Retried after the run finished, by a server that never saw the run (a restart): the
     answer is the first one's, the run stays finished, and no restart enqueues it again."""
     key = {"idempotency-key": "order-18"}
@@ -102,14 +100,27 @@ def test_a_retry_after_the_run_ended_does_not_bring_it_back(
         assert client.get(f"/v1/runs/{run}").json()["status"] == "completed"
         assert server.call(server.mezzo.recover()) == 0  # a restart brings nothing back
         store = server.mezzo.store
-        if either_store.store.startswith("redis"):
-            request.applymarker(pytest.mark.xfail(strict=True, reason=REDIS_REFUSED_APPEND))
         assert server.call(store.active_runs()) == []
         assert sum(server.call(store.queue_depth(RUN_QUEUE)).values()) == 0
 
 
-REDIS_REFUSED_APPEND = (
-    "RedisStore.append sends the run index (ZADD NX active-runs) and the job beside the append "
-    "script: a refused append re-activates the run in the index and enqueues its job once "
-    "(tests/store/test_conformance.py::test_a_refused_append_leaves_a_finished_run_finished)"
-)
+
+def test_an_accepted_run_whose_job_is_missing_is_enqueued_by_recover(
+    either_store: Settings,
+) -> None:
+    """What a crash between an accepting append's two round trips leaves (Redis: the events
+    and the active-index entry went in, the job did not): `recover()`, which every worker
+    start runs, enqueues the run's job again."""
+    with (
+        ServerThread(either_store, workers=False) as server,
+        httpx.Client(base_url=server.url, trust_env=False) as client,
+    ):
+        assert client.post("/v1/workspaces", json={"id": "w"}).status_code == 201
+        run = client.post("/v1/workspaces/w/runs", json={"input": "a"}).json()["run"]
+        store = server.mezzo.store
+        (job,) = server.call(store.lease(RUN_QUEUE, "crashed", 1, 30))
+        server.call(store.ack(job))  # the job is gone, the run is not
+        assert sum(server.call(store.queue_depth(RUN_QUEUE)).values()) == 0
+        assert server.call(server.mezzo.recover()) == 1
+        (again,) = server.call(store.lease(RUN_QUEUE, "w", 1, 30))
+        assert again.payload["run"] == run

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from mezzo.store.base import Store
+
+if TYPE_CHECKING:
+    from redis_cluster import RedisClusterProcess
 
 BACKENDS = ["sqlite"]
 if importlib.util.find_spec("mezzo.store.redis") is not None:
@@ -52,3 +56,12 @@ async def store_reopened(store_location: tuple[str, str], store: Store) -> Async
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(scope="session")
+def loopback_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcess]:
+    """3 primaries + 3 replicas on loopback, started once per test session."""
+    from redis_cluster import RedisClusterProcess
+
+    with RedisClusterProcess(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 
@@ -82,21 +81,11 @@ async def test_active_runs_of_one_workspace(store: Store) -> None:
 
 
 async def test_a_refused_append_leaves_a_finished_run_finished(
-    store: Store, store_reopened: Store, store_location: tuple[str, str], request: Any
+    store: Store, store_reopened: Store
 ) -> None:
     """An append refused for its version (a retried submit of a run that has finished, from
     a process that never saw the run) changes nothing: the run stays out of the active runs,
     and its job is not enqueued again."""
-    if store_location[0] == "redis":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="RedisStore.append sends the run index (ZADD NX active-runs) and the job "
-                "beside the append script, not after it: a refused append re-activates the run "
-                "and re-enqueues its job (the service checks the version first, so a retried "
-                "submit no longer gets here; tests/server/test_idempotency.py)",
-            )
-        )
     job = NewJob("q", "run:r1", {"run": "r1"}, priority=1, max_attempts=3)
     await store.append("ws", "r1", [ev("run_queued")], 0, enqueue=job)
     (leased,) = await store.lease("q", "w", 1, 30)
@@ -107,6 +96,29 @@ async def test_a_refused_append_leaves_a_finished_run_finished(
     assert await store_reopened.active_runs() == []
     assert await store_reopened.active_runs(workspace="ws") == []
     assert await store_reopened.lease("q", "w", 1, 30) == []
+
+
+async def test_a_first_append_that_loses_a_race_leaves_the_winner_active(
+    store: Store, store_reopened: Store
+) -> None:
+    """Two processes submit the same run at once: one wins, and whatever index entry the
+    loser added or took back, the winner's run stays active with its one job."""
+    for i in range(10):
+        run = f"r{i}"
+        job = NewJob("q", f"run:{run}", {"run": run}, priority=1, max_attempts=3)
+        outcomes = await asyncio.gather(
+            store.append("ws", run, [ev("run_queued")], 0, enqueue=job),
+            store_reopened.append("ws", run, [ev("run_queued")], 0, enqueue=job),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(o, VersionConflict) for o in outcomes) == 1
+        assert await store_reopened.active_runs() == [(run, "ws")]
+        assert await store.active_runs() == [(run, "ws")]
+        (leased,) = await store.lease("q", "w", 5, 30)
+        assert leased.id == f"run:{run}"
+        await store.append("ws", run, [ev("completed")], 1)
+        await store.ack(leased)
+        assert await store_reopened.active_runs() == []
 
 
 async def test_append_enqueues_its_job_once_the_events_are_stored(store: Store) -> None:

@@ -74,8 +74,9 @@ class OldRedis:
     """Answers as a real `redis-server` of `version` (< 6.0) would, and records what it was sent.
 
     What a client sends while it connects is modelled: `CLIENT SETNAME` (Redis ≥ 2.6.9; other
-    `CLIENT` subcommands such as 7.2's `SETINFO` are refused), `PING`, `INFO`, `SELECT`. Every
-    other command, `HELLO` (Redis 6) included, gets that version's unknown-command error.
+    `CLIENT` subcommands such as 7.2's `SETINFO` are refused), `PING`, `INFO`, `SELECT`, and the
+    `GET` and `SET NX` of the queues' partition count that the store does at open. Every other
+    command, `HELLO` (Redis 6) included, gets that version's unknown-command error.
     """
 
     def __init__(self, version: str, *, info: bytes | None = None) -> None:
@@ -85,6 +86,7 @@ class OldRedis:
         if info is not None:
             self.info = info
         self.received: list[list[str]] = []
+        self.values: dict[str, str] = {}
 
     def answer(self, words: list[str]) -> bytes:
         command = words[0].upper()
@@ -93,6 +95,14 @@ class OldRedis:
         if command == "INFO":
             return b"$%d\r\n%s\r\n" % (len(self.info), self.info)
         if command == "SELECT":
+            return b"+OK\r\n"
+        if command == "GET" and len(words) == 2 and self.version >= (2, 0):
+            value = self.values.get(words[1])
+            if value is None:
+                return b"$-1\r\n"
+            return b"$%d\r\n%s\r\n" % (len(value), value.encode())
+        if command == "SET" and words[3:] == ["NX"] and self.version >= (2, 6, 12):
+            self.values.setdefault(words[1], words[2])
             return b"+OK\r\n"
         if command == "CLIENT" and self.version >= (2, 6, 9):
             if words[1].upper() == "SETNAME":

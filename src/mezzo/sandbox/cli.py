@@ -160,7 +160,7 @@ def spawn_worker(
     allow_net: NetOpt = None,
     allow_port: PortOpt = None,
     store: Annotated[
-        str | None, typer.Option("--store", help="sqlite:///PATH or redis://HOST:PORT/DB")
+        str | None, typer.Option("--store", help="sqlite:///PATH, redis://HOST:PORT/DB or redis+cluster://HOST:PORT[,HOST:PORT...]")
     ] = None,
     queue: Annotated[str, typer.Option("--queue", help="Queue to take jobs from.")] = "sandbox",
     concurrency: Annotated[

@@ -8,8 +8,10 @@
   list would be one more copy of the lease state to keep in step.
 - Token ledger and rate limiter: Lua scripts that mirror the SQLite store's transactions.
 - Keys are hash-tagged: `{w:<workspace>}` for a workspace's log, ledger and live channel,
-  `{q:<queue>}` for a queue, `{rl:<key>}` for a rate limit, `{kv}` for the key-value space, so
-  every script touches one Cluster slot.
+  `{q:<queue>[:<partition>]}` for a queue partition (`redis_queue`), `{rl:<key>}` for a rate
+  limit, `{kv}` for the key-value space, so every script touches one Cluster slot.
+- One server or a Cluster (`redis+cluster://`), the same code: `redis_clients` holds the
+  connections, `redis_target` reads the URL.
 
 Times that decide anything (leases, not-before, rate limits, event `ts`) are read from the
 Redis server's clock inside the scripts, so the nodes' clocks need not agree.
@@ -23,12 +25,8 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import redis.exceptions as rex
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from mezzo.protocol import TERMINAL_EVENT_TYPES, Event, NewEvent
 from mezzo.store.base import (
@@ -46,115 +44,91 @@ from mezzo.store.base import (
     StoreUnavailable,
     VersionConflict,
 )
-from mezzo.store.redis_feed import (
-    BLOCK_MS,
-    Feed,
-    Feeds,
-    LiveRelay,
-    ShieldedRedis,
-    Wakeups,
-    parse_entry,
-    shielded,
+from mezzo.store.redis_clients import RedisClients, make_clients
+from mezzo.store.redis_feed import Feed, Feeds, LiveRelay, Wakeups, parse_entry, shielded
+from mezzo.store.redis_queue import (
+    CLUSTER_PARTITIONS,
+    MAX_PRIORITY,
+    SINGLE_PARTITIONS,
+    RedisQueues,
+    agreed_partitions,
 )
-from mezzo.store.redis_scripts import Scripts, register_scripts
-from mezzo.store.redis_server import (
-    RESP_PROTOCOL,
-    RedisConfigError,
-    server_version,
-    setup_refused,
-)
+from mezzo.store.redis_scripts import Scripts, execute_pipeline, pipelined, register_scripts
+from mezzo.store.redis_server import RedisConfigError, server_version, setup_refused
+from mezzo.store.redis_target import describe_url, parse_target
 
-MAX_PRIORITY = 1000
+__all__ = ["MAX_PRIORITY", "RedisConfigError", "RedisStore", "describe_url"]
+
 PAGE = 500
 _UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError)
-
-
-def describe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "localhost"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparsable url>"
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+# A Cluster with a slot nobody serves (mid-failover), or a redirect loop that did not settle.
+_CLUSTER_AWAY = (
+    rex.ClusterDownError,
+    rex.TryAgainError,
+    rex.AskError,
+    rex.SlotNotCoveredError,
+)
 
 
 class RedisStore:
     """`Store` on Redis ≥ 5. `prefix` namespaces every key, so deployments can share a server."""
 
     def __init__(self, url: str, *, prefix: str = "mezzo") -> None:
-        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-            raise RedisConfigError(
-                f"not a Redis URL: {describe_url(url)!r} (want redis://host:port/db, "
-                "rediss://... or unix:///path)"
-            )
-        _check_url(url)
+        self.target = parse_target(url)
         if "{" in prefix or "}" in prefix:
             raise RedisConfigError(f"the key prefix may not contain braces: {prefix!r}")
         self.url = url
         self.prefix = prefix
-        self._where = describe_url(url)
-        self._client: Redis | None = None
-        self._blocking: Redis | None = None
+        self.cluster = self.target.cluster
+        self._where = self.target.where
+        self._clients: RedisClients | None = None
+        self._client: Any = None
         self._scripts: Scripts | None = None
+        self._queues: RedisQueues | None = None
         self._feeds: Feeds | None = None
         self._live: LiveRelay | None = None
         self._wakeups: Wakeups | None = None
         self._run_workspaces: dict[str, str] = {}
         self.server_version: tuple[int, ...] = ()
 
+    @property
+    def partitions(self) -> int:
+        """The queues' partitions (known once open)."""
+        return self._queues.partitions if self._queues is not None else 0
+
     # ---- lifecycle
 
     async def open(self) -> None:
         if self._client is not None:
             return
-        options: dict[str, Any] = {
-            "decode_responses": True,
-            "protocol": RESP_PROTOCOL,
-            "socket_connect_timeout": 5.0,
-            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-        }
-        try:
-            # Requests wait for one of a bounded set of connections rather than open one each.
-            pool = BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=64,
-                timeout=20.0,
-                socket_timeout=30.0,
-                client_name=self.prefix,
-                **options,
-            )
-            # One connection per workspace with tailers in this process, each blocked in XREAD.
-            blocking_pool = ConnectionPool.from_url(
-                self.url,
-                max_connections=100_000,
-                socket_timeout=BLOCK_MS / 1000 + 10.0,
-                client_name=f"{self.prefix}-tail",
-                **options,
-            )
-        except ValueError as exc:
-            raise RedisConfigError(f"bad Redis URL {self._where}: {exc}") from exc
-        client = ShieldedRedis.from_pool(pool)
-        blocking = ShieldedRedis.from_pool(blocking_pool)
+        clients = make_clients(self.target, self.prefix)
+        client = clients.commands
         try:
             version = await self._check_server(client)
+            default = CLUSTER_PARTITIONS if self.cluster else SINGLE_PARTITIONS
+            with self._translate():
+                partitions = await agreed_partitions(
+                    client, self.prefix, self.target.partitions, default, self._where
+                )
         except BaseException:
-            await client.aclose()
-            await blocking.aclose()
+            await clients.aclose()
             raise
         self.server_version = version
+        self._clients = clients
         self._client = client
-        self._blocking = blocking
         self._scripts = register_scripts(client, one_slot=version >= (7, 0))
-        self._feeds = Feeds(blocking, self._log_key)
-        self._live = LiveRelay(client, self._live_channel)
-        self._wakeups = Wakeups(client, f"{self.prefix}:{{q:*}}:wake")
+        self._queues = RedisQueues(client, self._scripts, self.prefix, partitions)
+        self._feeds = Feeds(clients.blocking, self._log_key)
+        self._live = LiveRelay(client, clients.pubsub_client, self._live_channel)
+        self._wakeups = Wakeups(clients.pubsub_client, self._queues.wake_pattern())
 
-    async def _check_server(self, client: Redis) -> tuple[int, int]:
-        """Connect (the client's setup commands, then PING and INFO); the server's version."""
+    async def _check_server(self, client: Any) -> tuple[int, int]:
+        """Connect (the client's setup commands, then PING and INFO); the server's version (on
+        a Cluster, the first node's: `redis-cli --cluster create` wants one version)."""
         try:
             with self._translate():
+                if self.cluster:
+                    await client.initialize()
                 await client.ping()
                 info = await client.info("server")
         except rex.ResponseError as exc:
@@ -171,12 +145,11 @@ class RedisStore:
         if self._wakeups is not None:
             await self._wakeups.close()
             self._wakeups = None
-        for client in (self._client, self._blocking):
-            if client is not None:
-                with contextlib.suppress(rex.RedisError, OSError):
-                    await client.aclose()
-        self._client = self._blocking = None
+        if self._clients is not None:
+            await self._clients.aclose()
+        self._clients = self._client = None
         self._scripts = None
+        self._queues = None
 
     async def __aenter__(self) -> RedisStore:
         await self.open()
@@ -218,6 +191,13 @@ class RedisStore:
             ) from exc
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis at {self._where} is unreachable: {exc}") from exc
+        except _CLUSTER_AWAY as exc:
+            raise StoreUnavailable(
+                f"Redis Cluster at {self._where} cannot serve this now ({type(exc).__name__}: "
+                f"{exc}); try again shortly"
+            ) from exc
+        except rex.RedisClusterException as exc:
+            raise _cluster_refusal(self._where, exc) from exc
         except rex.ResponseError as exc:
             if str(exc).startswith(("NOAUTH", "WRONGPASS")):
                 raise StoreUnavailable(
@@ -228,7 +208,7 @@ class RedisStore:
                 raise StoreUnavailable(f"Redis at {self._where}: {exc}") from exc
             raise
 
-    def _ready(self) -> tuple[Redis, Scripts]:
+    def _ready(self) -> tuple[Any, Scripts]:
         if self._client is None or self._scripts is None:
             raise RuntimeError("store is not open")
         return self._client, self._scripts
@@ -241,20 +221,6 @@ class RedisStore:
 
     def _live_channel(self, workspace: str) -> str:
         return self._ws(workspace, "live")
-
-    def _queue_keys(self, queue: str) -> list[str]:
-        tag = f"{self.prefix}:{{q:{queue}}}"
-        return [
-            f"{tag}:jobs",
-            f"{tag}:ready",
-            f"{tag}:delayed",
-            f"{tag}:leased",
-            f"{tag}:depth",
-            f"{tag}:dead",
-            f"{tag}:dead-jobs",
-            f"{tag}:tokens",
-            f"{tag}:wake",
-        ]
 
     def _ledger_key(self, workspace: str) -> str:
         return self._ws(workspace, "ledger")
@@ -308,11 +274,14 @@ class RedisStore:
         ]
         keys = self._log_keys(workspace, run)
         with self._translate():
-            index = self._run_index_commands(workspace, run, events)
-            if index or enqueue is not None:
-                result = await shielded(self._append_and_index(keys, args, index, enqueue))
-            else:
+            if run is None:  # a workspace's own event: no run index, no version
                 result = await scripts.append(keys, args)
+                if enqueue is not None:
+                    await self._queue().enqueue(enqueue, 0.0)
+            else:
+                result = await shielded(
+                    self._append_and_index(workspace, run, events, keys, args, enqueue)
+                )
         return self._appended(workspace, run, events, expected_version, result)
 
     def _appended(
@@ -355,22 +324,111 @@ class RedisStore:
 
     async def _append_and_index(
         self,
+        workspace: str,
+        run: str,
+        events: Sequence[NewEvent],
         keys: list[str],
         args: list[str | int],
-        index: list[tuple[str, ...]],
         enqueue: NewJob | None,
     ) -> Any:
-        """The append, the run index and the job in one round trip; the index and the job only
-        when the append went in."""
+        """A run's append (checked against its version when one is given), its run index and
+        its job.
+
+        Round trip 1 indexes a run this process has not seen (before its events, so a crash
+        in between leaves an index entry that `recover()` follows, never an accepted run that
+        nothing points at) and appends. Round trip 2, only once the append went in, enqueues
+        the job and unindexes an ended run. A refused append takes back the active-index
+        entry it added, unless the run is still open (another writer's first append won).
+        On a Cluster the keys of one round trip live on several nodes, which answer in no
+        particular order: hence two round trips even where an append cannot conflict.
+
+        With `durability=replicated`, an append that enqueues (a run accepted, resumed, or
+        given its tool results: what a client was told is safe) ends each round trip with
+        `WAIT 1` on every node it wrote to, on the connection that wrote, and is
+        StoreUnavailable unless every `WAIT` saw a replica."""
         client, scripts = self._ready()
-        async with client.pipeline(transaction=False) as pipe:
-            await scripts.append(keys, args, client=pipe)
-            for command in index:
-                pipe.execute_command(*command)
+        terminal = any(e.type in TERMINAL_EVENT_TYPES for e in events)
+        unseen = run not in self._run_workspaces
+        activate = unseen and not terminal
+        replicate = enqueue is not None and self.target.durability == "replicated"
+        written = [keys[0]]
+        if unseen:
+            written.append(self._runs_key())
+        if activate:
+            written.append(self._active_key())
+
+        def index_and_append(pipe: Any) -> None:
+            if unseen:
+                pipe.hsetnx(self._runs_key(), run, workspace)
+            if activate:
+                pipe.zadd(self._active_key(), {run: 0}, nx=True)
+            pipelined(pipe, scripts.append, keys, args)
+            if replicate:
+                self._wait_for_replica(pipe, written)
+
+        replies = await execute_pipeline(client, index_and_append, [scripts.append])
+        waits = self._waits(written) if replicate else 0
+        acks = replies[len(replies) - waits :]
+        *indexed, result = replies[: len(replies) - waits]
+        if int(result[0]) < 0:
+            if activate and int(indexed[-1]) == 1:
+                await self._unindex_if_ended(workspace, run)
+            return result
+        if enqueue is not None or terminal:
+            queues = self._queue()
+            written = []
             if enqueue is not None:
-                await self._enqueue_on(pipe, enqueue, 0.0)
-            results = await pipe.execute()
-        return results[0]
+                written.append(queues.enqueue_keys(enqueue)[0])
+            if terminal:
+                written.append(self._active_key())
+
+            def enqueue_and_unindex(pipe: Any) -> None:
+                if enqueue is not None:
+                    queues.enqueue_on(pipe, enqueue, 0.0)
+                if terminal:
+                    pipe.zrem(self._active_key(), run)
+                if replicate:
+                    self._wait_for_replica(pipe, written)
+
+            replies = await execute_pipeline(client, enqueue_and_unindex, [scripts.enqueue])
+            waits = self._waits(written) if replicate else 0
+            acks += replies[len(replies) - waits :]
+        if any(int(replicas) < 1 for replicas in acks):
+            raise StoreUnavailable(
+                f"Redis at {self._where}: no replica acknowledged the write within "
+                f"{self.target.replica_wait_ms} ms (durability=replicated), so a failover "
+                "could lose it; try again"
+            )
+        return result
+
+    def _wait_for_replica(self, pipe: Any, written: list[str]) -> None:
+        """Queue `WAIT 1 <ms>` on `pipe` for every node that holds one of `written` (one
+        server: the one). WAIT counts only the writes of the connection it is sent on, so it
+        must go in the pipeline that wrote."""
+        timeout = self.target.replica_wait_ms
+        if not self.cluster:
+            pipe.execute_command("WAIT", 1, timeout)
+            return
+        for node in self._nodes(written).values():
+            pipe.execute_command("WAIT", 1, timeout, target_nodes=node)
+
+    def _nodes(self, keys: list[str]) -> dict[str, Any]:
+        nodes = {}
+        for key in keys:
+            node = self._client.get_node_from_key(key)
+            nodes[node.name] = node
+        return nodes
+
+    def _waits(self, written: list[str]) -> int:
+        """How many WAITs `_wait_for_replica` queued for `written`."""
+        return len(self._nodes(written)) if self.cluster else 1
+
+    async def _unindex_if_ended(self, workspace: str, run: str) -> None:
+        client, _ = self._ready()
+        # The append script keeps `open-runs` in step with the log, so a run absent from it
+        # has ended (a conflict means it has events); removing an ended run is always right.
+        if await client.zscore(self._ws(workspace, "open-runs"), run) is None:
+            await client.zrem(self._active_key(), run)
 
     async def read(
         self,
@@ -484,7 +542,7 @@ class RedisStore:
             workspace = await client.hget(self._runs_key(), run)
         if workspace is not None:
             self._run_workspaces[run] = workspace
-        return workspace  # type: ignore[no-any-return]
+        return workspace
 
     async def active_runs(
         self, limit: int = 1000, workspace: str | None = None
@@ -529,7 +587,12 @@ class RedisStore:
             async for event in self._live.subscribe(workspace):
                 yield event
 
-    # ---- queue
+    # ---- queue (partitioned: redis_queue.py)
+
+    def _queue(self) -> RedisQueues:
+        self._ready()
+        assert self._queues is not None
+        return self._queues
 
     async def enqueue(
         self,
@@ -541,148 +604,71 @@ class RedisStore:
         not_before: float | None = None,
         max_attempts: int = 5,
     ) -> bool:
-        client, _ = self._ready()
+        queues = self._queue()
         delay = 0.0 if not_before is None else not_before - time.time()
         job = NewJob(queue, job_id, payload, priority, max_attempts)
         with self._translate():
-            created = await self._enqueue_on(client, job, delay)
-        return bool(created)
-
-    async def _enqueue_on(self, client: Redis, job: NewJob, delay: float) -> Any:
-        _, scripts = self._ready()
-        if abs(job.priority) > MAX_PRIORITY:
-            raise ValueError(f"priority must be within ±{MAX_PRIORITY}, got {job.priority}")
-        body = json.dumps(job.payload, separators=(",", ":"))
-        return await scripts.enqueue(
-            self._queue_keys(job.queue),
-            [job.id, body, job.priority, repr(delay), job.max_attempts],
-            client=client,
-        )
+            return await queues.enqueue(job, delay)
 
     async def lease(self, queue: str, worker: str, n: int, lease_s: float) -> list[Job]:
-        _, scripts = self._ready()
-        if n <= 0:
-            return []
+        queues = self._queue()
         with self._translate():
-            leased = await scripts.lease(self._queue_keys(queue), [worker, n, repr(lease_s)])
-        until = time.time() + lease_s
-        jobs = []
-        for raw in leased:
-            row = json.loads(raw)
-            jobs.append(
-                Job(
-                    id=row["id"],
-                    queue=queue,
-                    payload=json.loads(row["p"]),
-                    priority=int(row["pr"]),
-                    attempts=int(row["a"]),
-                    max_attempts=int(row["m"]),
-                    token=int(row["t"]),
-                    lease_until=until,
-                    last_error=row.get("e"),
-                )
-            )
-        return jobs
+            return await queues.lease(queue, worker, n, lease_s)
 
     @staticmethod
     def _lost(job: Job) -> NoReturn:
         raise LeaseLost(f"job {job.id}: lease {job.token} is no longer held")
 
     async def extend(self, job: Job, lease_s: float) -> Job:
-        _, scripts = self._ready()
+        queues = self._queue()
         with self._translate():
-            held = await scripts.extend(
-                self._queue_keys(job.queue), [job.id, job.token, repr(lease_s)]
-            )
+            held = await queues.extend(job, lease_s)
         if not held:
             self._lost(job)
         fields = {name: getattr(job, name) for name in Job.__slots__}
         return Job(**{**fields, "lease_until": time.time() + lease_s})
 
     async def ack(self, job: Job) -> None:
-        _, scripts = self._ready()
+        queues = self._queue()
         with self._translate():
-            held = await scripts.ack(self._queue_keys(job.queue), [job.id, job.token])
+            held = await queues.ack(job)
         if not held:
             self._lost(job)
 
     async def retry(self, job: Job, delay_s: float, error: str) -> bool:
-        _, scripts = self._ready()
+        queues = self._queue()
         with self._translate():
-            outcome = await scripts.retry(
-                self._queue_keys(job.queue), [job.id, job.token, repr(delay_s), error]
-            )
+            outcome = await queues.retry(job, delay_s, error)
         if outcome < 0:
             self._lost(job)
         return bool(outcome)
 
     async def release(self, job: Job, delay_s: float = 0.0) -> None:
-        _, scripts = self._ready()
+        queues = self._queue()
         with self._translate():
-            held = await scripts.release(
-                self._queue_keys(job.queue), [job.id, job.token, repr(delay_s)]
-            )
+            held = await queues.release(job, delay_s)
         if not held:
             self._lost(job)
 
     async def queue_depth(self, queue: str) -> dict[int, int]:
-        client, _ = self._ready()
+        queues = self._queue()
         with self._translate():
-            counts = await client.hgetall(self._queue_keys(queue)[4])
-        return {int(priority): int(n) for priority, n in counts.items() if int(n) > 0}
+            return await queues.depth(queue)
 
     async def queue_oldest(self, queue: str) -> dict[int, float]:
-        """From the ready set (score `-priority * 1e13 + not_before * 1000`, see queue_lib.lua)
-        and any due job still in the delayed set (it moves to ready at the next lease)."""
-        client, _ = self._ready()
-        keys = self._queue_keys(queue)
-        oldest: dict[int, float] = {}
+        queues = self._queue()
         with self._translate():
-            now = time.time()
-            due = await client.zrangebyscore(keys[2], "-inf", now, start=0, num=1000)
-            rows = await client.hmget(keys[0], due) if due else []
-            for raw in rows:
-                if raw is not None:
-                    job = json.loads(raw)
-                    priority = int(job["pr"])
-                    oldest[priority] = min(oldest.get(priority, now), float(job["nb"]))
-            for priority in range(-2, 5):
-                low = -priority * 1e13
-                first = await client.zrangebyscore(
-                    keys[1], low, f"({low + 1e13}", start=0, num=1, withscores=True
-                )
-                if first:
-                    since = (first[0][1] - low) / 1000
-                    oldest[priority] = min(oldest.get(priority, since), since)
-        return oldest
+            return await queues.oldest(queue)
 
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadJob]:
-        client, _ = self._ready()
-        keys = self._queue_keys(queue)
+        queues = self._queue()
         with self._translate():
-            ids = await client.zrange(keys[5], 0, limit - 1) if limit > 0 else []
-            rows = await client.hmget(keys[6], ids) if ids else []
-        dead = []
-        for job_id, raw in zip(ids, rows, strict=True):
-            if raw is None:
-                continue
-            row = json.loads(raw)
-            dead.append(
-                DeadJob(
-                    id=job_id,
-                    queue=queue,
-                    payload=json.loads(row["p"]),
-                    attempts=int(row["a"]),
-                    last_error=row.get("e"),
-                    failed_at=float(row["f"]),
-                )
-            )
-        return dead
+            return await queues.dead_letters(queue, limit)
 
     async def requeue_dead(self, queue: str, job_id: str) -> bool:
-        _, scripts = self._ready()
+        queues = self._queue()
         with self._translate():
-            return bool(await scripts.requeue_dead(self._queue_keys(queue), [job_id]))
+            return await queues.requeue_dead(queue, job_id)
 
     # ---- key-value
 
@@ -900,20 +886,26 @@ def _event_args(events: Sequence[NewEvent]) -> list[str | int]:
     return args
 
 
-def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError as exc:
-        raise RedisConfigError(f"bad Redis URL {describe_url(url)}: {exc}") from exc
-    database = parts.path.strip("/")
-    if database and not database.isdigit():
-        raise RedisConfigError(
-            f"bad Redis URL {describe_url(url)}: the path must be a database number, got "
-            f"{database!r}"
+def _cluster_refusal(where: str, exc: Exception) -> Exception:
+    """What redis-py's cluster client raises when no seed would serve, in mezzo's words. Read
+    from the message: redis-py 5 has one class for all of it (`RedisClusterException`), later
+    ones add `RedisClusterUnreachableError` with the same message."""
+    text = str(exc)
+    if "Cluster mode is not enabled" in text:
+        return RedisConfigError(
+            f"{where} is not a Redis Cluster node (cluster mode is not enabled); for one "
+            "server use redis://host:port/db"
         )
+    if any(word in text for word in ("WRONGPASS", "NOAUTH", "AUTH", "password")):
+        return StoreUnavailable(
+            f"Redis Cluster at {where} refused the credentials ({text}); check the user and "
+            "password in the URL"
+        )
+    if "cannot be connected" in text:
+        return StoreUnavailable(
+            f"Redis Cluster at {where} is unreachable: no node answered ({text})"
+        )
+    return StoreUnavailable(f"Redis Cluster at {where}: {text}")
 
 
 def _burst(limit: RateLimit) -> float:

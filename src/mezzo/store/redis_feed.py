@@ -164,18 +164,29 @@ class Feeds:
 
 
 class LiveRelay:
-    """Live-only events over Redis Pub/Sub: one connection, one channel per workspace."""
+    """Live-only events over Redis Pub/Sub: one connection, one channel per workspace.
 
-    def __init__(self, client: Redis, channel: Callable[[str], str]) -> None:
-        self._client = client
+    The connection comes from `connect` (a plain client to one node, see `redis_clients`);
+    when it fails, the reader opens another, perhaps to another node, and subscribes again
+    to every channel that has subscribers here. Deltas published meanwhile are missed: they
+    are at most once by design."""
+
+    def __init__(
+        self, publisher: Any, connect: Callable[[], Redis], channel: Callable[[str], str]
+    ) -> None:
+        self._publisher = publisher
+        self._connect = connect
         self._channel = channel
         self._hub = LiveHub()
         self._counts: dict[str, int] = {}
+        self._client: Redis | None = None
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def publish(self, event: Event) -> None:
-        await self._client.publish(self._channel(event.workspace), event.model_dump_json())
+        # A raw command: redis-py before 8 has no `publish` on its async Cluster client.
+        channel = self._channel(event.workspace)
+        await self._publisher.execute_command("PUBLISH", channel, event.model_dump_json())
 
     async def subscribe(self, workspace: str) -> AsyncIterator[Event]:
         await self._acquire(workspace)
@@ -191,24 +202,37 @@ class LiveRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
             self._reader = None
-        if self._pubsub is not None:
-            with contextlib.suppress(rex.RedisError, OSError):
-                await self._pubsub.aclose()
-            self._pubsub = None
+        await self._disconnect()
+
+    def _pubsub_now(self) -> PubSub:
+        if self._pubsub is None:
+            self._client = self._connect()
+            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        return self._pubsub
+
+    async def _disconnect(self) -> None:
+        pubsub, client = self._pubsub, self._client
+        self._pubsub = self._client = None
+        with contextlib.suppress(rex.RedisError, OSError):
+            if pubsub is not None:
+                await pubsub.aclose()
+            if client is not None:
+                await client.aclose()
 
     async def _acquire(self, workspace: str) -> None:
-        if self._pubsub is None:
-            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._pubsub_now()
         count = self._counts.get(workspace, 0)
         self._counts[workspace] = count + 1
         if count == 0:
             try:
-                await shielded(self._pubsub.subscribe(self._channel(workspace)))
+                await shielded(pubsub.subscribe(self._channel(workspace)))
             except BaseException:
                 self._counts[workspace] -= 1
+                if not self._counts[workspace]:
+                    del self._counts[workspace]
                 raise
         if self._reader is None:
-            self._reader = asyncio.create_task(self._read(self._pubsub))
+            self._reader = asyncio.create_task(self._read())
 
     async def _release(self, workspace: str) -> None:
         self._counts[workspace] -= 1
@@ -219,12 +243,20 @@ class LiveRelay:
             with contextlib.suppress(rex.RedisError, OSError):
                 await shielded(self._pubsub.unsubscribe(self._channel(workspace)))
 
-    async def _read(self, pubsub: PubSub) -> None:
+    async def _read(self) -> None:
         backoff = 0.05
+        broken = False
         while True:
             try:
-                message = await shielded(pubsub.get_message(timeout=1.0))
+                if broken:
+                    await self._disconnect()
+                    channels = [self._channel(workspace) for workspace in self._counts]
+                    if channels:
+                        await shielded(self._pubsub_now().subscribe(*channels))
+                    broken = False
+                message = await shielded(self._pubsub_now().get_message(timeout=1.0))
             except (rex.ConnectionError, rex.TimeoutError, OSError):
+                broken = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
@@ -236,10 +268,13 @@ class LiveRelay:
 
 
 class Wakeups:
-    """Wakes idle workers when a queue script made a job ready, in this process or another."""
+    """Wakes idle workers when a queue script made a job ready, in this process or another.
 
-    def __init__(self, client: Redis, pattern: str) -> None:
-        self._client = client
+    Listens with `PSUBSCRIBE` on a connection from `connect` (any node of a Cluster: the
+    scripts' `PUBLISH` reaches them all) and opens another when it fails."""
+
+    def __init__(self, connect: Callable[[], Redis], pattern: str) -> None:
+        self._connect = connect
         self._pattern = pattern
         self._changed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
@@ -264,10 +299,13 @@ class Wakeups:
     async def _read(self) -> None:
         backoff = 0.05
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            client = self._connect()
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await shielded(pubsub.psubscribe(self._pattern))
                 backoff = 0.05
+                # Whatever was published while no one listened may have made a job ready.
+                self._notify()
                 while True:
                     message = await shielded(pubsub.get_message(timeout=5.0))
                     if message is not None and message.get("type") == "pmessage":
@@ -278,3 +316,4 @@ class Wakeups:
             finally:
                 with contextlib.suppress(rex.RedisError, OSError):
                     await pubsub.aclose()
+                    await client.aclose()

@@ -1,23 +1,7 @@
 -- ARGV: worker, n, lease_s. Returns the leased jobs as JSON strings, best first.
 local worker, n, lease_s = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = clock()
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', DELAYED, '-inf', num(now), 'LIMIT', 0, 1000)) do
-  local job = load(id)
-  redis.call('ZREM', DELAYED, id)
-  if job then
-    redis.call('ZADD', READY, num(ready_score(job)), id)
-  end
-end
--- Lapsed leases go back in line; the holder keeps its token until someone leases the job.
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASED, '-inf', '(' .. num(now), 'LIMIT', 0, 1000)) do
-  local job = load(id)
-  redis.call('ZREM', LEASED, id)
-  if job and job.a >= job.m then
-    bury(id, job, 'lease lapsed: the worker died or hung', now)
-  elseif job then
-    redis.call('ZADD', READY, num(ready_score(job)), id)
-  end
-end
+promote(now)
 local out = {}
 if n <= 0 then
   return out

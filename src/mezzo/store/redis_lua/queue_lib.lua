@@ -81,3 +81,24 @@ local function bury(id, job, err, now)
   unindex(id)
   count(job.pr, -1)
 end
+
+-- Moves due delayed jobs into line, and lapsed leases back into it (or to the dead letters
+-- past max_attempts); the holder of a lapsed lease keeps its token until someone leases the job.
+local function promote(now)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', DELAYED, '-inf', num(now), 'LIMIT', 0, 1000)) do
+    local job = load(id)
+    redis.call('ZREM', DELAYED, id)
+    if job then
+      redis.call('ZADD', READY, num(ready_score(job)), id)
+    end
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASED, '-inf', '(' .. num(now), 'LIMIT', 0, 1000)) do
+    local job = load(id)
+    redis.call('ZREM', LEASED, id)
+    if job and job.a >= job.m then
+      bury(id, job, 'lease lapsed: the worker died or hung', now)
+    elseif job then
+      redis.call('ZADD', READY, num(ready_score(job)), id)
+    end
+  end
+end
