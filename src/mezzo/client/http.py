@@ -15,7 +15,9 @@ from pydantic import BaseModel
 
 from mezzo import errors
 from mezzo.files.models import FileInfo
+from mezzo.logs import get_logger
 from mezzo.protocol import (
+    CLOSE_BEHIND,
     CreateWorkspace,
     Event,
     RunAccepted,
@@ -26,6 +28,7 @@ from mezzo.protocol import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+log = get_logger("mezzo.client")
 
 # The answer's status → the error category the SDK raises (the reverse of the server's table,
 # mezzo.server.status.STATUS; tests/server/test_errors.py keeps the two in agreement).
@@ -144,7 +147,8 @@ class HttpTransport:
         self, workspace: str, after: int, types: Sequence[str] | None
     ) -> AsyncIterator[Event]:
         """Events after `after`, forever; reconnects after a drop from the last seq seen, so
-        nothing is missed or repeated."""
+        nothing is missed or repeated: at once when the server closed the socket with
+        `CLOSE_BEHIND` (this client read slower than events came), after a backoff otherwise."""
         cursor = after
         delay = 0.1
         headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -169,6 +173,10 @@ class HttpTransport:
                     f"event stream refused: HTTP {status}", status=status
                 ) from None
             except websockets.ConnectionClosedError as exc:
+                if exc.rcvd is not None and exc.rcvd.code == CLOSE_BEHIND:
+                    # Cut off for reading too slowly: resume from `cursor` at once.
+                    log.info("event stream behind: resuming", workspace=workspace, after=cursor)
+                    continue
                 if exc.rcvd is not None and 4000 <= exc.rcvd.code < 5000:
                     status = exc.rcvd.code - 4000
                     category = _BY_STATUS.get(status, errors.MezzoError)

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from mezzo.logs import get_logger
-from mezzo.protocol import Event
+from mezzo.protocol import CLOSE_BEHIND, Event
 from mezzo.server.encoding import event_json
 from mezzo.service import shown_event
 from mezzo.store.base import Store
@@ -38,10 +38,9 @@ from mezzo.workspaces import WorkspaceRecord
 
 log = get_logger("mezzo.server.fanout")
 
-# WebSocket close code for a subscriber cut off because it read slower than events came:
-# 4000 + 408 (it took too long), after the server's `4000 + status` codes. The reason names
-# the last seq handed to its socket; the client resumes from the last seq it received.
-BEHIND = 4408
+# WebSocket close code for a subscriber cut off because it read slower than events came. The
+# reason names the last seq handed to its socket; the client resumes from the last seq it got.
+BEHIND = CLOSE_BEHIND
 # WebSocket close code when the workspace's reader failed (the store is away): try again later.
 RETRY_LATER = 1013
 # A subscriber is cut off when its buffer would hold more than this many events, or more than
