@@ -1,0 +1,317 @@
+"""Fan-out of one workspace's events to N WebSocket subscribers, end to end over real sockets.
+
+A `mezzo serve --no-workers` subprocess (SQLite, or Redis with `--store redis://…`); N
+WebSockets on `/v1/workspaces/w/events`, opened from `--clients` client processes; the bench
+submits runs at a steady `--rate` (each appends one `run_queued` event, stamped `ts` by the
+store at its append). Latency per delivery = receive time − `ts`. Prints p50/p99/max and
+deliveries per second for each N, for two servers in the same run:
+
+- `fanout`: mezzo as it ships, one dispatcher per workspace (`mezzo.server.fanout`);
+- `per-subscriber`: the same server with the path it replaced, every socket running its own
+  `store.tail` merged with live deltas and encoding each event itself (the service's
+  `_subscribe`, as `Mezzo.subscribe` uses it), behind the same WebSocket route.
+
+The clients share the machine with the server (and its cores); a client that is slow to read
+adds to the latency it measures. Clients negotiate permessage-deflate, as websockets and
+browsers do, unless `--no-compression`.
+
+    .venv/bin/python bench/ws_fanout_bench.py [--sockets 1000 10000] [--events 20] [--rate 2]
+        [--store redis://127.0.0.1:6379/9] [--paths fanout per-subscriber]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---- the server (a child process)
+
+
+class PerSubscriberFanout:
+    """The path before `mezzo.server.fanout`, for the baseline: each subscription runs the
+    service's own subscribe (`store.tail` merged with `store.live`) and encodes each event."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, record: Any, after: int, types: Sequence[str] | None
+    ) -> AsyncIterator[Any]:
+        yield OwnTail(self._store(), record, after, types)
+
+
+class OwnTail:
+    on_end = None
+    behind = False
+    failed = False
+    ended = False
+
+    def __init__(self, store: Any, record: Any, after: int, types: Sequence[str] | None) -> None:
+        self.store, self.record, self.sent, self.types = store, record, after, types
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        from mezzo.server.encoding import event_json
+        from mezzo.server.fanout import Encoded
+        from mezzo.service import Mezzo, shown_event
+
+        service = SimpleNamespace(store=self.store)
+        events = Mezzo._subscribe(service, self.record.id, self.sent, self.types)  # type: ignore[arg-type]
+        async with contextlib.aclosing(events):
+            async for event in events:
+                shown = shown_event(event, self.record)
+                yield Encoded(event.seq, event.type, event_json(shown))
+
+
+def serve(path: str, argv: list[str]) -> None:
+    raise_file_limit()
+    if path == "per-subscriber":
+        import mezzo.server.app
+
+        mezzo.server.app.Fanout = PerSubscriberFanout  # type: ignore[misc,assignment]
+    from mezzo.cli import app
+
+    sys.argv = ["mezzo", *argv]
+    app()
+
+
+def start_server(path: str, port: int, store: str | None, data: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEZZO_", "OPENAI_"))}
+    env["MEZZO_DATA_DIR"] = str(data)
+    argv = ["serve", "--no-workers", "--port", str(port)] + (["--store", store] if store else [])
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-path", path, "--", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(data / "serve.log").open("wb"),
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", trust_env=False).status_code == 200:
+                return proc
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start: {(data / 'serve.log').read_text()}")
+        time.sleep(0.2)
+
+
+# ---- the clients (child processes)
+
+
+def client(url: str, sockets: int, events: int, compress: bool, pipe: Connection) -> None:
+    raise_file_limit()
+    asyncio.run(listen_all(url, sockets, events, compress, pipe))
+
+
+async def listen_all(url: str, sockets: int, events: int, compress: bool, pipe: Connection) -> None:
+    import websockets
+
+    latencies = array("d")
+    last = 0.0
+    closes: Counter[str] = Counter()
+    opened: list[Any] = []
+    limit = asyncio.Semaphore(100)
+
+    async def open_one() -> None:
+        async with limit:
+            for attempt in range(20):
+                try:
+                    opened.append(
+                        await websockets.connect(
+                            url,
+                            compression="deflate" if compress else None,
+                            open_timeout=60,
+                            ping_interval=None,
+                        )
+                    )
+                    return
+                except OSError:
+                    await asyncio.sleep(0.1 * (attempt + 1))
+            closes["could not connect"] += 1
+
+    async def listen(ws: Any) -> None:
+        nonlocal last
+        got = 0
+        try:
+            while got < events:
+                message = await ws.recv()
+                now = time.time()
+                start = message.index('"ts":') + 5
+                end = message.index(",", start)
+                latencies.append(now - float(message[start:end]))
+                last = now
+                got += 1
+        except websockets.ConnectionClosed as exc:
+            closes[f"closed {exc.rcvd.code if exc.rcvd else 'abnormally'}"] += 1
+
+    await asyncio.gather(*(open_one() for _ in range(sockets)))
+    pipe.send("ready")
+    pipe.recv()  # the parent's deadline: how long to wait for the deliveries
+    deadline = pipe.recv()
+    tasks = [asyncio.create_task(listen(ws)) for ws in opened]
+    _, pending = await asyncio.wait(tasks, timeout=max(1.0, deadline - time.time()))
+    for task in pending:
+        task.cancel()
+    if pending:
+        closes["still waiting at the deadline"] += len(pending)
+    pipe.send((latencies.tobytes(), last, dict(closes)))
+    for ws in opened:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), 1)
+
+
+# ---- the bench
+
+
+def percentile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def measure(
+    path: str, sockets: int, args: argparse.Namespace, data: Path
+) -> dict[str, float | str]:
+    port = free_port()
+    store = args.store
+    if store and store.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(store).flushdb()
+    server = start_server(path, port, store, data)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        http = httpx.Client(base_url=base, trust_env=False, timeout=30)
+        http.post("/v1/workspaces", json={"id": "w"}).raise_for_status()
+        url = f"ws://127.0.0.1:{port}/v1/workspaces/w/events?after=0"
+        context = multiprocessing.get_context("fork")
+        pipes, procs = [], []
+        share = [
+            sockets // args.clients + (i < sockets % args.clients) for i in range(args.clients)
+        ]
+        for count in share:
+            ours, theirs = context.Pipe()
+            proc = context.Process(
+                target=client, args=(url, count, args.events, not args.no_compression, theirs)
+            )
+            proc.start()
+            pipes.append(ours)
+            procs.append(proc)
+        opened_at = time.monotonic()
+        for pipe in pipes:
+            pipe.recv()
+        opening_s = time.monotonic() - opened_at
+        time.sleep(2.0)  # every subscription joins its workspace's dispatcher
+        last_possible = time.time() + args.events / args.rate + args.wait
+        for pipe in pipes:
+            pipe.send("go")
+            pipe.send(last_possible)
+        started = time.time()
+        for i in range(args.events):
+            due = started + i / args.rate
+            time.sleep(max(0.0, due - time.time()))
+            http.post("/v1/workspaces/w/runs", json={"input": f"event {i}"}).raise_for_status()
+        latencies: list[float] = []
+        closes: Counter[str] = Counter()
+        last = started
+        for pipe in pipes:
+            raw, their_last, closed = pipe.recv()
+            latencies.extend(array("d", raw))
+            last = max(last, their_last)
+            closes.update(closed)
+        for proc in procs:
+            proc.join(10)
+        latencies.sort()
+        expected = sockets * args.events
+        ms = [x * 1000 for x in latencies] or [float("nan")]
+        return {
+            "p50": percentile(ms, 0.5),
+            "p99": percentile(ms, 0.99),
+            "max": ms[-1],
+            "delivered": f"{len(latencies)}/{expected}",
+            # What was delivered ÷ the time from the first append to the last delivery.
+            "per_s": len(latencies) / max(last - started, 1e-9),
+            "opening_s": opening_s,
+            "closes": ", ".join(f"{k}: {v}" for k, v in sorted(closes.items())) or "-",
+        }
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sockets", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=2.0, help="events per second")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--store", default=None, help="redis://…/db (flushed!); default SQLite")
+    parser.add_argument("--paths", nargs="+", default=["fanout", "per-subscriber"])
+    parser.add_argument("--wait", type=float, default=30.0, help="s to wait after the last")
+    parser.add_argument("--no-compression", action="store_true")
+    args = parser.parse_args()
+    raise_file_limit()
+    load = os.getloadavg()
+    print(
+        f"one workspace, {args.events} events at {args.rate}/s, {args.clients} client processes, "
+        f"store {args.store or 'sqlite'}, compression {'off' if args.no_compression else 'deflate'}"
+        f"; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+        f"{os.cpu_count()} cores"
+    )
+    print(
+        f"{'path':<16}{'sockets':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'deliveries/s':>14}  delivered      opening  closes"
+    )
+    for sockets in args.sockets:
+        for path in args.paths:
+            data = Path(tempfile.mkdtemp(prefix="ws-fanout-"))
+            try:
+                r = measure(path, sockets, args, data)
+            finally:
+                shutil.rmtree(data, ignore_errors=True)
+            print(
+                f"{path:<16}{sockets:>8}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
+                f"{r['per_s']:>14.0f}  {r['delivered']:<14} {r['opening_s']:>5.1f} s  "
+                f"{r['closes']}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--serve-path":
+        serve(sys.argv[2], sys.argv[4:])
+    else:
+        main()
