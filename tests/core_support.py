@@ -55,6 +55,7 @@ class ServerThread:
         import uvicorn
 
         from mezzo.server.app import build_asgi
+        from mezzo.server.ws_frames import FramedWebSocketProtocol
         from mezzo.service import Mezzo
 
         self.mezzo = Mezzo(settings, store=store)
@@ -67,6 +68,7 @@ class ServerThread:
                 port=self.port,
                 log_level="warning",
                 timeout_graceful_shutdown=2,
+                ws=FramedWebSocketProtocol,  # as `mezzo serve` has it
             )
         )
         self.loop = asyncio.new_event_loop()

@@ -32,20 +32,26 @@ from mezzo.client.http import HttpTransport
 from mezzo.protocol import CLOSE_BEHIND
 from mezzo.server import fanout
 from mezzo.server.auth import create_key
+from mezzo.server.ws_frames import FrameSink
 from mezzo.stub.server import StubServer
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "sqlite-asgi-sends"])
 def server(request: pytest.FixtureRequest, tmp_path: Path, stub: StubServer) -> Iterator[Any]:
+    """A server on SQLite or Redis; `-asgi-sends`: one whose WebSocket protocol offers no
+    frame sink (uvicorn's own), so every event goes through ASGI's send."""
     store = None
     prefix = f"test-fanout-{uuid.uuid4().hex[:8]}"
     if request.param == "redis":
         from mezzo.store.redis import RedisStore
 
         store = RedisStore(REDIS_URL, prefix=prefix)
-    with ServerThread(core_settings(tmp_path / "data", stub), workers=False, store=store) as s:
+    running = ServerThread(core_settings(tmp_path / "data", stub), workers=False, store=store)
+    if request.param.endswith("-asgi-sends"):
+        running.server.config.ws = "websockets-sansio"
+    with running as s:
         yield s
     if request.param == "redis":
         client = redis.Redis.from_url(REDIS_URL)
@@ -267,5 +273,37 @@ async def test_tenants_with_the_same_workspace_id_each_see_their_own_events(
     assert not {e["run"] for e in acme} & {e["run"] for e in bob}
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(sockets[0].recv(), 0.3)
+    for s in sockets:
+        await s.close()
+
+
+async def test_live_events_go_to_the_sockets_as_frames_written_once(
+    server: ServerThread,
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """With `mezzo serve`'s WebSocket protocol a live event is framed once and written to each
+    socket's transport (the same bytes object for all); through plain ASGI, never."""
+    written: list[bytes] = []
+    write = FrameSink.write
+
+    def counting(sink: FrameSink, frame: bytes) -> bool:
+        taken = write(sink, frame)
+        if taken:
+            written.append(frame)
+        return taken
+
+    monkeypatch.setattr(FrameSink, "write", counting)
+    sockets = [await websockets.connect(ws_url(server, "w")) for _ in range(10)]
+    await eventually_dispatchers(server, 1)
+    await asyncio.sleep(0.2)  # every subscription has joined (nothing to replay)
+    await submit(client, "w", 5)
+    for received in await asyncio.gather(*(receive_until(s, 5) for s in sockets)):
+        assert [json.loads(f)["seq"] for f in received] == [1, 2, 3, 4, 5]
+    if request.node.callspec.params["server"].endswith("-asgi-sends"):
+        assert written == []
+    else:
+        assert len(written) == 50 and len({id(frame) for frame in written}) == 5
     for s in sockets:
         await s.close()

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from mezzo.logs import get_logger
 from mezzo.protocol import CLOSE_BEHIND, Event
 from mezzo.server.encoding import event_json
+from mezzo.server.ws_frames import FrameSink, text_frame
 from mezzo.service import shown_event
 from mezzo.store.base import Store
 from mezzo.workspaces import WorkspaceRecord
@@ -54,11 +55,17 @@ REPLAY_PAGE = 256
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
-    """An event as every subscriber of its workspace gets it: encoded once."""
+    """An event as every subscriber of its workspace gets it: encoded once, and framed once
+    for the sockets that take frames directly (`mezzo.server.ws_frames`)."""
 
     seq: int | None
     type: str
     text: str
+    frame: bytes = b""
+
+    @classmethod
+    def framed(cls, seq: int | None, kind: str, text: str) -> Encoded:
+        return cls(seq, kind, text, text_frame(text.encode()))
 
 
 def behind_reason(seq: int) -> str:
@@ -72,6 +79,11 @@ class Subscription:
     `on_end`, when set, is called the moment the subscription is cut off (`behind`) or its
     reader fails (`failed`), from the dispatcher: the WebSocket route cancels its writer with
     it, which may be stuck in a send to a client that stopped reading.
+
+    With a `sink`, a live event goes straight onto the socket when nothing is buffered or
+    being sent and the socket takes it now; the buffer holds only what it did not take, and
+    the consumer marks `sending` while it sends one, so the order on the wire stays the order
+    of the log.
     """
 
     __slots__ = (
@@ -84,12 +96,22 @@ class Subscription:
         "behind",
         "failed",
         "on_end",
+        "sending",
         "sent",
+        "sink",
         "wanted",
     )
 
-    def __init__(self, dispatcher: Dispatcher, after: int, wanted: Sequence[str] | None) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        after: int,
+        wanted: Sequence[str] | None,
+        sink: FrameSink | None = None,
+    ) -> None:
         self._dispatcher = dispatcher
+        self.sink = sink
+        self.sending = False
         self.after = after
         self.wanted: frozenset[str] | None = frozenset(wanted) if wanted else None
         self.sent = after  # the seq of the last durable event taken from this subscription
@@ -173,6 +195,15 @@ class Subscription:
         """Buffer `item`; False when it does not fit, and the subscription is now cut off."""
         if item.seq is not None and item.seq <= self._floor:
             return True  # it came with the replay
+        if (
+            self.sink is not None
+            and not self._buffer
+            and not self.sending
+            and self.sink.write(item.frame)
+        ):
+            if item.seq is not None:
+                self.sent = item.seq
+            return True
         if len(self._buffer) >= BUFFER_EVENTS or self._bytes + len(item.text) > BUFFER_BYTES:
             self._end(behind=True)
             return False
@@ -233,6 +264,11 @@ class Dispatcher:
         """`event` as its tenant sees it (under the tenant's id for the workspace), encoded."""
         return Encoded(event.seq, event.type, event_json(shown_event(event, self.record)))
 
+    def encode_live(self, event: Event) -> Encoded:
+        """`encode`, and framed for the sockets that take frames."""
+        text = event_json(shown_event(event, self.record))
+        return Encoded.framed(event.seq, event.type, text)
+
     def join(self, subscription: Subscription) -> None:
         if self.error is not None:
             subscription.fail()
@@ -261,7 +297,7 @@ class Dispatcher:
             self.position = await self.store.head(self.key)
             self.ready.set()
             async for event in self.store.tail(self.key, self.position):
-                self.publish(self.encode(event))
+                self.publish(self.encode_live(event))
             raise RuntimeError("the store's tail ended")
         except Exception as exc:
             self._fail(exc)
@@ -269,7 +305,7 @@ class Dispatcher:
     async def _read_deltas(self) -> None:
         try:
             async for event in self.store.live(self.key):
-                self.publish(self.encode(event))
+                self.publish(self.encode_live(event))
             raise RuntimeError("the store's live feed ended")
         except Exception as exc:
             self._fail(exc)
@@ -297,16 +333,21 @@ class Fanout:
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, record: WorkspaceRecord, after: int, types: Sequence[str] | None
+        self,
+        record: WorkspaceRecord,
+        after: int,
+        types: Sequence[str] | None,
+        sink: FrameSink | None = None,
     ) -> AsyncIterator[Subscription]:
         """A subscription to `record`'s events after `after`, of `types` (None: every type,
-        text deltas included); it leaves its dispatcher when the block ends."""
+        text deltas included), written straight to `sink` when it takes them; it leaves its
+        dispatcher when the block ends."""
         dispatcher = self._dispatchers.get(record.id)
         if dispatcher is None or dispatcher.error is not None:
             dispatcher = self._dispatchers[record.id] = Dispatcher(self._store(), record)
             dispatcher.start()
         dispatcher.members += 1
-        subscription = Subscription(dispatcher, after, types)
+        subscription = Subscription(dispatcher, after, types, sink)
         try:
             yield subscription
         finally:

@@ -18,6 +18,7 @@ from mezzo.server.deps import App, Tenant, WorkspaceId, get_auth, get_fanout, ge
 from mezzo.server.encoding import JSON, events_json
 from mezzo.server.fanout import BEHIND, RETRY_LATER, Subscription, behind_reason
 from mezzo.server.status import close_code, documented, message_for, status_for
+from mezzo.server.ws_frames import frame_sink
 from mezzo.service import parse_types
 
 router = APIRouter()
@@ -80,7 +81,9 @@ async def events_ws(websocket: WebSocket, workspace: str) -> None:
         await websocket.close(code=close_code(exc), reason=message_for(exc)[:120])
         return
     await websocket.accept()
-    async with get_fanout(websocket).subscribe(record, after, parse_types(wanted)) as subscription:
+    sink = frame_sink(websocket.scope)
+    fanout = get_fanout(websocket)
+    async with fanout.subscribe(record, after, parse_types(wanted), sink) as subscription:
         writer = asyncio.create_task(_write(websocket, subscription))
         subscription.on_end = writer.cancel
         try:
@@ -102,7 +105,9 @@ async def _write(websocket: WebSocket, subscription: Subscription) -> None:
     (cancelled by `on_end` then, wherever it waits)."""
     try:
         async for item in subscription:
+            subscription.sending = True
             await websocket.send_text(item.text)
+            subscription.sending = False
     except asyncio.CancelledError:
         if not subscription.ended:
             raise
