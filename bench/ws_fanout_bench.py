@@ -1,6 +1,7 @@
 """Fan-out of one workspace's events to N WebSocket subscribers, end to end over real sockets.
 
-A `mezzo serve --no-workers` subprocess (SQLite, or Redis with `--store redis://…`); N
+A `mezzo serve --no-workers` subprocess (SQLite, or a private `redis-server` with `--store
+redis`); N
 WebSockets on `/v1/workspaces/w/events`, opened from `--clients` client processes; the bench
 submits runs at a steady `--rate` (each appends one `run_queued` event, stamped `ts` by the
 store at its append). Latency per delivery = receive time − `ts`. Prints p50/p99/max and
@@ -16,7 +17,7 @@ adds to the latency it measures. Clients negotiate permessage-deflate, as websoc
 browsers do, unless `--no-compression`.
 
     .venv/bin/python bench/ws_fanout_bench.py [--sockets 1000 10000] [--events 20] [--rate 2]
-        [--store redis://127.0.0.1:6379/9] [--paths fanout per-subscriber]
+        [--store sqlite|redis] [--paths fanout per-subscriber]
 """
 
 from __future__ import annotations
@@ -212,11 +213,15 @@ def measure(
     path: str, sockets: int, args: argparse.Namespace, data: Path
 ) -> dict[str, float | str]:
     port = free_port()
-    store = args.store
-    if store and store.startswith("redis"):
-        import redis
-
-        redis.Redis.from_url(store).flushdb()
+    store, redis_server = None, None
+    if args.store == "redis":  # a private redis-server, no persistence, like the shared one
+        redis_port = free_port()
+        options = ["--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""]
+        redis_server = subprocess.Popen(
+            ["redis-server", *options, "--dir", str(data)], stdout=subprocess.DEVNULL
+        )
+        store = f"redis://127.0.0.1:{redis_port}/0"
+        time.sleep(0.5)
     server = start_server(path, port, store, data)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -278,8 +283,10 @@ def measure(
             "closes": ", ".join(f"{k}: {v}" for k, v in sorted(closes.items())) or "-",
         }
     finally:
-        server.send_signal(signal.SIGKILL)
-        server.wait(10)
+        for proc in (server, redis_server):
+            if proc is not None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
 
 
 def main() -> None:
@@ -288,7 +295,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--rate", type=float, default=2.0, help="events per second")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--store", default=None, help="redis://…/db (flushed!); default SQLite")
+    parser.add_argument(
+        "--store", choices=["sqlite", "redis"], default="sqlite", help="redis: a private server"
+    )
     parser.add_argument("--paths", nargs="+", default=["fanout", "per-subscriber"])
     parser.add_argument("--wait", type=float, default=30.0, help="s to wait after the last")
     parser.add_argument("--no-compression", action="store_true")
@@ -297,7 +306,7 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"one workspace, {args.events} events at {args.rate}/s, {args.clients} client processes, "
-        f"store {args.store or 'sqlite'}, compression {'off' if args.no_compression else 'deflate'}"
+        f"store {args.store}, compression {'off' if args.no_compression else 'deflate'}"
         f"; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
         f"{os.cpu_count()} cores"
     )
