@@ -184,13 +184,14 @@ async def listen_all(url: str, sockets: int, events: int, compress: bool, pipe: 
     pipe.send("ready")
     pipe.recv()  # the parent's deadline: how long to wait for the deliveries
     deadline = pipe.recv()
+    cpu = time.process_time()
     tasks = [asyncio.create_task(listen(ws)) for ws in opened]
     _, pending = await asyncio.wait(tasks, timeout=max(1.0, deadline - time.time()))
     for task in pending:
         task.cancel()
     if pending:
         closes["still waiting at the deadline"] += len(pending)
-    pipe.send((latencies.tobytes(), last, dict(closes)))
+    pipe.send((latencies.tobytes(), last, time.process_time() - cpu, dict(closes)))
     for ws in opened:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(), 1)
@@ -260,10 +261,12 @@ def measure(
         closes: Counter[str] = Counter()
         last = started
         cpu_after = cpu_seconds(server.pid)
+        clients_cpu = 0.0
         for pipe in pipes:
-            raw, their_last, closed = pipe.recv()
+            raw, their_last, their_cpu, closed = pipe.recv()
             latencies.extend(array("d", raw))
             last = max(last, their_last)
+            clients_cpu += their_cpu
             closes.update(closed)
         for proc in procs:
             proc.join(10)
@@ -280,6 +283,8 @@ def measure(
             "opening_s": opening_s,
             # The server's CPU per event while the events came (its submit included).
             "cpu_ms": (cpu_after - cpu_before) * 1000 / args.events,
+            # The client processes' CPU per event (they share the server's cores).
+            "clients_cpu_ms": clients_cpu * 1000 / args.events,
             "closes": ", ".join(f"{k}: {v}" for k, v in sorted(closes.items())) or "-",
         }
     finally:
@@ -312,7 +317,7 @@ def main() -> None:
     )
     print(
         f"{'path':<16}{'sockets':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'deliveries/s':>14}{'server CPU/event':>18}  delivered      opening  closes"
+        f"{'deliveries/s':>14}   CPU/event: server clients  delivered      opening  closes"
     )
     for sockets in args.sockets:
         for path in args.paths:
@@ -323,7 +328,8 @@ def main() -> None:
                 shutil.rmtree(data, ignore_errors=True)
             print(
                 f"{path:<16}{sockets:>8}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
-                f"{r['per_s']:>14.0f}{r['cpu_ms']:>15.1f} ms  {r['delivered']:<14} "
+                f"{r['per_s']:>14.0f}{r['cpu_ms']:>17.0f} ms{r['clients_cpu_ms']:>6.0f} ms  "
+                f"{r['delivered']:<14} "
                 f"{r['opening_s']:>5.1f} s  "
                 f"{r['closes']}",
                 flush=True,
