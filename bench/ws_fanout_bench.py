@@ -13,8 +13,10 @@ deliveries per second for each N, for two servers in the same run:
   `_subscribe`, as `Mezzo.subscribe` uses it), behind the same WebSocket route.
 
 The clients share the machine with the server (and its cores); a client that is slow to read
-adds to the latency it measures. Clients negotiate permessage-deflate, as websockets and
-browsers do, unless `--no-compression`.
+adds to the latency it measures. The default `lean` client parses frames by hand (no extension
+offered) so that the clients cost little beside the server; `--client websockets` uses the
+websockets library, as the SDK does (it negotiates permessage-deflate unless
+`--no-compression`). Both print the CPU per event of the server and of the clients.
 
     .venv/bin/python bench/ws_fanout_bench.py [--sockets 1000 10000] [--events 20] [--rate 2]
         [--store sqlite|redis] [--paths fanout per-subscriber]
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import os
 import resource
@@ -134,9 +137,131 @@ def start_server(path: str, port: int, store: str | None, data: Path) -> subproc
 # ---- the clients (child processes)
 
 
-def client(url: str, sockets: int, events: int, compress: bool, pipe: Connection) -> None:
+def client(
+    kind: str, url: str, sockets: int, events: int, compress: bool, pipe: Connection
+) -> None:
     raise_file_limit()
-    asyncio.run(listen_all(url, sockets, events, compress, pipe))
+    if kind == "lean":
+        asyncio.run(listen_lean(url, sockets, events, pipe))
+    else:
+        asyncio.run(listen_all(url, sockets, events, compress, pipe))
+
+
+def _same(listener: LeanListener) -> LeanListener:
+    return listener
+
+
+class LeanListener(asyncio.Protocol):
+    """A WebSocket client that costs its process as little as it can: the handshake, then frames
+    parsed by hand (no extension offered, so none is negotiated), pings answered."""
+
+    def __init__(self, request: bytes, events: int, latencies: array[float]) -> None:
+        self.request, self.events, self.latencies = request, events, latencies
+        self.buffer = bytearray()
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.upgraded = False
+        self.got = 0
+        self.last = 0.0
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for future in (self.opened, self.done):
+            if not future.done():
+                future.set_exception(ConnectionError("connection lost"))
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self.opened.set_exception(ConnectionError(bytes(buffer[:end]).decode()))
+                return
+            del buffer[: end + 4]
+            self.upgraded = True
+            self.opened.set_result(None)
+        while len(buffer) >= 2:
+            size, start = buffer[1] & 0x7F, 2
+            if size == 126:
+                size, start = int.from_bytes(buffer[2:4], "big"), 4
+            elif size == 127:
+                size, start = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) < start + size:
+                return
+            opcode = buffer[0] & 0x0F
+            payload = bytes(buffer[start : start + size])
+            del buffer[: start + size]
+            if opcode == 1:
+                at = payload.index(b'"ts":') + 5
+                self.latencies.append(now - float(payload[at : payload.index(b",", at)]))
+                self.last = now
+                self.got += 1
+                if self.got == self.events and not self.done.done():
+                    self.done.set_result("")
+            elif opcode == 9:  # ping: a pong, masked with a zero key
+                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + bytes(4) + payload)
+            elif opcode == 8 and not self.done.done():
+                self.done.set_result(f"closed {int.from_bytes(payload[:2], 'big')}")
+
+
+async def listen_lean(url: str, sockets: int, events: int, pipe: Connection) -> None:
+    import base64
+
+    loop = asyncio.get_running_loop()
+    host_port, _, path = url.removeprefix("ws://").partition("/")
+    host, port = host_port.split(":")
+    latencies: array[float] = array("d")
+    closes: Counter[str] = Counter()
+    listeners: list[LeanListener] = []
+    limit = asyncio.Semaphore(100)
+
+    async def open_one() -> None:
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        async with limit:
+            for attempt in range(20):
+                listener = LeanListener(request, events, latencies)
+                try:
+                    await loop.create_connection(
+                        functools.partial(_same, listener), host, int(port)
+                    )
+                    await asyncio.wait_for(listener.opened, 60)
+                    listeners.append(listener)
+                    return
+                except (OSError, TimeoutError):
+                    await asyncio.sleep(0.1 * (attempt + 1))
+            closes["could not connect"] += 1
+
+    await asyncio.gather(*(open_one() for _ in range(sockets)))
+    pipe.send("ready")
+    pipe.recv()
+    deadline = pipe.recv()
+    cpu = time.process_time()
+    done, pending = await asyncio.wait(
+        [listener.done for listener in listeners], timeout=max(1.0, deadline - time.time())
+    )
+    for future in done:
+        outcome = future.result() if future.exception() is None else "closed abnormally"
+        if outcome:
+            closes[outcome] += 1
+    if pending:
+        closes["still waiting at the deadline"] += len(pending)
+    last = max((listener.last for listener in listeners), default=0.0)
+    pipe.send((latencies.tobytes(), last, time.process_time() - cpu, dict(closes)))
+    for listener in listeners:
+        listener.transport.close()
 
 
 async def listen_all(url: str, sockets: int, events: int, compress: bool, pipe: Connection) -> None:
@@ -237,7 +362,8 @@ def measure(
         for count in share:
             ours, theirs = context.Pipe()
             proc = context.Process(
-                target=client, args=(url, count, args.events, not args.no_compression, theirs)
+                target=client,
+                args=(args.client, url, count, args.events, not args.no_compression, theirs),
             )
             proc.start()
             pipes.append(ours)
@@ -288,10 +414,10 @@ def measure(
             "closes": ", ".join(f"{k}: {v}" for k, v in sorted(closes.items())) or "-",
         }
     finally:
-        for proc in (server, redis_server):
-            if proc is not None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(10)
+        for child in (server, redis_server):
+            if child is not None:
+                child.send_signal(signal.SIGKILL)
+                child.wait(10)
 
 
 def main() -> None:
@@ -305,14 +431,21 @@ def main() -> None:
     )
     parser.add_argument("--paths", nargs="+", default=["fanout", "per-subscriber"])
     parser.add_argument("--wait", type=float, default=30.0, help="s to wait after the last")
-    parser.add_argument("--no-compression", action="store_true")
+    parser.add_argument(
+        "--client",
+        choices=["lean", "websockets"],
+        default="lean",
+        help="lean: frames parsed by hand; websockets: the library (as the SDK)",
+    )
+    parser.add_argument("--no-compression", action="store_true", help="websockets client only")
     args = parser.parse_args()
     raise_file_limit()
     load = os.getloadavg()
+    deflate = args.client == "websockets" and not args.no_compression
     print(
         f"one workspace, {args.events} events at {args.rate}/s, {args.clients} client processes, "
-        f"store {args.store}, compression {'off' if args.no_compression else 'deflate'}"
-        f"; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+        f"store {args.store}, {args.client} client{' (permessage-deflate)' if deflate else ''}; "
+        f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
         f"{os.cpu_count()} cores"
     )
     print(
