@@ -170,9 +170,10 @@ class LeanListener(asyncio.Protocol):
         transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for future in (self.opened, self.done):
-            if not future.done():
-                future.set_exception(ConnectionError("connection lost"))
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("connection lost"))
+        if not self.done.done():
+            self.done.set_result("closed abnormally")
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
@@ -253,9 +254,8 @@ async def listen_lean(url: str, sockets: int, events: int, pipe: Connection) -> 
         [listener.done for listener in listeners], timeout=max(1.0, deadline - time.time())
     )
     for future in done:
-        outcome = future.result() if future.exception() is None else "closed abnormally"
-        if outcome:
-            closes[outcome] += 1
+        if future.result():
+            closes[future.result()] += 1
     if pending:
         closes["still waiting at the deadline"] += len(pending)
     last = max((listener.last for listener in listeners), default=0.0)
