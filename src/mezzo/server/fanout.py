@@ -259,8 +259,6 @@ class Dispatcher:
         self._tasks.append(asyncio.create_task(self._read_durable()))
 
     def stop(self) -> list[asyncio.Task[None]]:
-        for task in self._tasks:
-            task.cancel()
         return self._tasks
 
     def encode(self, event: Event) -> Encoded:
@@ -370,3 +368,13 @@ class Fanout:
                 for task in dispatcher.stop():
                     self._stopping.add(task)  # held until it has ended
                     task.add_done_callback(self._stopping.discard)
+                    _cancel_until_done(task)
+
+
+def _cancel_until_done(task: asyncio.Task[None]) -> None:
+    """Cancel `task` again every half second until it ends: Python 3.11's `wait_for` can
+    swallow a cancellation (see docs/benchmarks.md, "Soak"), and a reader that missed it would
+    hold its store tail forever."""
+    if not task.done():
+        task.cancel()
+        asyncio.get_running_loop().call_later(0.5, _cancel_until_done, task)
