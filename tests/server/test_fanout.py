@@ -307,3 +307,24 @@ async def test_live_events_go_to_the_sockets_as_frames_written_once(
         assert len(written) == 50 and len({id(frame) for frame in written}) == 5
     for s in sockets:
         await s.close()
+
+
+async def test_sse_replays_from_last_event_id_then_follows_live(
+    server: ServerThread, client: httpx.AsyncClient
+) -> None:
+    await submit(client, "w", 4)
+    headers = {"accept": "text/event-stream", "last-event-id": "2"}
+    ids: list[int] = []
+    async with client.stream("GET", "/v1/workspaces/w/events", headers=headers) as stream:
+        lines = stream.aiter_lines()
+        more: asyncio.Task[list[str]] | None = None
+        async for line in lines:
+            if line.startswith("id: "):
+                ids.append(int(line[4:]))
+                if ids[-1] == 4:  # the replay is done: now live ones
+                    more = asyncio.create_task(submit(client, "w", 3))
+                if ids[-1] == 7:
+                    break
+        assert more is not None
+        await more
+    assert ids == [3, 4, 5, 6, 7]
