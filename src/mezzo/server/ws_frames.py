@@ -61,13 +61,19 @@ class FrameSink:
         return True
 
 
+# What `FrameSink` reads of uvicorn's protocol (uvicorn 0.50–0.55): where a later uvicorn lacks
+# one, connections get no sink and the fan-out sends through ASGI, slower but correct.
+_STATE = ("close_sent", "disconnected", "writable", "transport")
+
+
 class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, offering a `FrameSink` as the `mezzo.frames` extension."""
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
-        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
-        extensions[EXTENSION] = FrameSink(self)
+        if all(hasattr(self, name) for name in _STATE):
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions[EXTENSION] = FrameSink(self)
 
 
 def frame_sink(scope: Mapping[str, Any]) -> FrameSink | None:
