@@ -20,6 +20,7 @@ uses the websockets library, as the SDK does (it negotiates permessage-deflate u
 
     .venv/bin/python bench/ws_fanout_bench.py [--sockets 1000 10000] [--events 20] [--rate 2]
         [--store sqlite|redis] [--paths fanout per-subscriber]
+    .venv/bin/python bench/ws_fanout_bench.py --bare-writes 5000   # the floor: bare socket writes
 """
 
 from __future__ import annotations
@@ -324,6 +325,40 @@ async def listen_all(url: str, sockets: int, events: int, compress: bool, pipe: 
             await asyncio.wait_for(ws.close(), 1)
 
 
+# ---- the floor: bare transport writes
+
+
+async def bare_writes(count: int) -> None:
+    """`count` loopback TCP connections in this process; one 300-byte write to each, from
+    asyncio's transports, five times: what one socket write costs with nothing else around."""
+    server_side: list[asyncio.Transport] = []
+
+    class Accepted(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            server_side.append(transport)  # type: ignore[arg-type]
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Accepted, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clients = [
+        await loop.create_connection(asyncio.Protocol, "127.0.0.1", port) for _ in range(count)
+    ]
+    await asyncio.sleep(0.5)
+    from mezzo.server.ws_frames import text_frame
+
+    frame = text_frame(b"x" * 300)
+    for _ in range(5):
+        started = time.perf_counter()
+        for transport in server_side:
+            transport.write(frame)
+        elapsed = time.perf_counter() - started
+        print(f"{count} writes: {elapsed * 1000:.1f} ms, {elapsed / count * 1e6:.1f} us each")
+        await asyncio.sleep(0.3)
+    for transport, _ in clients:
+        transport.close()
+    server.close()
+
+
 # ---- the bench
 
 
@@ -440,8 +475,12 @@ def main() -> None:
         help="lean: frames parsed by hand; websockets: the library (as the SDK)",
     )
     parser.add_argument("--no-compression", action="store_true", help="websockets client only")
+    parser.add_argument("--bare-writes", type=int, help="only the floor: N bare socket writes")
     args = parser.parse_args()
     raise_file_limit()
+    if args.bare_writes:
+        asyncio.run(bare_writes(args.bare_writes))
+        return
     load = os.getloadavg()
     deflate = args.client == "websockets" and not args.no_compression
     print(
