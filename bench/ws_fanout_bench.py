@@ -329,13 +329,25 @@ async def listen_all(url: str, sockets: int, events: int, compress: bool, pipe: 
 
 
 async def bare_writes(count: int) -> None:
-    """`count` loopback TCP connections in this process; one 300-byte write to each, from
-    asyncio's transports, five times: what one socket write costs with nothing else around."""
+    """`count` loopback TCP connections in this process; one 300-byte frame to each, five
+    times, from asyncio's bare transports, then from `Dispatcher.publish` through a frame sink
+    per transport (in one go, and in its slices, which let this process's clients read
+    between them): what one socket write costs, and what the dispatcher adds to it."""
+    from mezzo.server import fanout
+    from mezzo.server.ws_frames import FrameSink, text_frame
+    from mezzo.workspaces import WorkspaceRecord
+
     server_side: list[asyncio.Transport] = []
 
     class Accepted(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             server_side.append(transport)  # type: ignore[arg-type]
+
+    class BareProtocol:  # what a FrameSink reads of uvicorn's protocol
+        def __init__(self, transport: asyncio.Transport) -> None:
+            self.transport, self.close_sent, self.disconnected = transport, False, False
+            self.writable = asyncio.Event()
+            self.writable.set()
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(Accepted, "127.0.0.1", 0)
@@ -344,16 +356,34 @@ async def bare_writes(count: int) -> None:
         await loop.create_connection(asyncio.Protocol, "127.0.0.1", port) for _ in range(count)
     ]
     await asyncio.sleep(0.5)
-    from mezzo.server.ws_frames import text_frame
-
-    frame = text_frame(b"x" * 300)
-    for _ in range(5):
-        started = time.perf_counter()
-        for transport in server_side:
-            transport.write(frame)
-        elapsed = time.perf_counter() - started
-        print(f"{count} writes: {elapsed * 1000:.1f} ms, {elapsed / count * 1e6:.1f} us each")
-        await asyncio.sleep(0.3)
+    record = WorkspaceRecord(id="w", tenant="t", config=None, throttle_rate=1.0)  # type: ignore[arg-type]
+    dispatcher = fanout.Dispatcher(None, record)  # type: ignore[arg-type]
+    for transport in server_side:
+        sink = FrameSink(BareProtocol(transport))  # type: ignore[arg-type]
+        dispatcher.live[fanout.Subscription(dispatcher, 0, None, sink)] = None
+    seq = 0
+    for how in ("bare transport.write", "Dispatcher.publish, one go", "Dispatcher.publish"):
+        per_write = []
+        for _ in range(5):
+            seq += 1
+            item = fanout.Encoded(seq, "run_queued", "x" * 300, text_frame(b"x" * 300))
+            slice_was = fanout.PUBLISH_SLICE
+            if how.endswith("one go"):
+                fanout.PUBLISH_SLICE = count
+            started = time.perf_counter()
+            if how.startswith("bare"):
+                for transport in server_side:
+                    transport.write(item.frame)
+            else:
+                await dispatcher.publish(item)
+            per_write.append((time.perf_counter() - started) / count * 1e6)
+            fanout.PUBLISH_SLICE = slice_was
+            await asyncio.sleep(0.3)
+        per_write.sort()
+        print(
+            f"{how:<28} {count} sockets: {per_write[0]:.1f} us per socket at best, "
+            f"{per_write[2]:.1f} median of 5 rounds"
+        )
     for transport, _ in clients:
         transport.close()
     server.close()
