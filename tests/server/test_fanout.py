@@ -33,6 +33,7 @@ from mezzo.protocol import CLOSE_BEHIND
 from mezzo.server import fanout
 from mezzo.server.auth import create_key
 from mezzo.server.ws_frames import FrameSink
+from mezzo.store.base import StoreUnavailable
 from mezzo.stub.server import StubServer
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -328,3 +329,29 @@ async def test_sse_replays_from_last_event_id_then_follows_live(
         assert more is not None
         await more
     assert ids == [3, 4, 5, 6, 7]
+
+
+async def test_a_failed_store_read_closes_with_1013_and_the_next_subscriber_starts_afresh(
+    server: ServerThread,
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    if request.node.callspec.params["server"] != "sqlite":
+        pytest.skip("one store is enough: the store's failure is made up here")
+    store = server.mezzo.store
+
+    async def failing_tail(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        raise StoreUnavailable("the store went away")
+        yield  # an async generator, like the store's
+
+    monkeypatch.setattr(store, "tail", failing_tail)
+    async with websockets.connect(ws_url(server, "w")) as socket:
+        with pytest.raises(websockets.ConnectionClosedError) as closed:
+            await asyncio.wait_for(socket.recv(), 20)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    await eventually_dispatchers(server, 0)
+    monkeypatch.undo()
+    await submit(client, "w", 1)
+    async with websockets.connect(ws_url(server, "w")) as socket:
+        assert json.loads(await asyncio.wait_for(socket.recv(), 20))["seq"] == 1
