@@ -15,7 +15,6 @@ from pydantic import BaseModel
 
 from mezzo import errors
 from mezzo.files.models import FileInfo
-from mezzo.logs import get_logger
 from mezzo.protocol import (
     CLOSE_BEHIND,
     CreateWorkspace,
@@ -28,7 +27,6 @@ from mezzo.protocol import (
 )
 
 M = TypeVar("M", bound=BaseModel)
-log = get_logger("mezzo.client")
 
 # The answer's status → the error category the SDK raises (the reverse of the server's table,
 # mezzo.server.status.STATUS; tests/server/test_errors.py keeps the two in agreement).
@@ -174,9 +172,7 @@ class HttpTransport:
                 ) from None
             except websockets.ConnectionClosedError as exc:
                 if exc.rcvd is not None and exc.rcvd.code == CLOSE_BEHIND:
-                    # Cut off for reading too slowly: resume from `cursor` at once.
-                    log.info("event stream behind: resuming", workspace=workspace, after=cursor)
-                    continue
+                    continue  # cut off for reading too slowly: resume from `cursor` at once
                 if exc.rcvd is not None and 4000 <= exc.rcvd.code < 5000:
                     status = exc.rcvd.code - 4000
                     category = _BY_STATUS.get(status, errors.MezzoError)
