@@ -49,13 +49,16 @@ def core_settings(data_dir: Path, stub: StubServer, **overrides: Any) -> Setting
 class ServerThread:
     """`mezzo serve` in a background thread of this process, on a free loopback port."""
 
-    def __init__(self, settings: Settings, *, workers: bool = True) -> None:
+    def __init__(self, settings: Settings, *, workers: bool = True, store: Any = None) -> None:
+        """`store`: a store object to serve instead of the one `settings` names (a Redis store
+        under a key prefix of the test's own, say)."""
         import uvicorn
 
         from mezzo.server.app import build_asgi
+        from mezzo.server.ws_frames import FramedWebSocketProtocol
         from mezzo.service import Mezzo
 
-        self.mezzo = Mezzo(settings)
+        self.mezzo = Mezzo(settings, store=store)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
@@ -65,6 +68,7 @@ class ServerThread:
                 port=self.port,
                 log_level="warning",
                 timeout_graceful_shutdown=2,
+                ws=FramedWebSocketProtocol,  # as `mezzo serve` has it
             )
         )
         self.loop = asyncio.new_event_loop()

@@ -63,6 +63,7 @@ def say_what_is_off(mezzo: Mezzo) -> None:
 async def serve(mezzo: Mezzo, settings: Settings, *, workers: bool) -> None:
     from mezzo.server.app import build_asgi
     from mezzo.server.auth import keys_configured
+    from mezzo.server.ws_frames import FramedWebSocketProtocol
     from mezzo.store.factory import open_store
 
     probe = await open_store(settings.store_url)
@@ -98,5 +99,6 @@ async def serve(mezzo: Mezzo, settings: Settings, *, workers: bool) -> None:
         port=settings.port,
         log_level="warning",
         timeout_graceful_shutdown=int(settings.lease_seconds),
+        ws=FramedWebSocketProtocol,  # the event fan-out writes frames straight to sockets
     )
     await AnnouncingServer(config, announce).serve()

@@ -47,6 +47,10 @@ EventType = Literal[
 DURABLE_EVENT_TYPES: frozenset[str] = frozenset(EventType.__args__)  # type: ignore[attr-defined]
 LIVE_EVENT_TYPES: frozenset[str] = frozenset({"delta"})
 ALL_EVENT_TYPES = DURABLE_EVENT_TYPES | LIVE_EVENT_TYPES
+# The events WebSocket closes with this code a subscriber that read slower than events came
+# (4000 + 408), reason "behind: resume after seq N"; the client reconnects from the last seq it
+# received (docs/architecture.md, "Delivery").
+CLOSE_BEHIND = 4408
 
 RunStatus = Literal[
     "queued",

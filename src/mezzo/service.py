@@ -594,8 +594,9 @@ class Mezzo:
 
     async def check_cursor(
         self, tenant: str, workspace: str, after: int, types: str | Sequence[str] | None = None
-    ) -> None:
-        await self._cursor(tenant, workspace, after, types)
+    ) -> WorkspaceRecord:
+        """The tenant's workspace, once `after` and `types` are checked for it."""
+        return await self._cursor(tenant, workspace, after, types)
 
     async def events(
         self,
@@ -609,7 +610,7 @@ class Mezzo:
         comma-separated string) filters them."""
         record = await self._cursor(tenant, workspace, after, types)
         page = await self.store.read(record.id, after, parse_types(types), limit)
-        return [_shown_event(event, record) for event in page]
+        return [shown_event(event, record) for event in page]
 
     async def subscribe(
         self,
@@ -624,7 +625,7 @@ class Mezzo:
         wanted = parse_types(types)
         async with contextlib.aclosing(self._subscribe(record.id, after, wanted)) as events:
             async for event in events:
-                yield _shown_event(event, record)
+                yield shown_event(event, record)
 
     async def _subscribe(
         self, key: str, after: int, types: Sequence[str] | None
@@ -670,7 +671,7 @@ class Mezzo:
                 _, pending = await asyncio.wait(pending, timeout=0.5)
 
 
-def _shown_event(event: Event, record: WorkspaceRecord) -> Event:
+def shown_event(event: Event, record: WorkspaceRecord) -> Event:
     """`event` as its tenant sees it: under the tenant's id for the workspace, not its key."""
     if event.workspace == record.public_id:
         return event

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from mezzo import errors
 from mezzo.files.models import FileInfo
 from mezzo.protocol import (
+    CLOSE_BEHIND,
     CreateWorkspace,
     Event,
     RunAccepted,
@@ -144,7 +145,8 @@ class HttpTransport:
         self, workspace: str, after: int, types: Sequence[str] | None
     ) -> AsyncIterator[Event]:
         """Events after `after`, forever; reconnects after a drop from the last seq seen, so
-        nothing is missed or repeated."""
+        nothing is missed or repeated: at once when the server closed the socket with
+        `CLOSE_BEHIND` (this client read slower than events came), after a backoff otherwise."""
         cursor = after
         delay = 0.1
         headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -169,6 +171,8 @@ class HttpTransport:
                     f"event stream refused: HTTP {status}", status=status
                 ) from None
             except websockets.ConnectionClosedError as exc:
+                if exc.rcvd is not None and exc.rcvd.code == CLOSE_BEHIND:
+                    continue  # cut off for reading too slowly: resume from `cursor` at once
                 if exc.rcvd is not None and 4000 <= exc.rcvd.code < 5000:
                     status = exc.rcvd.code - 4000
                     category = _BY_STATUS.get(status, errors.MezzoError)

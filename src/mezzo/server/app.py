@@ -22,6 +22,7 @@ from mezzo.providers.openai_wire.errors import WireError
 from mezzo.server import admin, dashboard
 from mezzo.server.auth import Authenticator
 from mezzo.server.encoding import SafeJSONResponse
+from mezzo.server.fanout import Fanout
 from mezzo.server.gateway import FastPath, fallback_router, gateway_router
 from mezzo.server.hot import HotRoutes
 from mezzo.server.json_body import JsonDepthLimit
@@ -55,6 +56,7 @@ def create_app(mezzo: Mezzo, *, manage_lifecycle: bool = True, workers: bool = T
         lifespan=lifespan,
     )
     app.state.mezzo = mezzo
+    app.state.fanout = Fanout(lambda: mezzo.store)
     for error in STATUS:
         app.add_exception_handler(cast(type[Exception], error), _expected_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]

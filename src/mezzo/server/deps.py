@@ -1,6 +1,7 @@
-"""What routes take from the application: the `Mezzo` service and the authenticated tenant.
+"""What routes take from the application: the `Mezzo` service, the authenticated tenant and the
+event fan-out.
 
-Both live on `app.state` (set by `create_app` and its lifespan), so routers are plain
+They live on `app.state` (set by `create_app` and its lifespan), so routers are plain
 module-level objects that any app can include.
 """
 
@@ -13,6 +14,7 @@ from starlette.requests import HTTPConnection
 
 from mezzo.bounds import ID_MAX, ID_PATTERN
 from mezzo.server.auth import Authenticator, Principal
+from mezzo.server.fanout import Fanout
 from mezzo.service import Mezzo
 
 # Ids in paths, as `mezzo.bounds` defines them: anything else is a 422 before the route runs.
@@ -33,6 +35,10 @@ JobId = Annotated[
 
 def get_mezzo(connection: HTTPConnection) -> Mezzo:
     return cast(Mezzo, connection.app.state.mezzo)
+
+
+def get_fanout(connection: HTTPConnection) -> Fanout:
+    return cast(Fanout, connection.app.state.fanout)
 
 
 def get_auth(connection: HTTPConnection) -> Authenticator:

@@ -1,20 +1,19 @@
 """Server-sent events, written once: the framing (the events API and the gateway both frame
-with `frame`) and a stream of mezzo events with a bounded buffer and heartbeats."""
+with `frame`) and a workspace's event stream from its dispatcher (`mezzo.server.fanout`), with
+heartbeats."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from mezzo.protocol import Event
 from mezzo.server.encoding import event_json
+from mezzo.server.fanout import Encoded, Fanout, behind_reason
+from mezzo.workspaces import WorkspaceRecord
 
 MEDIA_TYPE = "text/event-stream"
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 HEARTBEAT_S = 15.0
-# A slow reader holds at most this many events here; the rest stay in the store.
-BUFFER = 32
 
 
 def frame(data: str, *, event: str | None = None, id: int | None = None) -> bytes:
@@ -35,29 +34,30 @@ def event_frame(event: Event) -> bytes:
     return frame(event_json(event), event=event.type, id=event.seq)
 
 
+def encoded_frame(item: Encoded) -> bytes:
+    """`event_frame` of an event the fan-out encoded already."""
+    return frame(item.text, event=item.type, id=item.seq)
+
+
 async def event_stream(
-    events: AsyncIterator[Event], heartbeat_s: float = HEARTBEAT_S
+    fanout: Fanout,
+    record: WorkspaceRecord,
+    after: int,
+    types: Sequence[str] | None,
+    heartbeat_s: float = HEARTBEAT_S,
 ) -> AsyncIterator[bytes]:
-    """`events` as SSE, with a comment every `heartbeat_s` while none comes."""
-    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=BUFFER)
-
-    async def pump() -> None:
-        async for event in events:
-            await queue.put(event)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield comment("mezzo event stream")
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), heartbeat_s)
-            except TimeoutError:
-                if task.done():
-                    break
+    """The workspace's events after `after` as SSE, from its dispatcher, with a comment every
+    `heartbeat_s` while none comes. A subscriber cut off for reading too slowly gets a comment
+    saying so and the stream ends; its client reconnects with `Last-Event-ID`."""
+    yield comment("mezzo event stream")
+    async with fanout.subscribe(record, after, types) as subscription:
+        async for replayed in subscription.replay():
+            yield encoded_frame(replayed)
+        while not subscription.ended:
+            item = subscription.take()
+            if item is not None:
+                yield encoded_frame(item)
+            elif not await subscription.wait(heartbeat_s):
                 yield comment("keep-alive")
-                continue
-            yield event_frame(event)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        if subscription.behind:
+            yield comment(behind_reason(subscription.sent))

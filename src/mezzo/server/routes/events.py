@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
@@ -15,9 +14,12 @@ from mezzo.bounds import MAX_SEQ, parse_seq
 from mezzo.errors import InvalidCursor
 from mezzo.protocol import ALL_EVENT_TYPES, Event
 from mezzo.server import sse
-from mezzo.server.deps import App, Tenant, WorkspaceId, get_auth, get_mezzo
-from mezzo.server.encoding import JSON, event_json, events_json
+from mezzo.server.deps import App, Tenant, WorkspaceId, get_auth, get_fanout, get_mezzo
+from mezzo.server.encoding import JSON, events_json
+from mezzo.server.fanout import BEHIND, RETRY_LATER, Subscription, behind_reason
 from mezzo.server.status import close_code, documented, message_for, status_for
+from mezzo.server.ws_frames import frame_sink
+from mezzo.service import parse_types
 
 router = APIRouter()
 ERRORS = documented(400, 401, 404, 409, 413, 422)
@@ -53,15 +55,16 @@ async def events(
         if resumed is None:
             raise InvalidCursor("Last-Event-ID must be the seq of an event (ASCII digits)")
         after = max(after, resumed)
-    await mezzo.check_cursor(who, workspace, after, types)
-    stream = mezzo.subscribe(who, workspace, after, types)
-    return StreamingResponse(
-        sse.event_stream(stream), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS
-    )
+    record = await mezzo.check_cursor(who, workspace, after, types)
+    stream = sse.event_stream(get_fanout(request), record, after, parse_types(types))
+    return StreamingResponse(stream, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
 
 
 @router.websocket("/v1/workspaces/{workspace}/events")
 async def events_ws(websocket: WebSocket, workspace: str) -> None:
+    """Replay from `after`, then live events, one JSON text message each, from the workspace's
+    dispatcher (`mezzo.server.fanout`). A subscriber that reads slower than events come is
+    closed with `BEHIND` (4408, "behind: resume after seq N") and resumes from its last seq."""
     mezzo, auth = get_mezzo(websocket), get_auth(websocket)
     params = websocket.query_params
     try:
@@ -70,7 +73,7 @@ async def events_ws(websocket: WebSocket, workspace: str) -> None:
         if after is None:
             raise InvalidCursor("after must be the seq of an event (ASCII digits)")
         wanted = params.get("types")
-        await mezzo.check_cursor(who, workspace, after, wanted)
+        record = await mezzo.check_cursor(who, workspace, after, wanted)
     except Exception as exc:
         if status_for(exc) is None:
             raise
@@ -78,27 +81,44 @@ async def events_ws(websocket: WebSocket, workspace: str) -> None:
         await websocket.close(code=close_code(exc), reason=message_for(exc)[:120])
         return
     await websocket.accept()
-    stream = mezzo.subscribe(who, workspace, after, wanted)
-    sender = asyncio.create_task(_pump(websocket, stream))
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-    except (WebSocketDisconnect, RuntimeError):
-        pass
-    finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
-        # Close the subscription now (its tasks, its store cursor), not whenever GC does.
-        with contextlib.suppress(Exception):
-            await stream.aclose()
+    sink = frame_sink(websocket.scope)
+    fanout = get_fanout(websocket)
+    async with fanout.subscribe(record, after, parse_types(wanted), sink) as subscription:
+        writer = asyncio.create_task(_write(websocket, subscription))
+        subscription.on_end = writer.cancel
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            subscription.on_end = None
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
 
 
-async def _pump(websocket: WebSocket, stream: AsyncIterator[Event]) -> None:
+async def _write(websocket: WebSocket, subscription: Subscription) -> None:
+    """Send `subscription`'s events; close the socket when it is cut off or its reader fails
+    (cancelled by `on_end` then, wherever it waits)."""
     try:
-        async for event in stream:
-            await websocket.send_text(event_json(event))
-    except (WebSocketDisconnect, RuntimeError):
+        async for item in subscription:
+            subscription.sending = True
+            await websocket.send_text(item.text)
+            subscription.sending = False
+    except asyncio.CancelledError:
+        if not subscription.ended:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+    except (WebSocketDisconnect, RuntimeError, OSError):
         return
+    if subscription.behind:
+        code, reason = BEHIND, behind_reason(subscription.sent)
+    else:
+        code, reason = RETRY_LATER, "the workspace's event reader failed: reconnect"
+    with contextlib.suppress(Exception):
+        await websocket.close(code=code, reason=reason)
