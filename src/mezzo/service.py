@@ -179,6 +179,7 @@ class Mezzo:
                 self.engine,
                 concurrency=self.settings.concurrency,
                 lease_s=self.settings.lease_seconds,
+                after_outage=self.recover,
             )
             self.pool.start()
 
@@ -202,7 +203,9 @@ class Mezzo:
 
     async def recover(self) -> int:
         """Re-enqueue every unfinished run that is not waiting on someone: a run accepted just
-        before a crash may have its events but not its job. Enqueue is unique per run."""
+        before a crash (of mezzo, or of a Redis primary that failed over) may have its events but
+        not its job. Runs when workers start and when their store answers again after an
+        outage. Enqueue is unique per run."""
         assert self.engine is not None
         count = 0
         for run, workspace in await self.store.active_runs(limit=1_000_000):

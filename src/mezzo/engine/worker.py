@@ -12,6 +12,7 @@ import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -70,8 +71,12 @@ class WorkerPool:
         lease_s: float = 30.0,
         idle_poll_s: float = 0.05,
         name: str | None = None,
+        after_outage: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
+        # Called once the store answers again after failing: a failover or a crash of the store
+        # can lose a run's job while keeping its events (Mezzo passes `recover`).
+        self.after_outage = after_outage
         self.engine = engine
         self.concurrency = concurrency
         self.lease_s = lease_s
@@ -104,6 +109,7 @@ class WorkerPool:
 
     async def run(self) -> None:
         idle = self.idle_poll_s
+        outage = False
         while not self._stopping.is_set():
             free = self.concurrency - len(self._tasks)
             jobs: list[Job] = []
@@ -112,8 +118,11 @@ class WorkerPool:
                     jobs = await self.store.lease(RUN_QUEUE, self.name, free, self.lease_s)
                 except StoreError as exc:
                     log.warning("lease failed", error=str(exc))
+                    outage = True
                     await asyncio.sleep(1.0)
                     continue
+                if outage:
+                    outage = not await self._recover_after_outage()
             for job in jobs:
                 self.stats.leased += 1
                 task = asyncio.create_task(self._handle(job), name=f"job:{job.id}")
@@ -124,6 +133,17 @@ class WorkerPool:
                 continue
             await self._idle(idle)
             idle = min(idle * 2, 0.25)
+
+    async def _recover_after_outage(self) -> bool:
+        """Run `after_outage`; False (try again at the next lease) while the store still fails."""
+        if self.after_outage is None:
+            return True
+        try:
+            await self.after_outage()
+        except StoreError as exc:
+            log.warning("recovery after a store outage failed", error=str(exc))
+            return False
+        return True
 
     async def _idle(self, within: float) -> None:
         """Sleep until the store changes (a job may be ready), the pool stops, or `within` seconds pass."""
