@@ -20,6 +20,11 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 [ -x /usr/bin/time ] || need_apt+=(time)  # GNU time: the sandbox's peak-memory figure
 # Debian's Chromium for the dashboard's browser tests (Playwright drives it; it downloads none).
 if [[ ",$extras," == *",test,"* ]] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
+# The Redis tests start private servers and a 3+3 Cluster on loopback (redis-server, redis-cli).
+if [[ ",$extras," == *",test,"* ]]; then
+  command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
