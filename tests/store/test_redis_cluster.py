@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 import test_conformance
+from redis.crc import key_slot
 from redis_cluster import RedisClusterProcess
 from redis_process import RedisProcess, free_port
 
 from mezzo.protocol import NewEvent
-from mezzo.store.base import NewJob, StoreUnavailable
+from mezzo.store.base import Hold, NewJob, StoreUnavailable
 from mezzo.store.redis import RedisStore
 from mezzo.store.redis_server import RedisConfigError
 
@@ -209,3 +210,48 @@ async def test_nodes_that_lost_their_scripts_get_them_again(
     await store.append("ws", "r1", [NewEvent(type="run_queued")], 0, enqueue=job)
     (leased,) = await store.lease("q", "w", 1, 30)
     assert leased.id == "run:r1"
+
+
+async def test_a_cross_slot_script_is_refused_so_the_check_is_real(
+    loopback_cluster: RedisClusterProcess,
+) -> None:
+    """A node refuses a `#!lua` script that touches a key outside its declared keys' slot: a
+    pass of the conformance suite above therefore means every script stays in one slot."""
+    node = loopback_cluster.primary_of("{a}x")
+    # Another slot on the same node: the refusal is the slot check, not "not my key".
+    other = next(
+        key
+        for key in (f"{{b{i}}}y" for i in range(10_000))
+        if key_slot(key.encode()) != key_slot(b"{a}x")
+        and loopback_cluster.primary_of(key).port == node.port
+    )
+    client = redis.asyncio.Redis(port=node.port)
+    try:
+        with pytest.raises(redis.ResponseError, match="same slot"):
+            await client.eval(
+                f"#!lua\nredis.call('SET', KEYS[1], 1)\nreturn redis.call('SET', '{other}', 1)",
+                1,
+                "{a}x",
+            )
+    finally:
+        await client.aclose()
+
+
+async def test_one_workspace_keys_share_a_slot(
+    store: RedisStore, loopback_cluster: RedisClusterProcess
+) -> None:
+    await store.append("ws-1", "r1", [NewEvent(type="run_queued")], 0)
+    await store.ledger_init("ws-1", 100)
+    await store.hold("ws-1", Hold("res-1", 10, 1))
+    await store.hold("ws-1", Hold("waits", 95, 1))  # in the line
+    await store.settle("ws-1", "res-1", 5, [0.01])
+    pattern = f"{store.prefix}:{{w:ws-1}}:*"
+    node = loopback_cluster.primary_of(pattern.removesuffix("*") + "log")
+    client = redis.asyncio.Redis(port=node.port)
+    try:
+        keys = [k async for k in client.scan_iter(match=pattern)]
+    finally:
+        await client.aclose()
+    # log, head, versions, run index, open runs, ledger, settled hold, waiting line
+    assert len(keys) >= 8
+    assert len({key_slot(k) for k in keys}) == 1
