@@ -1,7 +1,7 @@
 """The gateway through the clients people use, against the stub: openai-agents (Responses over
-HTTP and WebSocket, Chat Completions) and langchain-openai (Chat Completions and Responses),
-with tools, structured output and streaming; the ledger equals the usage the upstream
-reported."""
+HTTP and WebSocket, Chat Completions), langchain-openai and pydantic-ai (Chat Completions and
+Responses), with tools, structured output and streaming; the ledger equals the usage the
+upstream reported."""
 
 from __future__ import annotations
 
@@ -122,4 +122,42 @@ def test_langchain_openai(
     assert [(c["name"], c["args"]) for c in calls] == [("read", {"path": "x"})]
     if not responses_api:  # a health check's max_tokens=1 (the Responses API's minimum is 16)
         assert text(llm.bind(max_tokens=1).invoke("ping pong")) == "echo"
+    assert ledger(gw_server, workspace)["committed"] == upstream_tokens(stub)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_pydantic_ai_tool_loop_and_structured_output(
+    gw_server: ServerThread, workspace: str, stub: StubServer, api: str
+) -> None:
+    pydantic_ai = pytest.importorskip("pydantic_ai", reason="pydantic-ai-slim is in the test extra")
+    from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    client = AsyncOpenAI(
+        base_url=f"{gw_server.url}/v1",
+        api_key="x",
+        max_retries=0,
+        default_headers={"X-Mezzo-Workspace": workspace},
+    )
+    provider = OpenAIProvider(openai_client=client)
+    model_class = OpenAIChatModel if api == "chat" else OpenAIResponsesModel
+    model = model_class("stub-model", provider=provider)
+    paths: list[str] = []
+    looping = pydantic_ai.Agent(model, instructions="Read.")
+
+    @looping.tool_plain
+    def read(path: str) -> str:
+        """Read a file."""
+        paths.append(path)
+        return f"contents of {path}"
+
+    result = await looping.run(LOOP)
+    assert paths == ["a.txt", "b.txt"]
+    assert result.output == "echo: contents of b.txt"
+    typed = pydantic_ai.Agent(model, output_type=pydantic_ai.NativeOutput(City))
+    city = await typed.run("a city")
+    assert city.output == City(name="stub", population=0)
+    sent = upstream_params(stub)
+    assert "text" in sent[-1] or "response_format" in sent[-1]  # the schema reached upstream
+    await client.close()
     assert ledger(gw_server, workspace)["committed"] == upstream_tokens(stub)
